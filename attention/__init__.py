@@ -1,0 +1,1 @@
+"""Attention capture and r_t analysis (pure torch): see the attention-capture issue."""

@@ -1,0 +1,82 @@
+"""The planner: which conditionings one model call must evaluate, and with which coefficients."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+
+from .schedules import SCHEDULES
+from .steps import PercentToSigma, step_index
+from .terms import EMPTY, GuidanceTerm
+
+ZERO_TOL = 1e-9  # |coefficient| below this (relative to the scales) is float noise of an exact 0
+
+
+def term_weight(term: GuidanceTerm, sigma: float, sample_sigmas: Sequence[float], to_sigma: PercentToSigma) -> float:
+    """w(σ) = scale · shape(t) inside the window and 0 outside; t = (k + 1)/K at the k-th of K active steps."""
+    if term.scale == 0.0 or not term.window.is_active(sigma, sample_sigmas, to_sigma):
+        return 0.0
+    steps = term.window.step_range(sample_sigmas, to_sigma)
+    if len(steps) == 0:  # a percent window that holds intermediate calls only
+        return term.scale
+    k = min(max(step_index(sample_sigmas, sigma) - steps.start, 0), len(steps) - 1)
+    return term.scale * SCHEDULES[term.schedule]((k + 1) / len(steps))
+
+
+def empty_coefficient(weights: Sequence[float]) -> float:
+    """c_u = 1 − Σ_k w_k, snapped to 0 when it is float noise (eq. 9: 1 − s + (s − 1))."""
+    c_u = 1.0 - math.fsum(weights)
+    return 0.0 if abs(c_u) <= ZERO_TOL * max(1.0, *(abs(w) for w in weights)) else c_u
+
+
+def plan_call(
+    terms: Sequence[GuidanceTerm], sigma: float, sample_sigmas: Sequence[float], to_sigma: PercentToSigma
+) -> dict[str, float]:
+    """Affine coefficients {key: c} of x̂ = Σ c_k x_k for one call, omitting every zero; Σ c_k = 1.
+
+    Terms keep their order and u ("empty") comes last. u is skipped when its coefficient is 0 (eq. 9), and
+    a term outside its window or with scale 0 is skipped, so the model evaluates only what is needed.
+    """
+    coefficients = {}
+    for term in terms:
+        weight = term_weight(term, sigma, sample_sigmas, to_sigma)
+        if weight != 0.0:
+            coefficients[term.key] = coefficients.get(term.key, 0.0) + weight
+    c_u = empty_coefficient(list(coefficients.values()))
+    if c_u != 0.0:
+        coefficients[EMPTY] = c_u
+    return coefficients
+
+
+def _factor_choices(term: GuidanceTerm) -> tuple[float | None, ...]:
+    """The weight factors a term can take during a run: 0 off, 1 full, None strictly inside a ramp."""
+    ramp = term.schedule != "constant"
+    return (() if term.window.is_full else (0.0,)) + ((None,) if ramp else ()) + (1.0,)
+
+
+def reachable_needs(terms: Sequence[GuidanceTerm]) -> list[set[str]]:
+    """Every set of conditionings one model call can need, over all mixes of windows and ramps.
+
+    Inside a ramp c_u = A − f·w varies with f, so it is 0 at one f at most: u counts as needed there.
+    """
+    live = [t for t in terms if t.scale != 0.0]
+    needs = []
+    for factors in itertools.product(*(_factor_choices(t) for t in live)):
+        keys = {t.key for t, f in zip(live, factors) if f != 0.0}
+        full = [t.scale for t, f in zip(live, factors) if f == 1.0]
+        if None in factors or empty_coefficient(full) != 0.0:
+            keys.add(EMPTY)
+        needs.append(keys)
+    return needs
+
+
+def evaluation_range(terms: Sequence[GuidanceTerm]) -> tuple[int, int]:
+    """The fewest and most conditionings one model call can need."""
+    counts = [len(keys) for keys in reachable_needs(terms)]
+    return min(counts), max(counts)
+
+
+def needs_empty(terms: Sequence[GuidanceTerm]) -> bool:
+    """Whether some model call can need u, the empty prompt."""
+    return any(EMPTY in keys for keys in reachable_needs(terms))

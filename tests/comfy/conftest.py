@@ -1,0 +1,82 @@
+"""ComfyUI in this process (CPU): the pack and the test-only loader pack load through ComfyUI's own loader,
+and graphs run through ``execution.PromptExecutor`` from API-format JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+import locate
+
+COMFYUI, ROOT = locate.find_comfyui(), locate.PACK_ROOT
+
+
+@pytest.fixture(scope="session")
+def comfy(tmp_path_factory):
+    """ComfyUI's modules, booted once: CPU only, custom nodes = this pack + the test pack, a temp output dir."""
+    sys.path.insert(0, str(COMFYUI))
+    from comfy.cli_args import args
+
+    args.cpu = True
+    import folder_paths
+    import utils.extra_config  # noqa: F401  (must precede execution/nodes, which put comfy/ on sys.path)
+    import server  # noqa: F401
+    import execution
+    import nodes
+
+    packs = tmp_path_factory.mktemp("custom_nodes")
+    (packs / "negative_guidance").symlink_to(ROOT)
+    (packs / "negative_guidance_testing").symlink_to(ROOT / "tests" / "support" / "testing_pack")
+    folder_paths.folder_names_and_paths["custom_nodes"] = ([str(packs)], set())
+    folder_paths.set_output_directory(str(tmp_path_factory.mktemp("output")))
+    folder_paths.set_temp_directory(str(tmp_path_factory.mktemp("temp")))
+    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
+    assert "NegativeGuidanceGuider" in nodes.NODE_CLASS_MAPPINGS, "the pack did not load"
+    return sys.modules
+
+
+class StubServer:
+    """What PromptExecutor touches of the server: nothing is sent anywhere."""
+
+    client_id = None
+    last_node_id = None
+    last_prompt_id = None
+
+    def send_sync(self, event, data, sid=None):
+        pass
+
+    def queue_updated(self):
+        pass
+
+
+@pytest.fixture
+def run_graph(comfy):
+    """Validate and execute an API-format prompt; return (history outputs, {SaveLatent prefix: latent})."""
+    import execution
+    import folder_paths
+    import safetensors.torch
+
+    def run(prompt: dict):
+        prompt_id = str(uuid.uuid4())
+        valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
+        if not valid:
+            raise ValueError(f"invalid prompt: {error} {node_errors}")
+        executor = execution.PromptExecutor(StubServer(), cache_type=execution.CacheType.CLASSIC)
+        executor.execute(prompt, prompt_id, {}, outputs)
+        if not executor.success:
+            errors = [data for event, data in executor.status_messages if event == "execution_error"]
+            raise RuntimeError(errors[0]["exception_message"] if errors else executor.status_messages)
+        history = executor.history_result["outputs"]
+        latents = {}
+        for node_id, ui in history.items():
+            for item in ui.get("latents", []):
+                path = Path(folder_paths.get_output_directory()) / item["subfolder"] / item["filename"]
+                latents[prompt[node_id]["inputs"]["filename_prefix"]] = safetensors.torch.load_file(path)[
+                    "latent_tensor"
+                ]
+        return history, latents
+
+    return run

@@ -1,0 +1,53 @@
+"""Test tiers: unit (pure torch, no ComfyUI), comfy (ComfyUI in process, tiny models), server (live ComfyUI).
+
+The pack is importable as ``negative_guidance`` for the unit tier. Where ComfyUI is not found, the comfy and
+server tiers are skipped, and the run says so loudly.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "support"))
+
+import locate  # noqa: E402
+
+COMFYUI = locate.find_comfyui()
+TIERS = ("unit", "comfy", "server")
+MISSING = "ComfyUI NOT FOUND: set COMFYUI_PATH (see README); the comfy and server tiers are SKIPPED"
+
+
+def _register_pack() -> None:
+    """Import this checkout as the package ``negative_guidance`` (its folder name may not be importable)."""
+    spec = importlib.util.spec_from_file_location(
+        "negative_guidance", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
+    )
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["negative_guidance"] = module
+    spec.loader.exec_module(module)
+
+
+_register_pack()
+
+
+def pytest_report_header(config):
+    return f"ComfyUI: {COMFYUI}" if COMFYUI else f"!!! {MISSING} !!!"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        tier = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
+        if tier in ("comfy", "server") and COMFYUI is None:
+            item.add_marker(pytest.mark.skip(reason=MISSING))
+
+
+def pytest_terminal_summary(terminalreporter):
+    if COMFYUI is None:
+        terminalreporter.write_sep("!", MISSING, red=True, bold=True)

@@ -1,0 +1,102 @@
+"""Tiny SD1-shaped models built from ComfyUI's own classes, filled by a seeded generator (tests only).
+
+A UNet with model_channels 32 and context_dim 64, a 2-layer CLIP with the SD1 tokenizer that ships with ComfyUI,
+and a small AutoencoderKL. A 4-step sample takes well under 0.1 s on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_patcher
+import comfy.sd
+import comfy.sd1_clip
+import comfy.supported_models_base
+
+CPU = torch.device("cpu")
+CLIP_CONFIG = {
+    "hidden_size": 64, "intermediate_size": 128, "num_attention_heads": 2, "num_hidden_layers": 2,
+    "vocab_size": 49408, "max_position_embeddings": 77, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
+    "projection_dim": 64, "bos_token_id": 0, "eos_token_id": 49407, "pad_token_id": 1,
+}
+VAE_CONFIG = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels": 3, "out_ch": 3, "ch": 32,
+              "ch_mult": [1, 2, 2, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
+
+
+def fill_(module: torch.nn.Module, seed: int) -> None:
+    """Deterministic weights: ComfyUI's ops skip init, so every parameter is set from one seeded generator."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in sorted(module.named_parameters()):
+            if name.endswith("bias"):
+                p.zero_()
+            elif p.ndim == 1:
+                p.fill_(1.0)
+            else:
+                scale = 0.02 if "embedding" in name else 1 / math.sqrt(math.prod(p.shape[1:]))
+                p.copy_(torch.randn(p.shape, generator=generator) * scale)
+
+
+class TinySD1(comfy.supported_models_base.BASE):
+    unet_config = {
+        "image_size": 8, "in_channels": 4, "out_channels": 4, "model_channels": 32, "num_res_blocks": [1, 1],
+        "channel_mult": [1, 2], "transformer_depth": [1, 1], "transformer_depth_output": [1, 1, 1, 1],
+        "transformer_depth_middle": 1, "context_dim": 64, "use_spatial_transformer": True,
+        "use_linear_in_transformer": True, "legacy": False, "adm_in_channels": None,
+        "use_temporal_attention": False, "use_temporal_resblock": False, "dtype": torch.float32,
+    }
+    unet_extra_config = {"num_heads": 2, "num_head_channels": -1}
+    latent_format = comfy.latent_formats.SD15
+
+
+class TinyClip(comfy.sd1_clip.SDClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, textmodel_json_config=CLIP_CONFIG,
+                         return_projected_pooled=False)
+
+
+class TinySD1Clip(comfy.sd1_clip.SD1ClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options={}):
+        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_model=TinyClip)
+
+
+def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """The tiny SD1-shaped UNet as a MODEL."""
+    model = comfy.model_base.BaseModel(TinySD1(TinySD1.unet_config), device=CPU)
+    fill_(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+
+
+def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """The tiny 2-layer CLIP with the SD1 tokenizer as a CLIP."""
+    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, TinySD1Clip))
+    fill_(clip.cond_stage_model, seed)
+    return clip
+
+
+def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
+    """A small random AutoencoderKL as a VAE (8× down/up-scaling like SD's)."""
+    from comfy.ldm.models.autoencoder import AutoencoderKL
+
+    with torch.device("meta"):
+        shapes = {k: v.shape for k, v in AutoencoderKL(ddconfig=VAE_CONFIG, embed_dim=4).state_dict().items()}
+    generator = torch.Generator().manual_seed(seed)
+    state = {}
+    for key in sorted(shapes):
+        shape = shapes[key]
+        if key.endswith("bias"):
+            state[key] = torch.zeros(shape)
+        elif len(shape) == 1:
+            state[key] = torch.ones(shape)
+        else:
+            state[key] = torch.randn(shape, generator=generator) / math.sqrt(math.prod(shape[1:]))
+    return comfy.sd.VAE(sd=state, config={"params": {"embed_dim": 4, "ddconfig": VAE_CONFIG}}, device=CPU)
+
+
+def encode(clip: comfy.sd.CLIP, text: str) -> list:
+    """CLIPTextEncode's output for ``text``."""
+    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
