@@ -80,7 +80,7 @@ def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, 
         )
         if cfg is not None:
             guidance.terms(cfg)
-        # standard mode cancels u whatever the cfg; in independent mode c_u = 1 − cfg + neg_scale needs the cfg
+        # standard mode cancels u at any cfg (probe one ≠ 1); in independent mode c_u = 1 − cfg + neg_scale
         if empty is None and (mode == "independent" or needs_empty(guidance.terms(cfg=2.0))):
             raise InvalidInput("empty", "is needed: eq. 8 evaluates u, the empty prompt, at some steps. Connect "
                                         "a CLIPTextEncode of an empty prompt, or use mode standard with an "

@@ -66,6 +66,9 @@ class NegativeGuidance:
     empty: list | None
     extras: tuple[ExtraTerm, ...] = field(default=())
 
+    def __post_init__(self):
+        self.terms(cfg=1.0)  # validates neg_scale, the window and the schedule (cfg is checked where it is known)
+
     def terms(self, cfg: float) -> list[GuidanceTerm]:
         """The eq. 8 terms for a sampler running at cfg = s⁺."""
         s_neg = standard_neg_scale(cfg) if self.neg_scale is None else self.neg_scale

@@ -9,6 +9,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+
 import locate
 
 COMFYUI, ROOT = locate.find_comfyui(), locate.PACK_ROOT
@@ -80,3 +81,26 @@ def run_graph(comfy):
         return history, latents
 
     return run
+
+
+
+@pytest.fixture
+def tiny(comfy):
+    """The tiny models, the three prompts, a batch-2 latent and its noise."""
+    import types
+
+    import torch
+
+    import comfy.sample
+    import tiny as tiny_models
+
+    clip = tiny_models.tiny_clip()
+    latent = torch.zeros(2, 4, 8, 8)
+    return types.SimpleNamespace(
+        model=tiny_models.tiny_model,
+        p=tiny_models.encode(clip, "a photo of a cat"),
+        n=tiny_models.encode(clip, "blurry, dog"),
+        u=tiny_models.encode(clip, ""),
+        latent=latent,
+        noise=comfy.sample.prepare_noise(latent, 42),
+    )

@@ -1,0 +1,201 @@
+"""Other CFG patches keep working on top of ours; bad input fails before the first step; the model is never changed."""
+
+import logging
+import math
+
+import pytest
+import torch
+from comfy_helpers import Recorder, call_node, patched, sample
+
+
+def first_call(model):
+    """A clone that records the post-CFG args of its first model call: (input, σ, p, ū, x̂, cfg)."""
+    seen = []
+
+    def record(args):
+        if not seen:
+            seen.append(args)
+        return args["denoised"]
+
+    clone = model.clone()
+    clone.set_model_sampler_post_cfg_function(record)
+    return clone, seen
+
+
+def first_denoised(t, model, cfg=7.0):
+    """The denoised output of the first model call, after every hook (the sampler's own callback sees it)."""
+    seen = []
+    sample(t, model, cfg=cfg, callback=lambda step, x0, x, total: seen.append(x0) if step == 0 else None)
+    return seen[0]
+
+
+@pytest.fixture
+def ours_at_first_call(tiny):
+    model, seen = first_call(patched(tiny, tiny.model(), neg_start=0.0))
+    sample(tiny, model)
+    args = seen[0]
+    x, p, u_bar, out = args["input"], args["cond_denoised"], args["uncond_denoised"], args["denoised"]
+    sigma = args["sigma"].view(-1, 1, 1, 1)
+    torch.testing.assert_close(out, u_bar + (p - u_bar) * 7.0)  # the pair that ComfyUI's hooks see
+    return x, sigma, p, u_bar, out
+
+
+def test_rescale_cfg_applies_its_formula_to_our_output(tiny, ours_at_first_call):
+    x, sigma, p, _, out = ours_at_first_call
+    multiplier = 0.7
+    rescaled = call_node("RescaleCFG", model=patched(tiny, tiny.model()), multiplier=multiplier)[0]
+    got = first_denoised(tiny, rescaled)
+    # RescaleCFG (Lin et al. 2024) in v space: v = (x/(σ²+1) − x0)·√(σ²+1)/σ; std of the cfg result matched to the cond's
+    scaled = x / (sigma**2 + 1)
+    to_v = (sigma**2 + 1) ** 0.5 / sigma
+    v_cond, v_cfg = (scaled - p) * to_v, (scaled - out) * to_v
+    std = lambda v: v.std(dim=(1, 2, 3), keepdim=True)  # noqa: E731
+    v_final = multiplier * v_cfg * std(v_cond) / std(v_cfg) + (1 - multiplier) * v_cfg
+    torch.testing.assert_close(got, scaled - v_final / to_v, rtol=1e-4, atol=1e-4)
+
+
+def test_cfg_zero_star_applies_its_formula_to_our_output(tiny, ours_at_first_call):
+    x, _, p, u_bar, out = ours_at_first_call
+    zero_star = call_node("CFGZeroStar", model=patched(tiny, tiny.model()))[0]
+    got = first_denoised(tiny, zero_star)
+    # CFG-Zero* (Fan et al. 2025): α = ⟨v_c, v_u⟩/‖v_u‖², out + ū(α − 1) + s·ū(1 − α), per sample
+    v_c, v_u = (x - p).flatten(1), (x - u_bar).flatten(1)
+    alpha = ((v_c * v_u).sum(1) / ((v_u**2).sum(1) + 1e-8)).view(-1, 1, 1, 1)
+    torch.testing.assert_close(got, out + u_bar * (alpha - 1) + 7.0 * u_bar * (1 - alpha), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("node, inputs", [("APG", dict(eta=0.0, norm_threshold=5.0, momentum=-0.5)),
+                                          ("PerturbedAttentionGuidance", dict(scale=3.0))])
+def test_apg_and_pag_run_on_top(tiny, node, inputs):
+    ours = sample(tiny, patched(tiny, tiny.model()))
+    on_top = sample(tiny, call_node(node, model=patched(tiny, tiny.model()), **inputs)[0])
+    assert torch.isfinite(on_top).all()
+    assert not torch.equal(on_top, ours)
+
+
+def snapshot(model):
+    return repr(model.model_options), repr(model.wrappers), repr(model.patches), repr(model.object_patches)
+
+
+def test_the_source_model_is_never_mutated(tiny):
+    model = tiny.model()
+    before = snapshot(model)
+    guider = call_node("NegativeGuidanceGuider", model=model, positive=tiny.p, negative=tiny.n, empty=tiny.u,
+                       mode="independent", cfg=7.0, neg_scale=3.0, neg_start=0.2, neg_end=1.0, window_unit="steps",
+                       neg_schedule="linear")[0]
+    sample(tiny, patched(tiny, model, neg_start=0.25))
+    import comfy.samplers
+
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 4)
+    guider.sample(tiny.noise, tiny.latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42)
+    assert snapshot(model) == before
+
+
+def test_cost_is_reported_in_the_log_and_the_node_text(tiny, caplog):
+    import nodes
+
+    output = nodes.NODE_CLASS_MAPPINGS["NegativeGuidanceCFG"].execute(
+        model=tiny.model(), empty=tiny.u, mode="independent", neg_scale=3.0, neg_start=0.5, neg_end=1.0,
+        window_unit="steps", neg_schedule="constant")
+    assert output.ui.as_dict()["text"][0].startswith("2–3 model evaluations per step")
+    with caplog.at_level(logging.INFO):
+        sample(tiny, output.args[0], steps=6)
+    assert "NegativeGuidanceCFG: model evaluations per step: 2 (steps 0–2), 3 (steps 3–5); 15 in all" in caplog.text
+
+
+MAIN = dict(mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+            neg_schedule="constant")
+OTHER_FAMILY = [[torch.zeros(1, 77, 768), {"pooled_output": torch.zeros(1, 768)}]]
+
+
+@pytest.mark.parametrize("node", ["NegativeGuidanceCFG", "NegativeGuidanceGuider"])
+@pytest.mark.parametrize(
+    "change, input_name, message",
+    [
+        (dict(neg_scale=math.nan), "neg_scale", "finite"),
+        (dict(neg_scale=math.inf), "neg_scale", "finite"),
+        (dict(neg_start=0.7, neg_end=0.3), "neg_start", "after end"),
+        (dict(neg_end=1.5), "neg_end", "[0, 1]"),
+        (dict(neg_start=-0.2), "neg_start", "[0, 1]"),
+        (dict(empty=OTHER_FAMILY), "empty", "context width 768"),
+        (dict(empty=None), "empty", "is needed"),
+        (dict(mode="standard", neg_start=0.3, empty=None), "empty", "is needed"),
+    ],
+)
+def test_bad_input_names_the_node_and_the_input(tiny, node, change, input_name, message):
+    inputs = MAIN | {"model": tiny.model(), "empty": tiny.u} | change
+    if node == "NegativeGuidanceGuider":
+        inputs |= dict(positive=tiny.p, negative=tiny.n, cfg=7.0)
+    with pytest.raises(ValueError) as error:
+        call_node(node, **inputs)
+    assert str(error.value).startswith(f"{node}: input '{input_name}'")
+    assert message in str(error.value)
+
+
+@pytest.mark.parametrize("change, input_name", [(dict(cfg=math.nan), "cfg"), (dict(negative=OTHER_FAMILY), "negative")])
+def test_bad_guider_input(tiny, change, input_name):
+    inputs = MAIN | dict(model=tiny.model(), empty=tiny.u, positive=tiny.p, negative=tiny.n, cfg=7.0) | change
+    with pytest.raises(ValueError, match=f"^NegativeGuidanceGuider: input '{input_name}'"):
+        call_node("NegativeGuidanceGuider", **inputs)
+
+
+@pytest.mark.parametrize("change, input_name", [(dict(weight=math.nan), "weight"), (dict(start=0.9, end=0.1), "start"),
+                                                (dict(schedule="square"), "schedule")])
+def test_bad_term_input(tiny, change, input_name):
+    inputs = dict(conditioning=tiny.n, weight=2.0, start=0.0, end=1.0, window_unit="steps", schedule="constant")
+    with pytest.raises(ValueError, match=f"^NegativeTerm: input '{input_name}'"):
+        call_node("NegativeTerm", **inputs | change)
+
+
+def test_a_term_from_another_family_is_refused(tiny):
+    terms = call_node("NegativeTerm", conditioning=OTHER_FAMILY, weight=2.0, start=0.0, end=1.0,
+                      window_unit="steps", schedule="constant")[0]
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: input 'terms' has context width 768"):
+        patched(tiny, tiny.model(), terms=terms)
+
+
+def test_a_guider_that_bypasses_the_patch_fails_before_the_first_step(tiny):
+    import comfy.samplers
+
+    model = tiny.model()
+    recorder = Recorder()
+    model.set_model_unet_function_wrapper(recorder)
+    dual = call_node("DualCFGGuider", model=patched(tiny, model), cond1=tiny.p, cond2=tiny.u, negative=tiny.n,
+                     cfg_conds=7.0, cfg_cond2_negative=4.0, style="regular")[0]
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 4)
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: the patched model went to Guider_DualCFG"):
+        dual.sample(tiny.noise, tiny.latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42)
+    assert recorder.calls == []
+
+
+def test_stacking_two_patches_is_refused(tiny):
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: input 'model' already carries negative guidance"):
+        patched(tiny, patched(tiny, tiny.model()))
+
+
+def test_a_later_batch_function_override_fails_before_the_first_step(tiny):
+    model = tiny.model()
+    recorder = Recorder()
+    model.set_model_unet_function_wrapper(recorder)
+    hijacked = patched(tiny, model).clone()
+    hijacked.set_model_sampler_calc_cond_batch_function(lambda args: [args["input"], args["input"]])
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: a node applied after it replaced"):
+        sample(tiny, hijacked)
+    assert recorder.calls == []
+
+
+def test_an_earlier_batch_function_is_chained(tiny):
+    import comfy.samplers
+
+    seen = []
+
+    def earlier(args):
+        seen.append(len(args["conds"]))
+        return comfy.samplers.calc_cond_batch(args["model"], args["conds"], args["input"], args["sigma"],
+                                              args["model_options"])
+
+    model = tiny.model()
+    model.set_model_sampler_calc_cond_batch_function(earlier)
+    out = sample(tiny, patched(tiny, model))
+    assert seen == [3, 3, 3, 3]
+    torch.testing.assert_close(out, sample(tiny, patched(tiny, tiny.model())))

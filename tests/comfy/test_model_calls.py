@@ -1,0 +1,57 @@
+"""The model is called with exactly the conds each step needs, in one batched call per step."""
+
+import pytest
+from comfy_helpers import Recorder, patched, sample
+
+
+def recorded(t):
+    recorder = Recorder()
+    model = t.model()
+    model.set_model_unet_function_wrapper(recorder)
+    return model, recorder
+
+
+def test_standard_mode_makes_two_evaluations_per_step(tiny):
+    model, recorder = recorded(tiny)
+    sample(tiny, patched(tiny, model, mode="standard"))
+    assert recorder.conds_per_call() == [2, 2, 2, 2]
+    assert [rows for _, _, rows in recorder.calls] == [4, 4, 4, 4]  # 2 conds × batch 2, one call per step
+
+
+def test_eq8_evaluates_the_negative_only_inside_its_window(tiny):
+    model, recorder = recorded(tiny)
+    sample(tiny, patched(tiny, model, neg_start=0.5), steps=6)  # on at steps 3, 4, 5
+    assert recorder.conds_per_call() == [2, 2, 2, 3, 3, 3]
+
+
+def test_eq8_without_a_window_makes_three_evaluations(tiny):
+    model, recorder = recorded(tiny)
+    sample(tiny, patched(tiny, model))
+    assert recorder.conds_per_call() == [3, 3, 3, 3]
+
+
+def test_gated_standard_mode_swaps_u_for_n(tiny):
+    model, recorder = recorded(tiny)
+    sample(tiny, patched(tiny, model, mode="standard", neg_start=0.5))
+    assert recorder.conds_per_call() == [2, 2, 2, 2]
+
+
+@pytest.mark.parametrize("sampler, calls_per_step", [("heun", 2), ("dpm_2", 2), ("dpmpp_sde", 2)])
+@pytest.mark.parametrize("denoise", [1.0, 0.6])
+def test_multi_call_samplers_switch_the_gate_at_the_right_step(tiny, sampler, calls_per_step, denoise):
+    import comfy.samplers
+
+    model, recorder = recorded(tiny)
+    steps, first_on = 6, 2
+    sample(tiny, patched(tiny, model, neg_start=first_on / steps), steps=steps, sampler=sampler, denoise=denoise)
+    ksampler = comfy.samplers.KSampler(model, steps=steps, device="cpu", sampler=sampler, scheduler="normal",
+                                       denoise=denoise)
+    sigmas = ksampler.sigmas.tolist()  # the sampler's own schedule (dpm_2 drops the penultimate sigma)
+    assert len(recorder.calls) == calls_per_step * steps - 1  # the last step is a single Euler call
+    gate = sigmas[first_on] * (1 + 1e-4)
+    for sigma, conds, _ in recorder.calls:
+        assert conds == (3 if sigma <= gate else 2), (sigma, sigmas)
+    assert {conds for _, conds, _ in recorder.calls} == {2, 3}
+    # step first_on − 1's intermediate calls (dpm_2, dpmpp_sde midpoints) stay off; heun's corrector sits on σ_k
+    between = [conds for sigma, conds, _ in recorder.calls if sigmas[first_on] * (1 + 1e-4) < sigma < sigmas[first_on - 1]]
+    assert between == ([] if sampler == "heun" else [2])

@@ -1,0 +1,50 @@
+"""Helpers of the comfy tier: run nodes by id, record model calls, sample on the tiny models.
+
+ComfyUI is imported inside the functions: it is on sys.path only once the ``comfy`` fixture has booted it.
+"""
+
+
+def call_node(name: str, **inputs):
+    """Run one registered node (V1 or V3) by its id and return its outputs as a tuple."""
+    import nodes
+    from comfy_api.latest import io
+
+    cls = nodes.NODE_CLASS_MAPPINGS[name]
+    if issubclass(cls, io.ComfyNode):
+        return cls.execute(**inputs).args
+    return getattr(cls(), cls.FUNCTION)(**inputs)
+
+
+class Recorder:
+    """A unet function wrapper that records every model call: (σ, conds in the batch, batch rows)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __deepcopy__(self, memo):  # ModelPatcher.clone() deep-copies model_options: stay one recorder
+        return self
+
+    def __call__(self, apply_model, args):
+        rows = args["input"].shape[0]
+        self.calls.append((float(args["timestep"][0]), len(args["cond_or_uncond"]), rows))
+        return apply_model(args["input"], args["timestep"], **args["c"])
+
+    def conds_per_call(self):
+        return [conds for _, conds, _ in self.calls]
+
+
+
+
+def sample(t, model, steps=4, cfg=7.0, sampler="euler", negative=None, callback=None, denoise=1.0):
+    """The KSampler path (comfy.sample.sample) on the tiny models."""
+    import comfy.sample
+
+    negative = t.n if negative is None else negative
+    return comfy.sample.sample(model, t.noise, steps, cfg, sampler, "normal", t.p, negative, t.latent,
+                               denoise=denoise, callback=callback, disable_pbar=True, seed=42)
+
+
+def patched(t, model, **inputs):
+    settings = dict(mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+                    neg_schedule="constant", empty=t.u) | inputs
+    return call_node("NegativeGuidanceCFG", model=model, **settings)[0]
