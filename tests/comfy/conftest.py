@@ -10,32 +10,13 @@ from pathlib import Path
 
 import pytest
 
-import locate
-
-COMFYUI, ROOT = locate.find_comfyui(), locate.PACK_ROOT
+import comfy_boot
 
 
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
     """ComfyUI's modules, booted once: CPU only, custom nodes = this pack + the test pack, a temp output dir."""
-    sys.path.insert(0, str(COMFYUI))
-    from comfy.cli_args import args
-
-    args.cpu = True
-    import folder_paths
-    import utils.extra_config  # noqa: F401  (must precede execution/nodes, which put comfy/ on sys.path)
-    import server  # noqa: F401
-    import execution
-    import nodes
-
-    packs = tmp_path_factory.mktemp("custom_nodes")
-    (packs / "negative_guidance").symlink_to(ROOT)
-    (packs / "negative_guidance_testing").symlink_to(ROOT / "tests" / "support" / "testing_pack")
-    folder_paths.folder_names_and_paths["custom_nodes"] = ([str(packs)], set())
-    folder_paths.set_output_directory(str(tmp_path_factory.mktemp("output")))
-    folder_paths.set_temp_directory(str(tmp_path_factory.mktemp("temp")))
-    asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
-    assert "NegativeGuidanceGuider" in nodes.NODE_CLASS_MAPPINGS, "the pack did not load"
+    comfy_boot.boot(tmp_path_factory.mktemp("comfy"))
     return sys.modules
 
 

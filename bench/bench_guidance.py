@@ -1,0 +1,131 @@
+"""Per-step cost of negative guidance against ComfyUI's own guiders, measured side by side in one run.
+
+    python bench/bench_guidance.py [--model tiny|sd15] [--size 256] [--steps 4] [--rounds 3]
+
+Runs on the CPU in process (no server). Configurations are interleaved round by round and each is timed over a
+whole sampling run; the table gives the median seconds per step, the ratio to its reference measured in the same
+run, and the model evaluations (conds) per step. Not a test: numbers go into the README by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+
+import comfy_boot  # noqa: E402
+import locate  # noqa: E402
+
+RECORDER = None  # set in main(): comfy_helpers needs ComfyUI booted
+MAIN = dict(neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+CFG, NEG_SCALE = 7.0, 3.0
+
+
+def configurations(model, p, n, u):
+    """name → (reference names, GUIDER or (patched MODEL, negative) for the KSampler path)."""
+    from comfy_helpers import call_node
+
+    def ours(**inputs):
+        settings = dict(mode="independent", cfg=CFG, neg_scale=NEG_SCALE, **MAIN) | inputs
+        return call_node("NegativeGuidanceGuider", model=model, positive=p, negative=n, empty=u, **settings)[0]
+
+    patch = call_node("NegativeGuidanceCFG", model=model, empty=u, mode="standard", neg_scale=0.0, **MAIN)[0]
+    return {
+        "CFGGuider (p, n)": ((), call_node("CFGGuider", model=model, positive=p, negative=n, cfg=CFG)[0]),
+        "NegativeGuidanceGuider, standard (eq. 9)": (("CFGGuider (p, n)",), ours(mode="standard")),
+        "KSampler (p, n)": ((), (model, n)),
+        "NegativeGuidanceCFG, standard + KSampler": (("KSampler (p, n)",), (patch, n)),
+        "DualCFGGuider (p, u, n)": ((), call_node("DualCFGGuider", model=model, cond1=p, cond2=u, negative=n,
+                                                  cfg_conds=CFG, cfg_cond2_negative=NEG_SCALE + 1,
+                                                  style="regular")[0]),
+        "PerpNegGuider (p, n, u)": ((), call_node("PerpNegGuider", model=model, positive=p, negative=n,
+                                                  empty_conditioning=u, cfg=CFG, neg_scale=1.0)[0]),
+        "NegativeGuidanceGuider, eq. 8": (("DualCFGGuider (p, u, n)", "PerpNegGuider (p, n, u)"), ours()),
+        "NegativeGuidanceGuider, eq. 8, negative from 30%": (("DualCFGGuider (p, u, n)", "PerpNegGuider (p, n, u)"),
+                                                             ours(neg_start=0.3)),
+    }
+
+
+def runner(how, p, noise, latent, steps):
+    """A function that samples once with ``how`` (a GUIDER, or a (model, negative) pair for KSampler)."""
+    import comfy.sample
+    import comfy.samplers
+
+    if isinstance(how, tuple):
+        model, negative = how
+        return lambda: comfy.sample.sample(model, noise, steps, CFG, "euler", "normal", p, negative, latent,
+                                           disable_pbar=True, seed=0)
+    sigmas = comfy.samplers.calculate_sigmas(how.model_patcher.get_model_object("model_sampling"), "normal", steps)
+    sampler = comfy.samplers.sampler_object("euler")
+    return lambda: how.sample(noise, latent, sampler, sigmas, disable_pbar=True, seed=0)
+
+
+def evaluations_per_step(how, p, noise, latent, steps) -> float:
+    """Mean conds per model call, as recorded by a unet wrapper on the model."""
+    run = runner(how, p, noise, latent, steps)
+    run()
+    return statistics.mean(RECORDER.conds_per_call()[-steps:])
+
+
+def load(kind: str, size: int):
+    import comfy.sample
+    import comfy.sd
+    import torch
+
+    if kind == "tiny":
+        import tiny
+
+        model, clip = tiny.tiny_model(), tiny.tiny_clip()
+    else:
+        path = locate.cache_dir() / "rand_sd15.safetensors"
+        model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(path))
+    encode = lambda text: clip.encode_from_tokens_scheduled(clip.tokenize(text))  # noqa: E731
+    latent = torch.zeros(1, 4, size // 8, size // 8)
+    conds = encode("professional office woman"), encode("glasses"), encode("")
+    return model, conds, latent, comfy.sample.prepare_noise(latent, 0)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=["tiny", "sd15"], default="tiny")
+    parser.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    comfy_boot.boot(Path(tempfile.mkdtemp(prefix="bench_")))
+    import torch
+    from comfy_helpers import Recorder
+
+    global RECORDER
+    RECORDER = Recorder()
+    torch.manual_seed(0)
+    model, (p, n, u), latent, noise = load(args.model, args.size)
+    recorded = model.clone()
+    recorded.set_model_unet_function_wrapper(RECORDER)
+    counts = {name: evaluations_per_step(how, p, noise, latent, args.steps)
+              for name, (_, how) in configurations(recorded, p, n, u).items()}
+    configs = configurations(model, p, n, u)
+    runs = {name: runner(how, p, noise, latent, args.steps) for name, (_, how) in configs.items()}
+    times = {name: [] for name in configs}
+    for _ in range(args.rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) / args.steps)
+    print(f"\n{args.model}, {args.size}×{args.size}, {args.steps} euler steps, median of {args.rounds} rounds, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    print("| configuration | evaluations / step | s / step | ratio to the reference in the same run |")
+    print("|---|---|---|---|")
+    for name, (references, _) in configs.items():
+        median = statistics.median(times[name])
+        ratios = ", ".join(f"{median / statistics.median(times[r]):.3f}× {r}" for r in references)
+        print(f"| {name} | {counts[name]:.2f} | {median:.4f} | {ratios} |")
+
+
+if __name__ == "__main__":
+    main()
