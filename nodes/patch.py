@@ -7,8 +7,9 @@ the effective negative with ū + s⁺(p − ū) = eq. 8. ComfyUI itself then run
 So RescaleCFG, CFGZeroStar, APG and PAG see eq. 8 as ordinary CFG, and nothing needs replaying by hand.
 
 Two wrappers carry what the batch function cannot see: OUTER_SAMPLE adds u and the extra terms to the guider's
-conds (so ComfyUI processes them like any cond) and checks everything before the first step; PREDICT_NOISE hands
-each call the guider's cfg and processed conds.
+conds (so ComfyUI processes them like any cond) and checks everything before the first step; SAMPLER_SAMPLE
+builds, once per run, the context every call reads: the terms at the guider's cfg, the processed conds and the
+sampler's sigma schedule.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from ..guidance import (
 )
 
 KEY = "x-negative-guidance"
-CALL_CONTEXT = f"{KEY}.call"
+RUN_CONTEXT = f"{KEY}.run"
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
 log = logging.getLogger(__name__)
@@ -84,8 +85,8 @@ class NegativeGuidance:
 
 
 @dataclass(frozen=True)
-class CallContext:
-    """What one model call's batch function needs from the guider."""
+class RunContext:
+    """What the batch function needs from the guider, fixed for one sampling run."""
 
     terms: list[GuidanceTerm]
     conds: dict[str, list]
@@ -135,7 +136,7 @@ def patch_model(model, guidance: NegativeGuidance):
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
     patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch))
-    patched.add_wrapper_with_key(WRAPPERS.PREDICT_NOISE, KEY, make_predict_noise(guidance))
+    patched.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, KEY, make_sampler_sample(guidance))
     return patched
 
 
@@ -143,7 +144,7 @@ def make_batch_function(previous):
     """``sampler_calc_cond_batch_function``: evaluate the planned conds in one batch, return (p, ū)."""
 
     def batch(args):
-        ctx: CallContext = args["model_options"][CALL_CONTEXT]
+        ctx: RunContext = args["model_options"][RUN_CONTEXT]
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
         coefficients = plan_call(ctx.terms, float(args["sigma"][0]), ctx.sample_sigmas, ctx.to_sigma)
         keys = list(coefficients)
@@ -169,20 +170,20 @@ def percent_to_sigma(model_sampling, dtype: torch.dtype):
     return functools.cache(lambda p: torch.tensor(model_sampling.percent_to_sigma(p), dtype=dtype).item())
 
 
-def make_predict_noise(guidance: NegativeGuidance):
-    """PREDICT_NOISE wrapper: give the batch function the guider's cfg and processed extra conds."""
+def make_sampler_sample(guidance: NegativeGuidance):
+    """SAMPLER_SAMPLE wrapper: hand every model call of this run the guider's cfg, processed conds and schedule."""
 
-    def predict_noise(executor, x, timestep, model_options, seed):
-        guider = executor.class_obj
-        ctx = CallContext(
+    def sampler_sample(executor, guider, sigmas, extra_args, *args, **kwargs):
+        ctx = RunContext(
             terms=guidance.terms(guider.cfg),
             conds={key: guider.conds[key] for key in guidance.extra_conditionings()},
-            sample_sigmas=model_options["transformer_options"]["sample_sigmas"].tolist(),
-            to_sigma=percent_to_sigma(guider.inner_model.model_sampling, timestep.dtype),
+            sample_sigmas=sigmas.tolist(),
+            to_sigma=percent_to_sigma(guider.inner_model.model_sampling, sigmas.dtype),
         )
-        return executor(x, timestep, {**model_options, CALL_CONTEXT: ctx}, seed)
+        model_options = {**extra_args["model_options"], RUN_CONTEXT: ctx}
+        return executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
 
-    return predict_noise
+    return sampler_sample
 
 
 def make_outer_sample(guidance: NegativeGuidance, batch):
