@@ -51,6 +51,13 @@ def configurations(model, p, n, u):
     }
 
 
+def selected(configs: dict, words: list[str]) -> dict:
+    """The configurations whose name contains one of ``words``, with their references (all when no words)."""
+    chosen = {name for name in configs if not words or any(word in name for word in words)}
+    chosen |= {reference for name in chosen for reference in configs[name][0]}
+    return {name: value for name, value in configs.items() if name in chosen}
+
+
 def runner(how, p, noise, latent, steps):
     """A function that samples once with ``how`` (a GUIDER, or a (model, negative) pair for KSampler)."""
     import comfy.sample
@@ -96,6 +103,8 @@ def main():
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--only", nargs="*", default=[], help="time only the configurations that contain one of "
+                        "these words (their references are kept)")
     args = parser.parse_args()
     comfy_boot.boot(Path(tempfile.mkdtemp(prefix="bench_")))
     import torch
@@ -108,8 +117,8 @@ def main():
     recorded = model.clone()
     recorded.set_model_unet_function_wrapper(RECORDER)
     counts = {name: evaluations_per_step(how, p, noise, latent, args.steps)
-              for name, (_, how) in configurations(recorded, p, n, u).items()}
-    configs = configurations(model, p, n, u)
+              for name, (_, how) in selected(configurations(recorded, p, n, u), args.only).items()}
+    configs = selected(configurations(model, p, n, u), args.only)
     runs = {name: runner(how, p, noise, latent, args.steps) for name, (_, how) in configs.items()}
     times = {name: [] for name in configs}
     for _ in range(args.rounds):

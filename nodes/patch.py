@@ -194,7 +194,14 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
         check_run(guidance, guider, batch)
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
-        log.info("%s: %s", guidance.node_id, cost_summary(guidance, guider, sigmas))
+        schedule = sigmas.tolist()
+        to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)
+        terms = guidance.terms(guider.cfg)
+        log.info("%s: %s", guidance.node_id, cost_summary(terms, schedule, to_sigma))
+        for term in terms:
+            if term.scale != 0.0 and not any(term.window.is_active(s, schedule, to_sigma) for s in schedule[:-1]):
+                log.warning("%s: the window %s of %s holds no step of this %d-step run, so it is never applied",
+                            guidance.node_id, term.window, describe(term.key), len(schedule) - 1)
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     return outer_sample
@@ -219,11 +226,13 @@ def check_run(guidance: NegativeGuidance, guider, batch) -> None:
         check_width(node, name, conditioning, width, "the positive prompt")
 
 
-def cost_summary(guidance: NegativeGuidance, guider, sigmas: torch.Tensor) -> str:
+def describe(key: str) -> str:
+    """A planner key as the user knows it: 'the negative' or 'NegativeTerm #i'."""
+    return f"NegativeTerm #{key.removeprefix(f'{KEY}.term')}" if key.startswith(KEY) else f"the {key}"
+
+
+def cost_summary(terms: list[GuidanceTerm], schedule: list[float], to_sigma) -> str:
     """'model evaluations per step: 2 (steps 0–4), 3 (steps 5–19); 55 in all': the plan at each step's σ_i."""
-    schedule = sigmas.tolist()
-    to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)
-    terms = guidance.terms(guider.cfg)
     counts = [len(plan_call(terms, schedule[i], schedule, to_sigma)) for i in range(len(schedule) - 1)]
     runs, start = [], 0
     for i in range(1, len(counts) + 1):

@@ -199,3 +199,10 @@ def test_an_earlier_batch_function_is_chained(tiny):
     out = sample(tiny, patched(tiny, model))
     assert seen == [3, 3, 3, 3]
     torch.testing.assert_close(out, sample(tiny, patched(tiny, tiny.model())))
+
+
+def test_a_window_that_holds_no_step_is_reported(tiny, caplog):
+    with caplog.at_level(logging.WARNING):
+        sample(tiny, patched(tiny, tiny.model(), neg_start=0.26, neg_end=0.49))  # int(1.04) = int(1.96) = 1
+    assert "NegativeGuidanceCFG: the window" in caplog.text
+    assert "of the negative holds no step of this 4-step run, so it is never applied" in caplog.text
