@@ -80,9 +80,10 @@ def evaluations_per_step(how, p, noise, latent, steps) -> float:
 
 
 def load(kind: str, size: int):
+    import torch
+
     import comfy.sample
     import comfy.sd
-    import torch
 
     if kind == "tiny":
         import tiny

@@ -63,8 +63,8 @@ def reachable_needs(terms: Sequence[GuidanceTerm]) -> list[set[str]]:
     live = [t for t in terms if t.scale != 0.0]
     needs = []
     for factors in itertools.product(*(_factor_choices(t) for t in live)):
-        keys = {t.key for t, f in zip(live, factors) if f != 0.0}
-        full = [t.scale for t, f in zip(live, factors) if f == 1.0]
+        keys = {t.key for t, f in zip(live, factors, strict=True) if f != 0.0}
+        full = [t.scale for t, f in zip(live, factors, strict=True) if f == 1.0]
         if None in factors or empty_coefficient(full) != 0.0:
             keys.add(EMPTY)
         needs.append(keys)

@@ -1,6 +1,7 @@
 """The ComfyUI adapters: the only package of the pack that imports ComfyUI."""
 
 from typing_extensions import override
+
 from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .guidance_nodes import NegativeGuidanceCFG, NegativeGuidanceGuider, NegativeTerm

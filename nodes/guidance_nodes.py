@@ -49,6 +49,15 @@ def window_inputs(prefix: str, what: str) -> list:
     ]
 
 
+def model_input():
+    return io.Model.Input("model", tooltip="The diffusion model. It is cloned, never changed.")
+
+
+def terms_input(summed_with: str):
+    tooltip = f"Extra weighted negatives or positives from NegativeTerm nodes, summed with {summed_with}."
+    return Terms.Input("terms", optional=True, tooltip=tooltip)
+
+
 def main_inputs() -> list:
     """The inputs the guider and the CFG patch share: empty, mode, neg_scale and the negative's window."""
     return [
@@ -125,14 +134,13 @@ class NegativeGuidanceGuider(io.ComfyNode):
                         "(eq. 8), the negative only inside its window. Evaluates only the prompts each step "
                         "needs, in one batched model call. Plug into SamplerCustomAdvanced.",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model. It is cloned, never changed."),
+                model_input(),
                 io.Conditioning.Input("positive", tooltip="p: the positive prompt."),
                 io.Conditioning.Input("negative", tooltip="n: the negative prompt."),
                 io.Float.Input("cfg", default=7.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                tooltip="s⁺: the positive guidance scale against u. 1 = no guidance (neutral)."),
                 *main_inputs(),
-                Terms.Input("terms", optional=True, tooltip="Extra weighted negatives or positives from "
-                                                            "NegativeTerm nodes, summed with this one."),
+                terms_input("this one"),
             ],
             outputs=[io.Guider.Output()],
         )
@@ -163,10 +171,9 @@ class NegativeGuidanceCFG(io.ComfyNode):
                         "neg_scale·(n − u) (eq. 8) with its own positive, negative and cfg, the negative only "
                         "inside its window. Other CFG patches (RescaleCFG, CFGZeroStar, APG, PAG) keep working.",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model. It is cloned, never changed."),
+                model_input(),
                 *main_inputs(),
-                Terms.Input("terms", optional=True, tooltip="Extra weighted negatives or positives from "
-                                                            "NegativeTerm nodes, summed with the KSampler's."),
+                terms_input("the KSampler's"),
             ],
             outputs=[io.Model.Output()],
         )

@@ -19,11 +19,12 @@ import logging
 import math
 from dataclasses import dataclass, field
 
+import torch
+
 import comfy.patcher_extension
 import comfy.sampler_helpers
 import comfy.samplers
 import node_helpers
-import torch
 
 from ..guidance import (
     EMPTY,
@@ -155,7 +156,7 @@ def make_batch_function(previous):
             )
         else:
             outputs = previous(batch_args)
-        preds = dict(zip(keys, outputs))
+        preds = dict(zip(keys, outputs, strict=True))
         s_pos = coefficients.get("positive", 0.0)
         if s_pos == 0.0 or math.isclose(s_pos, 1.0):  # ū is undefined at s⁺ = 1; a pair (x̂, x̂) gives x̂ at any s
             out = guided(preds, coefficients)

@@ -8,9 +8,8 @@ import sys
 import uuid
 from pathlib import Path
 
-import pytest
-
 import comfy_boot
+import pytest
 
 
 @pytest.fixture(scope="session")
@@ -37,9 +36,10 @@ class StubServer:
 @pytest.fixture
 def run_graph(comfy):
     """Validate and execute an API-format prompt; return (history outputs, {SaveLatent prefix: latent})."""
+    import safetensors.torch
+
     import execution
     import folder_paths
-    import safetensors.torch
 
     def run(prompt: dict):
         prompt_id = str(uuid.uuid4())
@@ -70,10 +70,10 @@ def tiny(comfy):
     """The tiny models, the three prompts, a batch-2 latent and its noise."""
     import types
 
+    import tiny as tiny_models
     import torch
 
     import comfy.sample
-    import tiny as tiny_models
 
     clip = tiny_models.tiny_clip()
     latent = torch.zeros(2, 4, 8, 8)

@@ -45,7 +45,7 @@ def test_rescale_cfg_applies_its_formula_to_our_output(tiny, ours_at_first_call)
     multiplier = 0.7
     rescaled = call_node("RescaleCFG", model=patched(tiny, tiny.model()), multiplier=multiplier)[0]
     got = first_denoised(tiny, rescaled)
-    # RescaleCFG (Lin et al. 2024) in v space: v = (x/(σ²+1) − x0)·√(σ²+1)/σ; std of the cfg result matched to the cond's
+    # RescaleCFG (Lin et al. 2024) in v space, v = (x/(σ²+1) − x0)·√(σ²+1)/σ: the cfg result's std matched to the cond's
     scaled = x / (sigma**2 + 1)
     to_v = (sigma**2 + 1) ** 0.5 / sigma
     v_cond, v_cfg = (scaled - p) * to_v, (scaled - out) * to_v

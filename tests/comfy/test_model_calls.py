@@ -53,5 +53,6 @@ def test_multi_call_samplers_switch_the_gate_at_the_right_step(tiny, sampler, ca
         assert conds == (3 if sigma <= gate else 2), (sigma, sigmas)
     assert {conds for _, conds, _ in recorder.calls} == {2, 3}
     # step first_on − 1's intermediate calls (dpm_2, dpmpp_sde midpoints) stay off; heun's corrector sits on σ_k
-    between = [conds for sigma, conds, _ in recorder.calls if sigmas[first_on] * (1 + 1e-4) < sigma < sigmas[first_on - 1]]
+    low, high = sigmas[first_on] * (1 + 1e-4), sigmas[first_on - 1]
+    between = [conds for sigma, conds, _ in recorder.calls if low < sigma < high]
     assert between == ([] if sampler == "heun" else [2])

@@ -4,10 +4,9 @@ Equal seeds; the final latents' max |difference| / max |oracle| must be ≤ 1e-5
 arithmetic is the same as ComfyUI's.
 """
 
+import graphs
 import pytest
 import torch
-
-import graphs
 
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 RTOL = 1e-5
@@ -29,6 +28,13 @@ def guider(g, model, c, **inputs):
     return g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], empty=c["u"], **settings)
 
 
+def compare(run_graph, g, **samples):
+    """Save each named LATENT link, run the graph once, return the latents by name."""
+    for name, link in samples.items():
+        graphs.save_latent(g, link, name)
+    return run_graph(g.prompt)[1]
+
+
 def start(texts=TEXTS):
     g, model, _, c = graphs.tiny_graph(texts)
     return g, model, c, g.node("EmptyLatentImage", width=64, height=64, batch_size=2)
@@ -39,9 +45,7 @@ def test_standard_mode_is_ksampler_with_the_same_negative(run_graph, sampler):
     g, model, c, latent = start()
     ours = graphs.ksampler(g, patch(g, model, c, mode="standard"), c["p"], c["n"], latent, sampler=sampler)
     oracle = graphs.ksampler(g, model, c["p"], c["n"], latent, sampler=sampler)
-    graphs.save_latent(g, ours, "ours")
-    graphs.save_latent(g, oracle, "oracle")
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
     assert torch.equal(latents["ours"], latents["oracle"])
 
 
@@ -50,9 +54,7 @@ def test_standard_guider_is_cfg_guider_with_the_same_negative(run_graph):
     ours = graphs.custom_sample(g, model, guider(g, model, c, mode="standard"), latent)
     oracle_guider = g.node("CFGGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0)
     oracle = graphs.custom_sample(g, model, oracle_guider, latent)
-    graphs.save_latent(g, ours, "ours")
-    graphs.save_latent(g, oracle, "oracle")
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
     assert torch.equal(latents["ours"], latents["oracle"])
 
 
@@ -63,9 +65,7 @@ def test_eq8_is_dual_cfg_guider_with_empty_cond2(run_graph, cfg, neg_scale):
     dual = g.node("DualCFGGuider", model=model, cond1=c["p"], cond2=c["u"], negative=c["n"], cfg_conds=cfg,
                   cfg_cond2_negative=neg_scale + 1.0, style="regular")
     oracle = graphs.custom_sample(g, model, dual, latent)
-    graphs.save_latent(g, ours, "ours")
-    graphs.save_latent(g, oracle, "oracle")
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
     assert relative_error(latents["ours"], latents["oracle"]) <= RTOL
 
 
@@ -80,9 +80,7 @@ def test_percent_gated_negative_is_the_hand_wired_back_fill(run_graph, sampler, 
     early_u = g.node("ConditioningSetTimestepRange", conditioning=c["u"], start=0.0, end=a)
     back_fill = g.node("ConditioningCombine", conditioning_1=late_n, conditioning_2=early_u)
     oracle = graphs.ksampler(g, model, c["p"], back_fill, latent, sampler=sampler, steps=8)
-    graphs.save_latent(g, ours, "ours")
-    graphs.save_latent(g, oracle, "oracle")
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
     assert torch.equal(latents["ours"], latents["oracle"])
 
 
@@ -91,9 +89,7 @@ def test_neg_scale_zero_is_cfg_guider_against_empty(run_graph):
     ours = graphs.custom_sample(g, model, guider(g, model, c, neg_scale=0.0), latent)
     oracle_guider = g.node("CFGGuider", model=model, positive=c["p"], negative=c["u"], cfg=7.0)
     oracle = graphs.custom_sample(g, model, oracle_guider, latent)
-    graphs.save_latent(g, ours, "ours")
-    graphs.save_latent(g, oracle, "oracle")
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
     assert torch.equal(latents["ours"], latents["oracle"])
 
 
@@ -107,9 +103,7 @@ def test_guider_form_equals_patch_form(run_graph, window):
         g, model, g.node("CFGGuider", model=patched, positive=c["p"], negative=c["n"], cfg=7.0), latent
     )
     by_ksampler = graphs.ksampler(g, patched, c["p"], c["n"], latent)
-    for name, link in (("guider", by_guider), ("patch", by_patch), ("ksampler", by_ksampler)):
-        graphs.save_latent(g, link, name)
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, guider=by_guider, patch=by_patch, ksampler=by_ksampler)
     assert torch.equal(latents["guider"], latents["patch"])
     assert relative_error(latents["ksampler"], latents["guider"]) <= RTOL
 
@@ -123,9 +117,7 @@ def test_negative_terms_are_summed_like_one_eq8_term(run_graph):
                   schedule="constant", terms=half)
     split = graphs.custom_sample(g, model, guider(g, model, c, neg_scale=0.0, terms=both), latent)
     whole = graphs.custom_sample(g, model, guider(g, model, c, neg_scale=3.0), latent)
-    graphs.save_latent(g, split, "split")
-    graphs.save_latent(g, whole, "whole")
-    _, latents = run_graph(g.prompt)
+    latents = compare(run_graph, g, split=split, whole=whole)
     assert relative_error(latents["split"], latents["whole"]) <= RTOL
 
 

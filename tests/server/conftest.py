@@ -75,7 +75,12 @@ def server(tmp_path_factory, checkpoint):
     (base / "models" / "checkpoints").mkdir(parents=True)
     (base / "models" / "checkpoints" / CHECKPOINT).symlink_to(checkpoint)
     port = free_port()
-    log = open(base / "server.log", "w")
+    with open(base / "server.log", "w") as log:
+        yield from serve(base, port, log)
+
+
+def serve(base: Path, port: int, log):
+    """Start main.py on the base dir, wait for /object_info, yield a Server, stop it."""
     process = subprocess.Popen(
         [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
          str(base), "--disable-auto-launch"],
@@ -97,4 +102,3 @@ def server(tmp_path_factory, checkpoint):
     finally:
         process.terminate()
         process.wait(timeout=30)
-        log.close()

@@ -1,7 +1,6 @@
 """End to end through a real ComfyUI server and the random full-size SD1.5 checkpoint (CheckpointLoaderSimple)."""
 
 import torch
-
 from graphs import Graph, custom_sample, ksampler, save_latent
 
 OUR_NODES = ("NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm")

@@ -15,10 +15,11 @@ def boot(workdir: Path) -> None:
     from comfy.cli_args import args
 
     args.cpu = True
-    import folder_paths
     import utils.extra_config  # noqa: F401  (must precede execution/nodes, which put comfy/ on sys.path)
-    import server  # noqa: F401
+
+    import folder_paths
     import nodes
+    import server  # noqa: F401
 
     packs = workdir / "custom_nodes"
     packs.mkdir(parents=True, exist_ok=True)

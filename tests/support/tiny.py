@@ -54,14 +54,14 @@ class TinySD1(comfy.supported_models_base.BASE):
 
 
 class TinyClip(comfy.sd1_clip.SDClipModel):
-    def __init__(self, device="cpu", dtype=None, model_options={}):
-        super().__init__(device=device, dtype=dtype, model_options=model_options, textmodel_json_config=CLIP_CONFIG,
+    def __init__(self, device="cpu", dtype=None, model_options=None):
+        super().__init__(device=device, dtype=dtype, model_options=model_options or {}, textmodel_json_config=CLIP_CONFIG,
                          return_projected_pooled=False)
 
 
 class TinySD1Clip(comfy.sd1_clip.SD1ClipModel):
-    def __init__(self, device="cpu", dtype=None, model_options={}):
-        super().__init__(device=device, dtype=dtype, model_options=model_options, clip_model=TinyClip)
+    def __init__(self, device="cpu", dtype=None, model_options=None):
+        super().__init__(device=device, dtype=dtype, model_options=model_options or {}, clip_model=TinyClip)
 
 
 def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:

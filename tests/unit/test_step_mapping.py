@@ -8,7 +8,6 @@ step (σ_{i+1} = 0) is a plain Euler step for heun and dpmpp_sde.
 import math
 
 import pytest
-
 from negative_guidance.guidance import Window, step_index
 
 

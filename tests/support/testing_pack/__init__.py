@@ -1,9 +1,9 @@
 """A test-only custom node pack (never shipped): loads the tiny SD1-shaped models into real graphs."""
 
-from typing_extensions import override
-from comfy_api.v0_0_2 import ComfyExtension, io
-
 import tiny
+from typing_extensions import override
+
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 
 class NegativeGuidanceTestTinySD1(io.ComfyNode):
