@@ -1,1 +1,6 @@
-"""Attention capture and r_t analysis (pure torch): see the attention-capture issue."""
+"""Attention capture and r_t analysis, pure torch (the capture node lives in nodes/)."""
+
+from .maps import attention_probs, word_maps
+from .metrics import SCORES, map_score, r_curve, r_t, related_token, suggested_start
+
+__all__ = ["SCORES", "attention_probs", "map_score", "r_curve", "r_t", "related_token", "suggested_start", "word_maps"]

@@ -55,8 +55,8 @@ class TinySD1(comfy.supported_models_base.BASE):
 
 class TinyClip(comfy.sd1_clip.SDClipModel):
     def __init__(self, device="cpu", dtype=None, model_options=None):
-        super().__init__(device=device, dtype=dtype, model_options=model_options or {}, textmodel_json_config=CLIP_CONFIG,
-                         return_projected_pooled=False)
+        super().__init__(device=device, dtype=dtype, model_options=model_options or {},
+                         textmodel_json_config=CLIP_CONFIG, return_projected_pooled=False)
 
 
 class TinySD1Clip(comfy.sd1_clip.SD1ClipModel):

@@ -1,0 +1,54 @@
+"""r_t, the negative's attention relative to its most related positive token (Ban et al. 2024, sec. 4)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import torch
+
+SCORES = ("frobenius", "mean_square")
+
+
+def map_score(attention_map: torch.Tensor, score: str = "frobenius") -> float:
+    """‖A‖_F = √(Σ a²) (the seed's formula), or mean(a²) as in Ban et al.'s released code."""
+    a = attention_map.float()
+    if score == "frobenius":
+        return a.square().sum().sqrt().item()
+    if score == "mean_square":
+        return a.square().mean().item()
+    raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+
+
+def r_t(negative: Sequence[torch.Tensor], positive: Sequence[torch.Tensor], score: str = "frobenius") -> float:
+    """r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))) over the layers k of one step t."""
+    den = sum(map_score(a, score) for a in positive)
+    return sum(map_score(a, score) for a in negative) / den if den > 0 else float("nan")
+
+
+def r_curve(
+    negative: Mapping[int, Sequence[torch.Tensor]], positive: Mapping[int, Sequence[torch.Tensor]], score: str
+) -> list[float]:
+    """r_t for every step t present in both, in step order; each value maps a step to its layers' maps."""
+    return [r_t(negative[t], positive[t], score) for t in sorted(negative.keys() & positive.keys())]
+
+
+def related_token(negative: torch.Tensor, positives: torch.Tensor) -> int:
+    """r(i): the positive token whose time-aggregated map correlates best with negative token i's.
+
+    negative: (h, w); positives: (words, h, w). Pearson correlation over pixels; ties go to the first word.
+    """
+    x = negative.flatten().float()
+    ys = positives.flatten(1).float()
+    x = x - x.mean()
+    ys = ys - ys.mean(dim=1, keepdim=True)
+    corr = (ys @ x) / (ys.norm(dim=1) * x.norm()).clamp_min(1e-12)
+    return int(corr.argmax())
+
+
+def suggested_start(curve: Sequence[float], fraction: float = 0.5) -> int:
+    """The first step where r_t reaches ``fraction`` of its peak: a gate start for the negative."""
+    finite = [r for r in curve if r == r]
+    if not finite:
+        raise ValueError("the r_t curve has no finite value")
+    peak = max(finite)
+    return next(t for t, r in enumerate(curve) if r == r and r >= fraction * peak)

@@ -1,0 +1,79 @@
+"""Unit tests of attention/ alone: recomputed maps and the r_t metrics."""
+
+import math
+
+import pytest
+import torch
+
+from negative_guidance.attention import (
+    attention_probs,
+    map_score,
+    r_curve,
+    r_t,
+    related_token,
+    suggested_start,
+    word_maps,
+)
+
+
+@pytest.fixture
+def qk():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(2, 64, 4 * 8, generator=g), torch.randn(2, 77, 4 * 8, generator=g)
+
+
+def test_maps_sum_to_one_over_the_keys(qk):
+    probs = attention_probs(*qk, heads=4)
+    assert probs.shape == (2, 64, 77)
+    torch.testing.assert_close(probs.sum(-1), torch.ones(2, 64))
+
+
+def test_chunking_does_not_change_the_maps(qk):
+    torch.testing.assert_close(attention_probs(*qk, heads=4, chunk=7), attention_probs(*qk, heads=4))
+
+
+def test_attention_output_matches_scaled_dot_product(qk):
+    q, k = qk
+    v = torch.randn_like(k)
+    heads, d = 4, 8
+    split = lambda t: t.reshape(2, -1, heads, d).transpose(1, 2)  # noqa: E731
+    sdpa = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
+    per_head = (split(q) @ split(k).transpose(-1, -2) * d**-0.5).softmax(-1)
+    torch.testing.assert_close(per_head @ split(v), sdpa, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(per_head.mean(1), attention_probs(q, k, heads))
+
+
+def test_word_maps_sum_pieces(qk):
+    probs = attention_probs(*qk, heads=4)
+    maps = word_maps(probs, [[1], [2, 3]], 8, 8)
+    assert maps.shape == (2, 2, 8, 8)
+    torch.testing.assert_close(maps[:, 1].flatten(1), probs[..., 2] + probs[..., 3])
+
+
+def test_scores():
+    a = torch.full((4, 4), 0.5)
+    assert map_score(a) == pytest.approx(2.0)
+    assert map_score(a, "mean_square") == pytest.approx(0.25)
+    with pytest.raises(ValueError):
+        map_score(a, "l1")
+
+
+def test_equal_maps_give_r_equal_one():
+    g = torch.Generator().manual_seed(1)
+    layers = {t: [torch.rand(8, 8, generator=g), torch.rand(4, 4, generator=g)] for t in range(5)}
+    for score in ("frobenius", "mean_square"):
+        assert r_curve(layers, layers, score) == pytest.approx([1.0] * 5)
+    assert math.isnan(r_t([torch.ones(2, 2)], [torch.zeros(2, 2)]))
+
+
+def test_related_token_is_the_best_correlated_map():
+    g = torch.Generator().manual_seed(2)
+    positives = torch.rand(3, 8, 8, generator=g)
+    assert related_token(positives[2] * 3 + 1, positives) == 2
+
+
+def test_suggested_start():
+    assert suggested_start([0.1, 0.3, 0.6, 1.0, 0.8]) == 2
+    assert suggested_start([0.1, float("nan"), 0.9], fraction=0.9) == 2
+    with pytest.raises(ValueError):
+        suggested_start([float("nan")])
