@@ -1,6 +1,18 @@
-"""Attention capture and r_t analysis, pure torch (the capture node lives in nodes/)."""
+"""Attention capture and r_t analysis, pure torch (the capture patch lives in nodes/)."""
 
 from .maps import attention_probs, word_maps
 from .metrics import SCORES, map_score, r_curve, r_t, related_token, suggested_start
+from .store import AttentionStore, LayerId
 
-__all__ = ["SCORES", "attention_probs", "map_score", "r_curve", "r_t", "related_token", "suggested_start", "word_maps"]
+__all__ = [
+    "SCORES",
+    "AttentionStore",
+    "LayerId",
+    "attention_probs",
+    "map_score",
+    "r_curve",
+    "r_t",
+    "related_token",
+    "suggested_start",
+    "word_maps",
+]

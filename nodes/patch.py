@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -39,6 +40,7 @@ from ..guidance import (
 
 KEY = "x-negative-guidance"
 RUN_CONTEXT = f"{KEY}.run"
+SLOTS = f"{KEY}.slots"  # transformer_options key: the planner key of each calc_cond_batch slot, for attn2 patches
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
 log = logging.getLogger(__name__)
@@ -92,7 +94,7 @@ class RunContext:
     terms: list[GuidanceTerm]
     conds: dict[str, list]
     sample_sigmas: list[float]
-    to_sigma: object
+    to_sigma: Callable[[float], float]
 
 
 def term_key(index: int) -> str:
@@ -149,10 +151,12 @@ def make_batch_function(previous):
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
         coefficients = plan_call(ctx.terms, float(args["sigma"][0]), ctx.sample_sigmas, ctx.to_sigma)
         keys = list(coefficients)
-        batch_args = {**args, "conds": [conds[guider_key(k)] for k in keys]}
+        options = args["model_options"]
+        options = {**options, "transformer_options": {**options.get("transformer_options", {}), SLOTS: keys}}
+        batch_args = {**args, "conds": [conds[guider_key(k)] for k in keys], "model_options": options}
         if previous is None:
             outputs = comfy.samplers.calc_cond_batch(
-                args["model"], batch_args["conds"], args["input"], args["sigma"], args["model_options"]
+                args["model"], batch_args["conds"], args["input"], args["sigma"], options
             )
         else:
             outputs = previous(batch_args)

@@ -48,3 +48,12 @@ def patched(t, model, **inputs):
     settings = dict(mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
                     neg_schedule="constant", empty=t.u) | inputs
     return call_node("NegativeGuidanceCFG", model=model, **settings)[0]
+
+
+def pack_module(name: str):
+    """A submodule of the pack as ComfyUI loaded it (e.g. 'nodes.capture')."""
+    import importlib
+    import sys
+
+    pack = next(m for m in sys.modules if m.endswith("custom_nodes/negative_guidance"))
+    return importlib.import_module(f"{pack}.{name}")

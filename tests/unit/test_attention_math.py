@@ -4,7 +4,6 @@ import math
 
 import pytest
 import torch
-
 from negative_guidance.attention import (
     attention_probs,
     map_score,
