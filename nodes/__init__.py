@@ -4,9 +4,10 @@ from typing_extensions import override
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
+from .attention_nodes import AttentionCapture, AttentionRt
 from .guidance_nodes import NegativeGuidanceCFG, NegativeGuidanceGuider, NegativeTerm
 
-NODES = [NegativeGuidanceGuider, NegativeGuidanceCFG, NegativeTerm]
+NODES = [NegativeGuidanceGuider, NegativeGuidanceCFG, NegativeTerm, AttentionCapture, AttentionRt]
 
 
 class NegativeGuidanceExtension(ComfyExtension):

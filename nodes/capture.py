@@ -15,7 +15,7 @@ from comfy.ldm.modules.attention import SpatialTransformer
 
 from ..attention import AttentionStore, LayerId, attention_probs, word_maps
 from ..guidance.steps import SIGMA_RTOL, step_index
-from .patch import SLOTS
+from .patch import KEY, SLOTS, WRAPPERS
 
 STOCK_SLOTS = ("positive", "negative")
 
@@ -30,8 +30,17 @@ def attn2_blocks(model) -> list[tuple[str, int]]:
 
 
 def capture_model(model, store: AttentionStore, columns: dict[str, list[list[int]]]):
-    """A clone of ``model`` that records, per branch name, the maps of the given word columns into ``store``."""
+    """A clone of ``model`` that records, per branch name, the maps of the given word columns into ``store``.
+
+    The store is emptied when each sampling run starts, so it always holds the latest run.
+    """
     patched = model.clone()
+
+    def reset_store(executor, *args, **kwargs):
+        store.reset()
+        return executor(*args, **kwargs)
+
+    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, f"{KEY}.capture", reset_store)
     replaces = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
     blocks = attn2_blocks(patched)
     existing = [key for key in replaces if tuple(key[:2]) in blocks and len(key) == 3]

@@ -3,7 +3,9 @@
 import torch
 from graphs import Graph, custom_sample, ksampler, save_latent
 
-OUR_NODES = ("NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm")
+CATEGORIES = {"NegativeGuidanceGuider": "sampling/negative guidance", "NegativeGuidanceCFG": "sampling/negative guidance",
+              "NegativeTerm": "sampling/negative guidance", "AttentionCapture": "analysis/attention",
+              "AttentionRt": "analysis/attention"}
 
 
 def sd15_graph():
@@ -17,8 +19,8 @@ def sd15_graph():
 
 def test_the_pack_loads_with_a_tooltip_on_every_input(server):
     info = server.get("/object_info")
-    for node in OUR_NODES:
-        assert info[node]["category"] == "sampling/negative guidance"
+    for node, category in CATEGORIES.items():
+        assert info[node]["category"] == category
         assert info[node]["description"]
         for group in ("required", "optional"):
             for name, spec in info[node]["input"].get(group, {}).items():

@@ -76,3 +76,19 @@ def test_suggested_start():
     assert suggested_start([0.1, float("nan"), 0.9], fraction=0.9) == 2
     with pytest.raises(ValueError):
         suggested_start([float("nan")])
+
+
+def test_prompt_words_drop_weight_syntax():
+    from negative_guidance.attention.tokens import prompt_words
+
+    assert prompt_words("a man wearing (glasses:1.2), Smiling man, (red:.8) don't") == [
+        "a", "man", "wearing", "glasses", "smiling", "red", "don't",
+    ]
+
+
+def test_find_columns_sums_pieces_and_occurrences():
+    from negative_guidance.attention.tokens import find_columns
+
+    rows = [[49406, 5, 6, 7, 5, 6, 49407, 49407], [49406, 5, 6, 49407, 49407, 49407, 49407, 49407]]
+    assert find_columns(rows, [5, 6]) == [1, 2, 4, 5, 9, 10]
+    assert find_columns(rows, [8]) == []

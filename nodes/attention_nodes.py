@@ -1,0 +1,168 @@
+"""The attention nodes: capture cross-attention maps during sampling, then measure r_t from them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from comfy_api.v0_0_2 import io, ui
+
+from ..attention import SCORES, AttentionStore, r_curve, related_token, suggested_start
+from ..attention.tokens import find_columns, prompt_words
+from .capture import capture_model
+
+CATEGORY = "analysis/attention"
+Capture = io.Custom("NEGATIVE_GUIDANCE_ATTENTION")
+ENCODERS = ("clip_l", "clip_h", "clip_g")
+
+
+@dataclass(frozen=True)
+class CaptureHandle:
+    """What flows from AttentionCapture to the analysis: the store and the captured words of each branch."""
+
+    store: AttentionStore
+    words: dict[str, list[str]]
+
+
+def word_columns(node: str, input_name: str, clip, text: str, words: list[str], special: bool) -> list[list[int]]:
+    """The context columns of each word of ``text`` (its BPE pieces, every occurrence); BOS/EOS if ``special``."""
+    name = next((name for name in ENCODERS if hasattr(clip.tokenizer, name)), None)
+    if name is None:
+        raise ValueError(f"{node}: input 'clip' is not an SD1.x, SD2.x or SDXL text encoder")
+    encoder = getattr(clip.tokenizer, name)  # SDXL's clip_l and clip_g share token positions
+    rows = [[int(token) for token, *_ in row] for row in clip.tokenize(text)[name.removeprefix("clip_")]]
+    columns = []
+    for word in words:
+        found = find_columns(rows, encoder.tokenizer(word)["input_ids"][1:-1])
+        if not found:
+            raise ValueError(f"{node}: input '{input_name}': '{word}' is not in the prompt; its words are: "
+                             f"{', '.join(prompt_words(text))}")
+        columns.append(found)
+    if special:
+        columns += [[0], [rows[0].index(encoder.end_token)]]
+    return columns
+
+
+def requested_words(text: str, words: str) -> list[str]:
+    """The comma-separated ``words``, or every word of ``text`` when none are given."""
+    chosen = [w.strip().lower() for w in words.split(",") if w.strip()]
+    return chosen or prompt_words(text)
+
+
+class AttentionCapture(io.ComfyNode):
+    """Records the cross-attention maps of the prompts' words at every step, for AttentionRt."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttentionCapture",
+            display_name="Attention Capture",
+            category=CATEGORY,
+            description="Patches a model so that sampling records, at every step, the head-averaged "
+                        "cross-attention map of each word of the positive and the negative prompt, per layer, "
+                        "at native resolution. Samples are unchanged. Feed the capture to AttentionRt.",
+            inputs=[
+                io.Model.Input("model", tooltip="The diffusion model. It is cloned, never changed."),
+                io.Clip.Input("clip", tooltip="The CLIP that encoded the prompts: it maps words to tokens."),
+                io.String.Input("positive_text", multiline=True, tooltip="The positive prompt's text, as encoded."),
+                io.String.Input("negative_text", multiline=True, tooltip="The negative prompt's text, as encoded."),
+                io.String.Input("positive_words", default="", tooltip="Comma-separated words of the positive "
+                                "to capture. Empty (neutral) = every word."),
+                io.String.Input("negative_words", default="", tooltip="Comma-separated words of the negative "
+                                "to capture. Empty (neutral) = every word."),
+                io.Boolean.Input("special_tokens", default=False, tooltip="Also capture the BOS and EOS tokens "
+                                 "(<bos>, <eos>). Off (neutral): words only."),
+                io.Float.Input("max_mb", default=256.0, min=1.0, max=65536.0, step=1.0, tooltip="Cap on the stored "
+                               "maps in MB; sampling stops with a clear error rather than exceed it."),
+            ],
+            outputs=[io.Model.Output(), Capture.Output(display_name="capture")],
+        )
+
+    @classmethod
+    def execute(cls, model, clip, positive_text, negative_text, positive_words, negative_words, special_tokens,
+                max_mb) -> io.NodeOutput:
+        node, special = "AttentionCapture", ["<bos>", "<eos>"] if special_tokens else []
+        words, columns = {}, {}
+        for branch, text, chosen in (("positive", positive_text, positive_words),
+                                     ("negative", negative_text, negative_words)):
+            words[branch] = requested_words(text, chosen)
+            columns[branch] = word_columns(node, f"{branch}_words", clip, text, words[branch], special_tokens)
+            words[branch] += special
+        store = AttentionStore(int(max_mb * 2**20))
+        return io.NodeOutput(capture_model(model, store, columns), CaptureHandle(store, words))
+
+
+def aggregate(store: AttentionStore, branch: str) -> torch.Tensor:
+    """Each word's map summed over steps and layers, at the largest layer resolution: (words, h, w)."""
+    layers = [maps[0].float() for step in store.steps() for maps in store.layers(step, branch).values()]
+    size = max((m.shape[-2:] for m in layers), key=lambda s: s[0] * s[1])
+    return sum(F.interpolate(m[None], size=tuple(size), mode="bilinear")[0] for m in layers)
+
+
+def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]) -> dict[str, str]:
+    """'glasses=woman; hat=man' → {negative word: positive word}, each checked against the captured words."""
+    pairs = {}
+    for item in filter(None, (part.strip() for part in text.replace(";", ",").split(","))):
+        neg, _, pos = (s.strip().lower() for s in item.partition("="))
+        if neg not in negatives or pos not in positives:
+            raise ValueError(f"{node}: input 'related': '{item}' must be negative=positive with captured words; "
+                             f"negative: {', '.join(negatives)}; positive: {', '.join(positives)}")
+        pairs[neg] = pos
+    return pairs
+
+
+class AttentionRt(io.ComfyNode):
+    """r_t curves of every negative word against its most related positive word, and a suggested gate start."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttentionRt",
+            display_name="Attention r_t",
+            category=CATEGORY,
+            description="r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))) per step (Ban et al. 2024): how strongly "
+                        "each negative word attends compared with its most related positive word r(i). r(i) is "
+                        "the positive word whose time-aggregated map correlates best with the negative word's.",
+            inputs=[
+                Capture.Input("capture", tooltip="From AttentionCapture."),
+                io.Latent.Input("samples", tooltip="The sampler's output: makes this node run after sampling."),
+                io.Combo.Input("score", options=list(SCORES), default="frobenius", tooltip="frobenius: ‖A‖_F "
+                               "(neutral); mean_square: mean(A²), as in Ban et al.'s released code."),
+                io.Float.Input("gate_fraction", default=0.5, min=0.01, max=1.0, step=0.01, tooltip="The suggested "
+                               "gate start is the first step where the mean r_t reaches this fraction of its peak."),
+                io.String.Input("related", default="", tooltip="Override r(i): 'negative=positive' pairs, comma "
+                                "separated (e.g. glasses=woman). Empty (neutral) = automatic."),
+            ],
+            outputs=[io.String.Output(display_name="r_t_json"), io.Int.Output(display_name="gate_step"),
+                     io.Float.Output(display_name="gate_start")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, capture: CaptureHandle, samples, score, gate_fraction, related) -> io.NodeOutput:
+        node, store = "AttentionRt", capture.store
+        if not store.steps():
+            raise ValueError(f"{node}: the capture holds no maps: its sampler did not run in this queue run (its "
+                             "result was cached). Change the seed or any sampler input and queue again.")
+        negatives, positives = capture.words["negative"], capture.words["positive"]
+        pairs = parse_pairs(node, related, negatives, positives)
+        neg_agg, pos_agg = aggregate(store, "negative"), aggregate(store, "positive")
+        curves = {}
+        for i, word in enumerate(negatives):
+            j = positives.index(pairs[word]) if word in pairs else related_token(neg_agg[i], pos_agg)
+            by_step = {t: [m[:, i] for m in store.layers(t, "negative").values()] for t in store.steps()}
+            pos_by_step = {t: [m[:, j] for m in store.layers(t, "positive").values()] for t in store.steps()}
+            curves[word] = {"related": positives[j], "r": r_curve(by_step, pos_by_step, score)}
+        mean = [sum(c["r"][t] for c in curves.values()) / len(curves) for t in range(len(store.steps()))]
+        step = suggested_start(mean, gate_fraction)
+        start = step / len(store.steps())
+        data = {"score": score, "steps": store.steps(), "sigmas": [store.sigmas[t] for t in store.steps()],
+                "curves": curves, "mean": mean, "gate_step": step, "gate_start": start}
+        text = json.dumps(data)
+        summary = f"suggested neg_start {start:.2f} (step {step}); " + "; ".join(
+            f"{w}→{c['related']}: peak r {max(c['r']):.3f} at step {c['r'].index(max(c['r']))}"
+            for w, c in curves.items())
+        return io.NodeOutput(text, step, start, ui=ui.PreviewText(summary))

@@ -1,0 +1,97 @@
+"""AttentionCapture → sampler → AttentionRt, on the tiny model: in graphs and node by node."""
+
+import json
+
+import graphs
+import pytest
+from comfy_helpers import call_node
+
+TEXT = "professional office woman"
+CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0)
+
+
+def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
+    g, model, _, c = graphs.tiny_graph({"p": TEXT, "n": "glasses"})
+    capture = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=TEXT,
+                     negative_text="glasses", **CAPTURE)
+    latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
+    samples = graphs.ksampler(g, capture, c["p"], c["n"], latent, steps=6)
+    rt = g.node("AttentionRt", capture=g.out(capture, 1), samples=samples, score="mean_square", gate_fraction=0.5,
+                related="")
+    history, _ = run_graph(g.prompt)
+    assert history[rt[0]]["text"][0].startswith("suggested neg_start")
+
+
+def captured_run(tiny, positive, negative, **inputs):
+    """Capture a 6-step KSampler run of the tiny model; return the capture handle."""
+    import tiny as tiny_models
+
+    import comfy.sample
+
+    clip = tiny_models.tiny_clip()
+    model, capture = call_node("AttentionCapture", model=tiny.model(), clip=clip, positive_text=positive,
+                               negative_text=negative, **CAPTURE | inputs)
+    p, n = tiny_models.encode(clip, positive), tiny_models.encode(clip, negative)
+    comfy.sample.sample(model, tiny.noise, 6, 7.0, "euler", "normal", p, n, tiny.latent, seed=42, disable_pbar=True)
+    return capture
+
+
+def analyse(capture, **inputs):
+    settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="") | inputs
+    data, step, start = call_node("AttentionRt", capture=capture, **settings)
+    return json.loads(data), step, start
+
+
+def test_a_negative_equal_to_the_positive_gives_r_one_with_itself(tiny):
+    data, step, start = analyse(captured_run(tiny, TEXT, TEXT))
+    assert data["steps"] == [0, 1, 2, 3, 4, 5]
+    for word, curve in data["curves"].items():
+        assert curve["related"] == word
+        assert curve["r"] == pytest.approx([1.0] * 6)
+    assert (step, start) == (0, 0.0)
+
+
+def test_weighted_syntax_multi_piece_words_and_special_tokens(tiny):
+    capture = captured_run(tiny, "a (zxqvbn:1.3) office", "(glasses:0.8), zxqvbn", special_tokens=True)
+    assert capture.words["positive"] == ["a", "zxqvbn", "office", "<bos>", "<eos>"]
+    assert capture.words["negative"] == ["glasses", "zxqvbn", "<bos>", "<eos>"]
+    maps = next(iter(capture.store.layers(0, "positive").values()))
+    assert maps.shape[1] == 5
+    data, _, _ = analyse(capture, related="glasses=office")
+    assert data["curves"]["glasses"]["related"] == "office"
+
+
+def test_a_multi_piece_word_sums_its_pieces(comfy):
+    import tiny as tiny_models
+    from comfy_helpers import pack_module
+
+    clip = tiny_models.tiny_clip()
+    columns = pack_module("nodes.attention_nodes").word_columns("AttentionCapture", "positive_words", clip,
+                                                                "a zxqvbn", ["zxqvbn"], False)
+    assert len(columns[0]) > 1 and columns[0][0] == 2
+
+
+def test_a_missing_word_lists_the_prompt_words(tiny):
+    with pytest.raises(ValueError, match="^AttentionCapture: input 'negative_words': 'hat' is not in the prompt; "
+                                         "its words are: glasses, blurry$"):
+        captured_run(tiny, TEXT, "glasses, blurry", negative_words="hat")
+
+
+def test_an_empty_capture_gets_a_clear_message(tiny):
+    import tiny as tiny_models
+
+    _, capture = call_node("AttentionCapture", model=tiny.model(), clip=tiny_models.tiny_clip(), positive_text=TEXT,
+                           negative_text="glasses", **CAPTURE)
+    with pytest.raises(ValueError, match="^AttentionRt: the capture holds no maps"):
+        analyse(capture)
+
+
+def test_a_new_run_replaces_the_previous_maps(tiny):
+    import tiny as tiny_models
+    from comfy_helpers import sample
+
+    model, capture = call_node("AttentionCapture", model=tiny.model(), clip=tiny_models.tiny_clip(),
+                               positive_text=TEXT, negative_text="glasses", **CAPTURE)
+    sample(tiny, model, steps=6)
+    sample(tiny, model, steps=4)
+    assert capture.store.steps() == [0, 1, 2, 3]
