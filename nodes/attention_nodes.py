@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
 from ..attention import SCORES, AttentionStore, r_curve, related_token, suggested_start
+from ..attention.export import write_exports
 from ..attention.tokens import find_columns, prompt_words
 from .capture import capture_model
 
@@ -114,6 +117,15 @@ def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]
     return pairs
 
 
+def export_base(node: str, prefix: str) -> Path:
+    """The next free '<prefix>_00001_' path in ComfyUI's output folder; a prefix that leaves the folder is refused."""
+    try:
+        folder, name, counter, _, _ = folder_paths.get_save_image_path(prefix, folder_paths.get_output_directory())
+    except Exception as error:
+        raise ValueError(f"{node}: input 'filename_prefix': {error}") from None
+    return Path(folder) / f"{name}_{counter:05}_"
+
+
 class AttentionRt(io.ComfyNode):
     """r_t curves of every negative word against its most related positive word, and a suggested gate start."""
 
@@ -135,6 +147,8 @@ class AttentionRt(io.ComfyNode):
                                "gate start is the first step where the mean r_t reaches this fraction of its peak."),
                 io.String.Input("related", default="", tooltip="Override r(i): 'negative=positive' pairs, comma "
                                 "separated (e.g. glasses=woman). Empty (neutral) = automatic."),
+                io.String.Input("filename_prefix", default="negative_guidance/rt", tooltip="Where the JSON, CSV "
+                                "and safetensors exports go, inside ComfyUI's output folder."),
             ],
             outputs=[io.String.Output(display_name="r_t_json"), io.Int.Output(display_name="gate_step"),
                      io.Float.Output(display_name="gate_start")],
@@ -142,7 +156,8 @@ class AttentionRt(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, capture: CaptureHandle, samples, score, gate_fraction, related) -> io.NodeOutput:
+    def execute(cls, capture: CaptureHandle, samples, score, gate_fraction, related,
+                filename_prefix) -> io.NodeOutput:
         node, store = "AttentionRt", capture.store
         if not store.steps():
             raise ValueError(f"{node}: the capture holds no maps: its sampler did not run in this queue run (its "
@@ -162,6 +177,7 @@ class AttentionRt(io.ComfyNode):
         data = {"score": score, "steps": store.steps(), "sigmas": [store.sigmas[t] for t in store.steps()],
                 "curves": curves, "mean": mean, "gate_step": step, "gate_start": start}
         text = json.dumps(data)
+        write_exports(export_base(node, filename_prefix), data, store)
         summary = f"suggested neg_start {start:.2f} (step {step}); " + "; ".join(
             f"{w}→{c['related']}: peak r {max(c['r']):.3f} at step {c['r'].index(max(c['r']))}"
             for w, c in curves.items())

@@ -1,6 +1,7 @@
 """AttentionCapture → sampler → AttentionRt, on the tiny model: in graphs and node by node."""
 
 import json
+from pathlib import Path
 
 import graphs
 import pytest
@@ -17,7 +18,7 @@ def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
     latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
     samples = graphs.ksampler(g, capture, c["p"], c["n"], latent, steps=6)
     rt = g.node("AttentionRt", capture=g.out(capture, 1), samples=samples, score="mean_square", gate_fraction=0.5,
-                related="")
+                related="", filename_prefix="graph/rt")
     history, _ = run_graph(g.prompt)
     assert history[rt[0]]["text"][0].startswith("suggested neg_start")
 
@@ -37,7 +38,7 @@ def captured_run(tiny, positive, negative, **inputs):
 
 
 def analyse(capture, **inputs):
-    settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="") | inputs
+    settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="", filename_prefix="test/rt") | inputs
     data, step, start = call_node("AttentionRt", capture=capture, **settings)
     return json.loads(data), step, start
 
@@ -95,3 +96,23 @@ def test_a_new_run_replaces_the_previous_maps(tiny):
     sample(tiny, model, steps=6)
     sample(tiny, model, steps=4)
     assert capture.store.steps() == [0, 1, 2, 3]
+
+
+def test_exports_land_in_the_output_folder_and_cannot_escape_it(tiny):
+    import csv
+
+    import safetensors.torch
+
+    import folder_paths
+
+    capture = captured_run(tiny, TEXT, "glasses")
+    data, _, _ = analyse(capture, filename_prefix="exports/rt")
+    folder = folder_paths.get_output_directory()
+    json_path = sorted((Path(folder) / "exports").glob("rt_*_.json"))[-1]
+    assert json.loads(json_path.read_text()) == data
+    rows = list(csv.DictReader(json_path.with_suffix(".csv").open()))
+    assert len(rows) == 6 and rows[0]["word"] == "glasses"
+    maps = safetensors.torch.load_file(json_path.with_suffix(".safetensors"))
+    assert maps["negative/middle.0.0"].shape == (6, 1, 4, 4)  # 6 steps, 1 word, the tiny UNet's middle at 4×4
+    with pytest.raises(ValueError, match="^AttentionRt: input 'filename_prefix': .*Saving image outside the output folder"):
+        analyse(capture, filename_prefix="../../escape")

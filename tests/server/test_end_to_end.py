@@ -3,9 +3,9 @@
 import torch
 from graphs import Graph, custom_sample, ksampler, save_latent
 
-CATEGORIES = {"NegativeGuidanceGuider": "sampling/negative guidance", "NegativeGuidanceCFG": "sampling/negative guidance",
-              "NegativeTerm": "sampling/negative guidance", "AttentionCapture": "analysis/attention",
-              "AttentionRt": "analysis/attention"}
+GUIDANCE, ATTENTION = "sampling/negative guidance", "analysis/attention"
+CATEGORIES = {"NegativeGuidanceGuider": GUIDANCE, "NegativeGuidanceCFG": GUIDANCE, "NegativeTerm": GUIDANCE,
+              "AttentionCapture": ATTENTION, "AttentionRt": ATTENTION}
 
 
 def sd15_graph():
