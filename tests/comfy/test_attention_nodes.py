@@ -114,5 +114,6 @@ def test_exports_land_in_the_output_folder_and_cannot_escape_it(tiny):
     assert len(rows) == 6 and rows[0]["word"] == "glasses"
     maps = safetensors.torch.load_file(json_path.with_suffix(".safetensors"))
     assert maps["negative/middle.0.0"].shape == (6, 1, 4, 4)  # 6 steps, 1 word, the tiny UNet's middle at 4×4
-    with pytest.raises(ValueError, match="^AttentionRt: input 'filename_prefix': .*Saving image outside the output folder"):
+    escape = "^AttentionRt: input 'filename_prefix': .*Saving image outside the output folder"
+    with pytest.raises(ValueError, match=escape):
         analyse(capture, filename_prefix="../../escape")
