@@ -9,11 +9,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+import comfy.utils
 import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
 from ..attention import SCORES, AttentionStore, r_curve, related_token, suggested_start
 from ..attention.export import write_exports
+from ..attention.render import heatmap_grid, line_plot
 from ..attention.tokens import find_columns, prompt_words
 from .capture import capture_model
 
@@ -98,11 +100,12 @@ class AttentionCapture(io.ComfyNode):
         return io.NodeOutput(capture_model(model, store, columns), CaptureHandle(store, words))
 
 
-def aggregate(store: AttentionStore, branch: str) -> torch.Tensor:
-    """Each word's map summed over steps and layers, at the largest layer resolution: (words, h, w)."""
-    layers = [maps[0].float() for step in store.steps() for maps in store.layers(step, branch).values()]
-    size = max((m.shape[-2:] for m in layers), key=lambda s: s[0] * s[1])
-    return sum(F.interpolate(m[None], size=tuple(size), mode="bilinear")[0] for m in layers)
+def step_maps(store: AttentionStore, branch: str) -> torch.Tensor:
+    """The first sample's word maps summed over layers at the largest layer resolution: (steps, words, h, w)."""
+    first = store.layers(store.steps()[0], branch).values()
+    size = max((m.shape[-2:] for m in first), key=lambda s: s[0] * s[1])
+    resize = lambda m: F.interpolate(m[:1].float(), size=tuple(size), mode="bilinear")[0]  # noqa: E731
+    return torch.stack([sum(resize(m) for m in store.layers(t, branch).values()) for t in store.steps()])
 
 
 def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]) -> dict[str, str]:
@@ -151,7 +154,8 @@ class AttentionRt(io.ComfyNode):
                                 "and safetensors exports go, inside ComfyUI's output folder."),
             ],
             outputs=[io.String.Output(display_name="r_t_json"), io.Int.Output(display_name="gate_step"),
-                     io.Float.Output(display_name="gate_start")],
+                     io.Float.Output(display_name="gate_start"), io.Image.Output(display_name="r_t_plot"),
+                     io.Image.Output(display_name="heatmaps")],
             is_output_node=True,
         )
 
@@ -164,13 +168,15 @@ class AttentionRt(io.ComfyNode):
                              "result was cached). Change the seed or any sampler input and queue again.")
         negatives, positives = capture.words["negative"], capture.words["positive"]
         pairs = parse_pairs(node, related, negatives, positives)
-        neg_agg, pos_agg = aggregate(store, "negative"), aggregate(store, "positive")
-        curves = {}
+        neg_steps, pos_steps = step_maps(store, "negative"), step_maps(store, "positive")
+        neg_agg, pos_agg = neg_steps.sum(0), pos_steps.sum(0)
+        curves, progress = {}, comfy.utils.ProgressBar(len(negatives))
         for i, word in enumerate(negatives):
             j = positives.index(pairs[word]) if word in pairs else related_token(neg_agg[i], pos_agg)
             by_step = {t: [m[:, i] for m in store.layers(t, "negative").values()] for t in store.steps()}
             pos_by_step = {t: [m[:, j] for m in store.layers(t, "positive").values()] for t in store.steps()}
             curves[word] = {"related": positives[j], "r": r_curve(by_step, pos_by_step, score)}
+            progress.update(1)
         mean = [sum(c["r"][t] for c in curves.values()) / len(curves) for t in range(len(store.steps()))]
         step = suggested_start(mean, gate_fraction)
         start = step / len(store.steps())
@@ -181,4 +187,7 @@ class AttentionRt(io.ComfyNode):
         summary = f"suggested neg_start {start:.2f} (step {step}); " + "; ".join(
             f"{w}→{c['related']}: peak r {max(c['r']):.3f} at step {c['r'].index(max(c['r']))}"
             for w, c in curves.items())
-        return io.NodeOutput(text, step, start, ui=ui.PreviewText(summary))
+        plot = line_plot([c["r"] for c in curves.values()], marker=step)[None]
+        heatmaps = heatmap_grid(torch.cat([pos_steps, neg_steps], dim=1).transpose(0, 1))[None]
+        preview = ui.PreviewImage(plot, cls=cls).as_dict() | {"text": (summary,)}
+        return io.NodeOutput(text, step, start, plot, heatmaps, ui=preview)

@@ -21,6 +21,7 @@ def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
                 related="", filename_prefix="graph/rt")
     history, _ = run_graph(g.prompt)
     assert history[rt[0]]["text"][0].startswith("suggested neg_start")
+    assert history[rt[0]]["images"][0]["type"] == "temp"
 
 
 def captured_run(tiny, positive, negative, **inputs):
@@ -39,7 +40,9 @@ def captured_run(tiny, positive, negative, **inputs):
 
 def analyse(capture, **inputs):
     settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="", filename_prefix="test/rt") | inputs
-    data, step, start = call_node("AttentionRt", capture=capture, **settings)
+    data, step, start, plot, heatmaps = call_node("AttentionRt", capture=capture, **settings)
+    assert plot.shape == (1, 256, 512, 3)
+    assert heatmaps.shape[0] == 1 and heatmaps.shape[-1] == 3
     return json.loads(data), step, start
 
 
