@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -39,7 +40,7 @@ def line_plot(curves: Sequence[Sequence[float]], marker: int | None = None, heig
         canvas[margin:height - margin:6, x] = 0.6
     for k, curve in enumerate(curves):
         points = [(x_of(t), y_of(v)) for t, v in enumerate(curve) if v == v]
-        for (x0, y0), (x1, y1) in zip(points, points[1:]):
+        for (x0, y0), (x1, y1) in itertools.pairwise(points):
             n = int(max(abs(x1 - x0), abs(y1 - y0))) + 1
             xs = torch.linspace(x0, x1, n).round().long()
             ys = torch.linspace(y0, y1, n).round().long()
