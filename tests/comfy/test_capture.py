@@ -70,3 +70,28 @@ def test_capture_never_leaks_into_the_source_model(tiny):
     sample(tiny, capture(model, AttentionStore(BIG)))
     assert repr(model.model_options) == before
     assert "patches_replace" not in model.model_options.get("transformer_options", {})
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_twenty_captures_in_a_row_do_not_grow_memory(tiny):
+    """Each run's store dies with its patched model: 20 runs hold at most one store's worth of memory."""
+    import gc
+    import weakref
+
+    model, run_bytes, stores = tiny.model(), [], []
+    baseline = None
+    for i in range(20):
+        store = AttentionStore(BIG)
+        sample(tiny, capture(model, store, ("positive", "negative")))
+        run_bytes.append(store.nbytes)
+        stores.append(weakref.ref(store))
+        del store
+        gc.collect()
+        if i == 1:
+            baseline = rss_bytes()
+    assert all(ref() is None for ref in stores)
+    assert rss_bytes() - baseline < 3 * max(run_bytes) + 8 * 2**20
