@@ -28,12 +28,14 @@ def map_tensors(store: AttentionStore) -> dict[str, torch.Tensor]:
     """'<branch>/<block>.<number>.<index>' → the first sample's maps over the steps, (steps, words, H, W), fp16."""
     keys = sorted({(branch, layer) for (_, layer, branch) in store.records}, key=str)
     steps = store.steps()
-    return {
-        f"{branch}/{layer.block[0]}.{layer.block[1]}.{layer.index}": torch.stack(
-            [store.records[(t, layer, branch)][0] for t in steps]
-        ).contiguous()
-        for branch, layer in keys
-    }
+    tensors = {}
+    for branch, layer in keys:
+        present = [store.records.get((t, layer, branch)) for t in steps]
+        zero = torch.zeros_like(next(m for m in present if m is not None)[0])  # steps where the branch was off
+        tensors[f"{branch}/{layer.block[0]}.{layer.block[1]}.{layer.index}"] = torch.stack(
+            [zero if m is None else m[0] for m in present]
+        )
+    return tensors
 
 
 def write_exports(base: Path, data: dict, store: AttentionStore) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -26,10 +27,14 @@ def r_t(negative: Sequence[torch.Tensor], positive: Sequence[torch.Tensor], scor
 
 
 def r_curve(
-    negative: Mapping[int, Sequence[torch.Tensor]], positive: Mapping[int, Sequence[torch.Tensor]], score: str
+    negative: Mapping[int, Sequence[torch.Tensor]],
+    positive: Mapping[int, Sequence[torch.Tensor]],
+    score: str,
+    steps: Sequence[int],
 ) -> list[float]:
-    """r_t for every step t present in both, in step order; each value maps a step to its layers' maps."""
-    return [r_t(negative[t], positive[t], score) for t in sorted(negative.keys() & positive.keys())]
+    """r_t at each of ``steps`` (NaN where a branch was not evaluated, e.g. a gated negative); the mappings give a
+    step's layer maps."""
+    return [r_t(negative[t], positive[t], score) if negative.get(t) and positive.get(t) else math.nan for t in steps]
 
 
 def related_token(negative: torch.Tensor, positives: torch.Tensor) -> int:

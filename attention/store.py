@@ -28,28 +28,40 @@ class AttentionStore:
     def __init__(self, max_bytes: int):
         self.max_bytes = max_bytes
         self.records: dict[tuple[int, LayerId, str], torch.Tensor] = {}
+        self.effects: dict[tuple[int, str], torch.Tensor] = {}
         self.sigmas: dict[int, float] = {}
+
+    def __deepcopy__(self, memo):  # ModelPatcher.clone() deep-copies model_options: every clone shares one store
+        return self
 
     @property
     def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.records.values())
+        tensors = [*self.records.values(), *self.effects.values()]
+        return sum(t.numel() * t.element_size() for t in tensors)
 
     def add(self, step: int, sigma: float, layer: LayerId, branch: str, maps: torch.Tensor) -> None:
         """Store maps (B, words, h, w) of one call; a later call at the same step replaces them."""
-        key = (step, layer, branch)
-        stored = maps.detach().to("cpu", torch.float16)
-        old = self.records.get(key)
+        self._put(self.records, (step, layer, branch), step, sigma, maps)
+
+    def add_effect(self, step: int, sigma: float, term: str, effect: torch.Tensor) -> None:
+        """Store where a negative term acted at one step: |w⁻·(n − u)| over the latent, (B, H, W)."""
+        self._put(self.effects, (step, term), step, sigma, effect)
+
+    def _put(self, table: dict, key: tuple, step: int, sigma: float, tensor: torch.Tensor) -> None:
+        stored = tensor.detach().to("cpu", torch.float16)
+        old = table.get(key)
         growth = stored.numel() * 2 - (old.numel() * 2 if old is not None else 0)
         if self.nbytes + growth > self.max_bytes:
             raise MemoryError(
                 f"the attention capture would exceed its cap of {self.max_bytes / 2**20:.1f} MB at step {step}: "
                 "raise max_mb, capture fewer words, or sample fewer steps"
             )
-        self.records[key] = stored
+        table[key] = stored
         self.sigmas[step] = sigma
 
     def reset(self) -> None:
         self.records.clear()
+        self.effects.clear()
         self.sigmas.clear()
 
     def steps(self) -> list[int]:

@@ -34,6 +34,17 @@ def guided(preds: Mapping[str, torch.Tensor], coefficients: Mapping[str, float])
     return _around_base(preds, coefficients, _pick_base(coefficients))
 
 
+def negative_effects(preds: Mapping[str, torch.Tensor], coefficients: Mapping[str, float]) -> dict[str, torch.Tensor]:
+    """Where each negative acts: |w⁻_i·(n_i − u)| averaged over channels, (B, H, W), for every negative term.
+
+    Empty when u is not evaluated (eq. 9 while n is on), since the term is then not written against u.
+    """
+    if EMPTY not in preds:
+        return {}
+    u = preds[EMPTY]
+    return {k: ((preds[k] - u) * c).abs().mean(dim=1) for k, c in coefficients.items() if c < 0 and k != EMPTY}
+
+
 def effective_uncond(
     preds: Mapping[str, torch.Tensor], coefficients: Mapping[str, float], cond_key: str
 ) -> torch.Tensor:

@@ -82,6 +82,12 @@ class Window:
         return step_index(sample_sigmas, sigma) in self.step_range(sample_sigmas, percent_to_sigma)
 
 
+def own_step(sample_sigmas: Sequence[float], sigma: float) -> int | None:
+    """The step whose own σ_i this call is at, or None for an intermediate call (one record per step)."""
+    step = step_index(sample_sigmas, sigma)
+    return step if math.isclose(sigma, sample_sigmas[step], rel_tol=SIGMA_RTOL) else None
+
+
 def step_index(sample_sigmas: Sequence[float], sigma: float) -> int:
     """The step i with σ_{i+1} < σ ≤ σ_i in the sampler's schedule σ_0 > … > σ_N, clamped to [0, N − 1]."""
     n = len(sample_sigmas) - 1

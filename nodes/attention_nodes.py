@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,11 +102,32 @@ class AttentionCapture(io.ComfyNode):
 
 
 def step_maps(store: AttentionStore, branch: str) -> torch.Tensor:
-    """The first sample's word maps summed over layers at the largest layer resolution: (steps, words, h, w)."""
-    first = store.layers(store.steps()[0], branch).values()
-    size = max((m.shape[-2:] for m in first), key=lambda s: s[0] * s[1])
-    resize = lambda m: F.interpolate(m[:1].float(), size=tuple(size), mode="bilinear")[0]  # noqa: E731
-    return torch.stack([sum(resize(m) for m in store.layers(t, branch).values()) for t in store.steps()])
+    """The first sample's word maps summed over layers at the largest layer resolution: (steps, words, h, w);
+    zero at steps where the branch was not evaluated."""
+    maps = [m for (_, _, b), m in store.records.items() if b == branch]
+    size = tuple(max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1]))
+    empty = torch.zeros(maps[0].shape[1], *size)
+    resize = lambda m: F.interpolate(m[:1].float(), size=size, mode="bilinear")[0]  # noqa: E731
+    return torch.stack([sum((resize(m) for m in store.layers(t, branch).values()), empty) for t in store.steps()])
+
+
+def json_numbers(values: list[float]) -> list[float | None]:
+    """NaN (a step where the negative was not evaluated) becomes null, as JSON has no NaN."""
+    return [None if math.isnan(v) else v for v in values]
+
+
+def effect_terms(store: AttentionStore) -> list[str]:
+    return sorted({term for _, term in store.effects})
+
+
+def effect_maps(store: AttentionStore) -> torch.Tensor:
+    """|w⁻·(n − u)| of the first sample per negative term and step, 0 where the term was off: (terms, steps, h, w)."""
+    terms = effect_terms(store)
+    if not terms:
+        return torch.zeros(0)
+    shape = next(iter(store.effects.values())).shape[1:]
+    return torch.stack([torch.stack([store.effects[(t, term)][0].float() if (t, term) in store.effects
+                                     else torch.zeros(shape) for t in store.steps()]) for term in terms])
 
 
 def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]) -> dict[str, str]:
@@ -155,7 +177,7 @@ class AttentionRt(io.ComfyNode):
             ],
             outputs=[io.String.Output(display_name="r_t_json"), io.Int.Output(display_name="gate_step"),
                      io.Float.Output(display_name="gate_start"), io.Image.Output(display_name="r_t_plot"),
-                     io.Image.Output(display_name="heatmaps")],
+                     io.Image.Output(display_name="heatmaps"), io.Image.Output(display_name="effect_maps")],
             is_output_node=True,
         )
 
@@ -175,19 +197,25 @@ class AttentionRt(io.ComfyNode):
             j = positives.index(pairs[word]) if word in pairs else related_token(neg_agg[i], pos_agg)
             by_step = {t: [m[:, i] for m in store.layers(t, "negative").values()] for t in store.steps()}
             pos_by_step = {t: [m[:, j] for m in store.layers(t, "positive").values()] for t in store.steps()}
-            curves[word] = {"related": positives[j], "r": r_curve(by_step, pos_by_step, score)}
+            curves[word] = {"related": positives[j], "r": r_curve(by_step, pos_by_step, score, store.steps())}
             progress.update(1)
         mean = [sum(c["r"][t] for c in curves.values()) / len(curves) for t in range(len(store.steps()))]
+        if all(math.isnan(r) for r in mean):
+            raise ValueError(f"{node}: no step evaluated both the negative and the positive prompt")
         step = suggested_start(mean, gate_fraction)
         start = step / len(store.steps())
+        effects = effect_maps(store)  # (terms, steps, h, w): empty unless the capture ran with negative guidance
         data = {"score": score, "steps": store.steps(), "sigmas": [store.sigmas[t] for t in store.steps()],
-                "curves": curves, "mean": mean, "gate_step": step, "gate_start": start}
+                "curves": {w: c | {"r": json_numbers(c["r"])} for w, c in curves.items()}, "mean": json_numbers(mean),
+                "gate_step": step, "gate_start": start,
+                "effect": {term: effects[i].flatten(1).mean(1).tolist() for i, term in enumerate(effect_terms(store))}}
         text = json.dumps(data)
         write_exports(export_base(node, filename_prefix), data, store)
         summary = f"suggested neg_start {start:.2f} (step {step}); " + "; ".join(
-            f"{w}→{c['related']}: peak r {max(c['r']):.3f} at step {c['r'].index(max(c['r']))}"
-            for w, c in curves.items())
+            f"{w}→{c['related']}: peak r {peak:.3f} at step {c['r'].index(peak)}"
+            for w, c in curves.items() if (peak := max((r for r in c["r"] if not math.isnan(r)), default=None)))
         plot = line_plot([c["r"] for c in curves.values()], marker=step)[None]
         heatmaps = heatmap_grid(torch.cat([pos_steps, neg_steps], dim=1).transpose(0, 1))[None]
         preview = ui.PreviewImage(plot, cls=cls).as_dict() | {"text": (summary,)}
-        return io.NodeOutput(text, step, start, plot, heatmaps, ui=preview)
+        effect_image = heatmap_grid(effects)[None] if len(effects) else torch.zeros(1, 64, 64, 3)
+        return io.NodeOutput(text, step, start, plot, heatmaps, effect_image, ui=preview)

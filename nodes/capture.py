@@ -8,14 +8,12 @@ publishes its own slot names (positive, negative, terms, empty) in ``transformer
 
 from __future__ import annotations
 
-import math
-
 import comfy.ldm.modules.attention as comfy_attention
 from comfy.ldm.modules.attention import SpatialTransformer
 
 from ..attention import AttentionStore, LayerId, attention_probs, word_maps
-from ..guidance.steps import SIGMA_RTOL, step_index
-from .patch import KEY, SLOTS, WRAPPERS
+from ..guidance import own_step
+from .patch import EFFECTS, KEY, SLOTS, WRAPPERS
 
 STOCK_SLOTS = ("positive", "negative")
 
@@ -41,6 +39,7 @@ def capture_model(model, store: AttentionStore, columns: dict[str, list[list[int
         return executor(*args, **kwargs)
 
     patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, f"{KEY}.capture", reset_store)
+    patched.model_options.setdefault("transformer_options", {})[EFFECTS] = store  # read by the guidance batch
     replaces = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
     blocks = attn2_blocks(patched)
     existing = [key for key in replaces if tuple(key[:2]) in blocks and len(key) == 3]
@@ -57,10 +56,9 @@ def make_capture(store: AttentionStore, columns: dict[str, list[list[int]]], pre
             out = previous(q, k, v, extra)
         else:
             out = comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"])
-        schedule = extra["sample_sigmas"].tolist()
         sigma = float(extra["sigmas"][0])
-        step = step_index(schedule, sigma)
-        if not math.isclose(sigma, schedule[step], rel_tol=SIGMA_RTOL):
+        step = own_step(extra["sample_sigmas"].tolist(), sigma)
+        if step is None:
             return out  # an intermediate call: one record per step, from the call at the step's own sigma
         height, width = extra["activations_shape"][-2:]
         layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), height, width)

@@ -34,12 +34,15 @@ from ..guidance import (
     effective_uncond,
     eq8_terms,
     guided,
+    negative_effects,
+    own_step,
     plan_call,
     standard_neg_scale,
 )
 
 KEY = "x-negative-guidance"
 RUN_CONTEXT = f"{KEY}.run"
+EFFECTS = f"{KEY}.effects"  # transformer_options key: an AttentionStore that records where each negative acts
 SLOTS = f"{KEY}.slots"  # transformer_options key: the planner key of each calc_cond_batch slot, for attn2 patches
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -161,6 +164,7 @@ def make_batch_function(previous):
         else:
             outputs = previous(batch_args)
         preds = dict(zip(keys, outputs, strict=True))
+        record_effects(options["transformer_options"].get(EFFECTS), preds, coefficients, args["sigma"], ctx)
         s_pos = coefficients.get("positive", 0.0)
         if s_pos == 0.0 or math.isclose(s_pos, 1.0):  # ū is undefined at s⁺ = 1; a pair (x̂, x̂) gives x̂ at any s
             out = guided(preds, coefficients)
@@ -168,6 +172,14 @@ def make_batch_function(previous):
         return [preds["positive"], effective_uncond(preds, coefficients, "positive")]
 
     return batch
+
+
+def record_effects(store, preds, coefficients, sigma: torch.Tensor, ctx: RunContext) -> None:
+    """With an attention capture on the model, store |w⁻·(n − u)| of each negative at each step's own σ_i."""
+    step = None if store is None else own_step(ctx.sample_sigmas, float(sigma[0]))
+    if step is not None:
+        for key, effect in negative_effects(preds, coefficients).items():
+            store.add_effect(step, float(sigma[0]), key.removeprefix(f"{KEY}."), effect)
 
 
 def percent_to_sigma(model_sampling, dtype: torch.dtype):

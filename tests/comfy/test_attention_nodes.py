@@ -40,9 +40,9 @@ def captured_run(tiny, positive, negative, **inputs):
 
 def analyse(capture, **inputs):
     settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="", filename_prefix="test/rt") | inputs
-    data, step, start, plot, heatmaps = call_node("AttentionRt", capture=capture, **settings)
+    data, step, start, plot, heatmaps, effects = call_node("AttentionRt", capture=capture, **settings)
     assert plot.shape == (1, 256, 512, 3)
-    assert heatmaps.shape[0] == 1 and heatmaps.shape[-1] == 3
+    assert heatmaps.shape[0] == effects.shape[0] == 1 and heatmaps.shape[-1] == effects.shape[-1] == 3
     return json.loads(data), step, start
 
 
@@ -120,3 +120,24 @@ def test_exports_land_in_the_output_folder_and_cannot_escape_it(tiny):
     escape = "^AttentionRt: input 'filename_prefix': .*Saving image outside the output folder"
     with pytest.raises(ValueError, match=escape):
         analyse(capture, filename_prefix="../../escape")
+
+
+def test_effect_maps_with_negative_guidance(tiny):
+    """Captured under a gated eq. 8 patch: |s⁻·(n − u)| is recorded only at the steps where the negative is on."""
+    import tiny as tiny_models
+    from comfy_helpers import patched
+
+    import comfy.sample
+
+    clip = tiny_models.tiny_clip()
+    guided = patched(tiny, tiny.model(), neg_start=0.5, empty=tiny_models.encode(clip, ""))
+    model, capture = call_node("AttentionCapture", model=guided, clip=clip, positive_text=TEXT,
+                               negative_text="glasses", **CAPTURE)
+    p, n = tiny_models.encode(clip, TEXT), tiny_models.encode(clip, "glasses")
+    comfy.sample.sample(model, tiny.noise, 6, 7.0, "euler", "normal", p, n, tiny.latent, seed=42, disable_pbar=True)
+    assert sorted(capture.store.effects) == [(3, "negative"), (4, "negative"), (5, "negative")]
+    assert capture.store.effects[(3, "negative")].shape == (2, 8, 8)
+    data, _, _ = analyse(capture)
+    effect = data["effect"]["negative"]
+    assert effect[:3] == [0.0, 0.0, 0.0] and min(effect[3:]) > 0
+    assert data["steps"] == [0, 1, 2, 3, 4, 5]

@@ -61,7 +61,8 @@ def test_equal_maps_give_r_equal_one():
     g = torch.Generator().manual_seed(1)
     layers = {t: [torch.rand(8, 8, generator=g), torch.rand(4, 4, generator=g)] for t in range(5)}
     for score in ("frobenius", "mean_square"):
-        assert r_curve(layers, layers, score) == pytest.approx([1.0] * 5)
+        assert r_curve(layers, layers, score, range(5)) == pytest.approx([1.0] * 5)
+    assert math.isnan(r_curve({0: []}, layers, "frobenius", [0])[0])
     assert math.isnan(r_t([torch.ones(2, 2)], [torch.zeros(2, 2)]))
 
 
