@@ -79,7 +79,8 @@ def evaluations_per_step(how, p, noise, latent, steps) -> float:
     return statistics.mean(RECORDER.conds_per_call()[-steps:])
 
 
-def load(kind: str, size: int):
+def load_model(kind: str, size: int):
+    """(MODEL, CLIP, empty latent, noise) of the tiny model or the random full-size SD1.5 checkpoint."""
     import torch
 
     import comfy.sample
@@ -92,10 +93,15 @@ def load(kind: str, size: int):
     else:
         path = locate.cache_dir() / "rand_sd15.safetensors"
         model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(path))
-    encode = lambda text: clip.encode_from_tokens_scheduled(clip.tokenize(text))  # noqa: E731
     latent = torch.zeros(1, 4, size // 8, size // 8)
-    conds = encode("professional office woman"), encode("glasses"), encode("")
-    return model, conds, latent, comfy.sample.prepare_noise(latent, 0)
+    return model, clip, latent, comfy.sample.prepare_noise(latent, 0)
+
+
+def load(kind: str, size: int):
+    """The model, the conds p, n and u, the latent and the noise."""
+    model, clip, latent, noise = load_model(kind, size)
+    encode = lambda text: clip.encode_from_tokens_scheduled(clip.tokenize(text))  # noqa: E731
+    return model, (encode("professional office woman"), encode("glasses"), encode("")), latent, noise
 
 
 def main():

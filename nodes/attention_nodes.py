@@ -19,6 +19,7 @@ from ..attention.export import write_exports
 from ..attention.render import heatmap_grid, line_plot
 from ..attention.tokens import find_columns, prompt_words
 from .capture import capture_model
+from .guidance_nodes import model_input
 
 CATEGORY = "analysis/attention"
 Capture = io.Custom("NEGATIVE_GUIDANCE_ATTENTION")
@@ -71,7 +72,7 @@ class AttentionCapture(io.ComfyNode):
                         "cross-attention map of each word of the positive and the negative prompt, per layer, "
                         "at native resolution. Samples are unchanged. Feed the capture to AttentionRt.",
             inputs=[
-                io.Model.Input("model", tooltip="The diffusion model. It is cloned, never changed."),
+                model_input(),
                 io.Clip.Input("clip", tooltip="The CLIP that encoded the prompts: it maps words to tokens."),
                 io.String.Input("positive_text", multiline=True, tooltip="The positive prompt's text, as encoded."),
                 io.String.Input("negative_text", multiline=True, tooltip="The negative prompt's text, as encoded."),
