@@ -62,3 +62,10 @@ def heatmap_grid(maps: torch.Tensor, cell: int = 64, gap: int = 2) -> torch.Tens
             y, x = i * (cell + gap), t * (cell + gap)
             grid[y:y + cell, x:x + cell] = colormap(cells[i, t])
     return grid
+
+
+def overlay(image: torch.Tensor, attention_map: torch.Tensor, alpha: float = 0.5) -> torch.Tensor:
+    """An attention map (h, w), scaled to its maximum and coloured, blended over an image (H, W, 3)."""
+    scaled = F.interpolate(attention_map.float()[None, None], size=image.shape[:2], mode="bilinear")[0, 0]
+    heat = colormap(scaled / scaled.max().clamp_min(1e-12))
+    return (1 - alpha) * image.float() + alpha * heat

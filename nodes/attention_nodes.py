@@ -16,7 +16,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..attention import SCORES, AttentionStore, r_curve, related_token, suggested_start
 from ..attention.export import write_exports
-from ..attention.render import heatmap_grid, line_plot
+from ..attention.render import heatmap_grid, line_plot, overlay
 from ..attention.tokens import find_columns, prompt_words
 from .capture import capture_model
 from .guidance_nodes import model_input
@@ -175,16 +175,19 @@ class AttentionRt(io.ComfyNode):
                                 "separated (e.g. glasses=woman). Empty (neutral) = automatic."),
                 io.String.Input("filename_prefix", default="negative_guidance/rt", tooltip="Where the JSON, CSV "
                                 "and safetensors exports go, inside ComfyUI's output folder."),
+                io.Image.Input("image", optional=True, tooltip="The decoded image (VAEDecode): overlay gets each "
+                               "negative word's time-aggregated map over it. Not connected (neutral): no overlay."),
             ],
             outputs=[io.String.Output(display_name="r_t_json"), io.Int.Output(display_name="gate_step"),
                      io.Float.Output(display_name="gate_start"), io.Image.Output(display_name="r_t_plot"),
-                     io.Image.Output(display_name="heatmaps"), io.Image.Output(display_name="effect_maps")],
+                     io.Image.Output(display_name="heatmaps"), io.Image.Output(display_name="effect_maps"),
+                     io.Image.Output(display_name="overlay")],
             is_output_node=True,
         )
 
     @classmethod
-    def execute(cls, capture: CaptureHandle, samples, score, gate_fraction, related,
-                filename_prefix) -> io.NodeOutput:
+    def execute(cls, capture: CaptureHandle, samples, score, gate_fraction, related, filename_prefix,
+                image=None) -> io.NodeOutput:
         node, store = "AttentionRt", capture.store
         if not store.steps():
             raise ValueError(f"{node}: the capture holds no maps: its sampler did not run in this queue run (its "
@@ -219,4 +222,6 @@ class AttentionRt(io.ComfyNode):
         heatmaps = heatmap_grid(torch.cat([pos_steps, neg_steps], dim=1).transpose(0, 1))[None]
         preview = ui.PreviewImage(plot, cls=cls).as_dict() | {"text": (summary,)}
         effect_image = heatmap_grid(effects)[None] if len(effects) else torch.zeros(1, 64, 64, 3)
-        return io.NodeOutput(text, step, start, plot, heatmaps, effect_image, ui=preview)
+        overlays = (torch.stack([overlay(image[0], neg_agg[i]) for i in range(len(negatives))])
+                    if image is not None else torch.zeros(1, 64, 64, 3))
+        return io.NodeOutput(text, step, start, plot, heatmaps, effect_image, overlays, ui=preview)

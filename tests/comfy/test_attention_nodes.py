@@ -5,6 +5,7 @@ from pathlib import Path
 
 import graphs
 import pytest
+import torch
 from comfy_helpers import call_node
 
 TEXT = "professional office woman"
@@ -40,7 +41,9 @@ def captured_run(tiny, positive, negative, **inputs):
 
 def analyse(capture, **inputs):
     settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="", filename_prefix="test/rt") | inputs
-    data, step, start, plot, heatmaps, effects = call_node("AttentionRt", capture=capture, **settings)
+    data, step, start, plot, heatmaps, effects, overlays = call_node("AttentionRt", capture=capture, **settings)
+    if "image" in settings:
+        assert overlays.shape == (len(capture.words["negative"]), *settings["image"].shape[1:])
     assert plot.shape == (1, 256, 512, 3)
     assert heatmaps.shape[0] == effects.shape[0] == 1 and heatmaps.shape[-1] == effects.shape[-1] == 3
     return json.loads(data), step, start
@@ -61,7 +64,7 @@ def test_weighted_syntax_multi_piece_words_and_special_tokens(tiny):
     assert capture.words["negative"] == ["glasses", "zxqvbn", "<bos>", "<eos>"]
     maps = next(iter(capture.store.layers(0, "positive").values()))
     assert maps.shape[1] == 5
-    data, _, _ = analyse(capture, related="glasses=office")
+    data, _, _ = analyse(capture, related="glasses=office", image=torch.rand(1, 64, 64, 3))
     assert data["curves"]["glasses"]["related"] == "office"
 
 

@@ -113,3 +113,15 @@ def test_heatmap_grid_layout_and_scaling():
     assert grid.shape == (20, 30, 3)
     torch.testing.assert_close(grid[10 + 4, 20 + 4], RAMP[-1])  # word 1's peak cell is the top of the ramp
     torch.testing.assert_close(grid[4, 4], RAMP[0])
+
+
+def test_overlay_blends_the_scaled_map_over_the_image():
+    from negative_guidance.attention.render import RAMP, overlay
+
+    image = torch.zeros(16, 16, 3)
+    attention_map = torch.zeros(4, 4)
+    attention_map[0, 0] = 2.0
+    out = overlay(image, attention_map, alpha=0.5)
+    assert out.shape == (16, 16, 3)
+    torch.testing.assert_close(out[0, 0], 0.5 * RAMP[-1])
+    torch.testing.assert_close(out[15, 15], 0.5 * RAMP[0])
