@@ -1,5 +1,7 @@
 """The attention capture patch on the tiny model: exact maps, unchanged samples, separated branches."""
 
+import json
+
 import pytest
 import torch
 from comfy_helpers import call_node, patched, sample
@@ -95,3 +97,30 @@ def test_twenty_captures_in_a_row_do_not_grow_memory(tiny):
             baseline = rss_bytes()
     assert all(ref() is None for ref in stores)
     assert rss_bytes() - baseline < 3 * max(run_bytes) + 8 * 2**20
+
+
+def test_capture_works_on_an_sdxl_shaped_model(tiny):
+    """Two text encoders (context 2048), pooled adm, two transformer blocks per layer."""
+    import tiny as tiny_models
+
+    import comfy.sample
+
+    clip = tiny_models.tiny_sdxl_clip()
+    p, n = tiny_models.encode(clip, "professional office woman"), tiny_models.encode(clip, "glasses")
+    assert p[0][0].shape == (1, 77, 2048) and p[0][1]["pooled_output"].shape == (1, 1280)
+    model = tiny_models.tiny_sdxl_model()
+    plain = comfy.sample.sample(model, tiny.noise, 4, 7.0, "euler", "normal", p, n, tiny.latent, seed=42,
+                                disable_pbar=True)
+    captured, handle = call_node("AttentionCapture", model=model, clip=clip, positive_text="professional office woman",
+                                 negative_text="glasses", positive_words="", negative_words="", special_tokens=False,
+                                 max_mb=64.0)
+    out = comfy.sample.sample(captured, tiny.noise, 4, 7.0, "euler", "normal", p, n, tiny.latent, seed=42,
+                              disable_pbar=True)
+    assert ((out - plain).abs().max() / plain.abs().max()).item() <= 1e-4
+    layers = handle.store.layers(0, "negative")
+    assert {layer.index for layer in layers} == {0, 1}
+    for layer, maps in layers.items():
+        assert maps.shape == (2, 1, layer.height, layer.width)
+    data = call_node("AttentionRt", capture=handle, samples={}, score="frobenius", gate_fraction=0.5, related="",
+                     filename_prefix="sdxl/rt")[0]
+    assert json.loads(data)["curves"]["glasses"]["related"] in ("professional", "office", "woman")

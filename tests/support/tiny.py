@@ -15,6 +15,7 @@ import comfy.model_base
 import comfy.model_patcher
 import comfy.sd
 import comfy.sd1_clip
+import comfy.sdxl_clip
 import comfy.supported_models_base
 
 CPU = torch.device("cpu")
@@ -100,3 +101,46 @@ def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
 def encode(clip: comfy.sd.CLIP, text: str) -> list:
     """CLIPTextEncode's output for ``text``."""
     return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+def clip_config(hidden: int, projection: int) -> dict:
+    """A 3-layer CLIP text model config of the given width (SDXL reads the penultimate layer)."""
+    return CLIP_CONFIG | {"hidden_size": hidden, "projection_dim": projection, "num_attention_heads": 4,
+                          "num_hidden_layers": 3}
+
+
+class TinySDXL(comfy.supported_models_base.BASE):
+    """SDXL-shaped: two text encoders (context 768 + 1280 = 2048), pooled adm, depth-2 transformers."""
+
+    unet_config = TinySD1.unet_config | {
+        "transformer_depth": [0, 2], "transformer_depth_output": [0, 0, 2, 2], "transformer_depth_middle": 2,
+        "context_dim": 2048, "adm_in_channels": 1280 + 6 * 256, "num_classes": "sequential",
+    }
+    unet_extra_config = {"num_heads": -1, "num_head_channels": 16}
+    latent_format = comfy.latent_formats.SDXL
+
+
+class TinySDXLClip(comfy.sdxl_clip.SDXLClipModel):
+    def __init__(self, device="cpu", dtype=None, model_options=None):
+        torch.nn.Module.__init__(self)
+        common = dict(device=device, dtype=dtype, layer="hidden", layer_idx=-2, layer_norm_hidden_state=False,
+                      model_options=model_options or {})
+        self.clip_l = comfy.sd1_clip.SDClipModel(textmodel_json_config=clip_config(768, 768), **common)
+        self.clip_g = comfy.sd1_clip.SDClipModel(textmodel_json_config=clip_config(1280, 1280),
+                                                 return_projected_pooled=True,
+                                                 special_tokens={"start": 49406, "end": 49407, "pad": 0}, **common)
+        self.dtypes = {dtype}
+
+
+def tiny_sdxl_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """The tiny SDXL-shaped UNet as a MODEL."""
+    model = comfy.model_base.SDXL(TinySDXL(TinySDXL.unet_config), device=CPU)
+    fill_(model.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+
+
+def tiny_sdxl_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """Two small CLIP encoders (l: 768 wide, g: 1280 wide) behind SDXL's tokenizer, as a CLIP."""
+    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(comfy.sdxl_clip.SDXLTokenizer, TinySDXLClip))
+    fill_(clip.cond_stage_model, seed)
+    return clip
