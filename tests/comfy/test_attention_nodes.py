@@ -25,6 +25,21 @@ def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
     assert history[rt[0]]["images"][0]["type"] == "temp"
 
 
+def test_capture_with_sampler_custom_advanced_and_our_guider(run_graph):
+    g, model, _, c = graphs.tiny_graph({"p": TEXT, "n": "glasses", "u": ""})
+    capture = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=TEXT,
+                     negative_text="glasses", **CAPTURE)
+    guider = g.node("NegativeGuidanceGuider", model=capture, positive=c["p"], negative=c["n"], empty=c["u"],
+                    mode="independent", cfg=7.0, neg_scale=3.0, neg_start=0.5, neg_end=1.0, window_unit="steps",
+                    neg_schedule="constant")
+    latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
+    samples = graphs.custom_sample(g, capture, guider, latent, steps=6)
+    rt = g.node("AttentionRt", capture=g.out(capture, 1), samples=samples, score="frobenius", gate_fraction=0.5,
+                related="", filename_prefix="graph/rt")
+    history, _ = run_graph(g.prompt)
+    assert "glasses→" in history[rt[0]]["text"][0]
+
+
 def captured_run(tiny, positive, negative, **inputs):
     """Capture a 6-step KSampler run of the tiny model; return the capture handle."""
     import tiny as tiny_models
@@ -144,3 +159,15 @@ def test_effect_maps_with_negative_guidance(tiny):
     effect = data["effect"]["negative"]
     assert effect[:3] == [0.0, 0.0, 0.0] and min(effect[3:]) > 0
     assert data["steps"] == [0, 1, 2, 3, 4, 5]
+
+
+def test_the_analysis_reports_progress(tiny):
+    import comfy.utils
+
+    calls = []
+    comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
+    try:
+        analyse(captured_run(tiny, TEXT, "glasses, blurry"))
+    finally:
+        comfy.utils.set_progress_bar_global_hook(None)
+    assert calls[-2:] == [(1, 2), (2, 2)]  # one tick per negative word
