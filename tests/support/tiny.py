@@ -65,18 +65,28 @@ class TinySD1Clip(comfy.sd1_clip.SD1ClipModel):
         super().__init__(device=device, dtype=dtype, model_options=model_options or {}, clip_model=TinyClip)
 
 
-def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
-    """The tiny SD1-shaped UNet as a MODEL."""
-    model = comfy.model_base.BaseModel(TinySD1(TinySD1.unet_config), device=CPU)
+def seeded_model(model_class, config_class, seed: int) -> comfy.model_patcher.ModelPatcher:
+    """A MODEL of ``model_class`` (BaseModel, SDXL) built from a tiny config, weights filled from ``seed``."""
+    model = model_class(config_class(config_class.unet_config), device=CPU)
     fill_(model.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
 
 
-def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
-    """The tiny 2-layer CLIP with the SD1 tokenizer as a CLIP."""
-    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(comfy.sd1_clip.SD1Tokenizer, TinySD1Clip))
+def seeded_clip(tokenizer, clip_model, seed: int) -> comfy.sd.CLIP:
+    """A CLIP of ``clip_model`` behind ``tokenizer``, weights filled from ``seed``."""
+    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(tokenizer, clip_model))
     fill_(clip.cond_stage_model, seed)
     return clip
+
+
+def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """The tiny SD1-shaped UNet as a MODEL."""
+    return seeded_model(comfy.model_base.BaseModel, TinySD1, seed)
+
+
+def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
+    """The tiny 2-layer CLIP with the SD1 tokenizer as a CLIP."""
+    return seeded_clip(comfy.sd1_clip.SD1Tokenizer, TinySD1Clip, seed)
 
 
 def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
@@ -134,13 +144,9 @@ class TinySDXLClip(comfy.sdxl_clip.SDXLClipModel):
 
 def tiny_sdxl_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """The tiny SDXL-shaped UNet as a MODEL."""
-    model = comfy.model_base.SDXL(TinySDXL(TinySDXL.unet_config), device=CPU)
-    fill_(model.diffusion_model, seed)
-    return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
+    return seeded_model(comfy.model_base.SDXL, TinySDXL, seed)
 
 
 def tiny_sdxl_clip(seed: int = 1) -> comfy.sd.CLIP:
     """Two small CLIP encoders (l: 768 wide, g: 1280 wide) behind SDXL's tokenizer, as a CLIP."""
-    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(comfy.sdxl_clip.SDXLTokenizer, TinySDXLClip))
-    fill_(clip.cond_stage_model, seed)
-    return clip
+    return seeded_clip(comfy.sdxl_clip.SDXLTokenizer, TinySDXLClip, seed)
