@@ -27,15 +27,12 @@ def curves_csv(data: dict) -> str:
 def map_tensors(store: AttentionStore) -> dict[str, torch.Tensor]:
     """'<branch>/<block>.<number>.<index>' → the first sample's maps over the steps, (steps, words, H, W), fp16."""
     keys = sorted({(branch, layer) for (_, layer, branch) in store.records}, key=str)
-    steps = store.steps()
-    tensors = {}
-    for branch, layer in keys:
-        present = [store.records.get((t, layer, branch)) for t in steps]
-        zero = torch.zeros_like(next(m for m in present if m is not None)[0])  # steps where the branch was off
-        tensors[f"{branch}/{layer.block[0]}.{layer.block[1]}.{layer.index}"] = torch.stack(
-            [zero if m is None else m[0] for m in present]
+    return {
+        f"{branch}/{layer.block[0]}.{layer.block[1]}.{layer.index}": store.series(
+            lambda t, layer=layer, branch=branch: store.records.get((t, layer, branch))
         )
-    return tensors
+        for branch, layer in keys
+    }
 
 
 def write_exports(base: Path, data: dict, store: AttentionStore) -> list[Path]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -66,6 +67,12 @@ class AttentionStore:
 
     def steps(self) -> list[int]:
         return sorted(self.sigmas)
+
+    def series(self, lookup: Callable[[int], torch.Tensor | None]) -> torch.Tensor:
+        """The first sample of ``lookup(step)`` at every step, zeros where it gives None (e.g. a gated negative)."""
+        found = [lookup(t) for t in self.steps()]
+        zero = torch.zeros_like(next(m for m in found if m is not None)[0])
+        return torch.stack([zero if m is None else m[0] for m in found])
 
     def layers(self, step: int, branch: str) -> dict[LayerId, torch.Tensor]:
         """The maps of every layer of one branch at one step."""

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 import comfy.utils
 import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
-from ..attention import SCORES, AttentionStore, r_curve, related_token, suggested_start
+from ..attention import SCORES, AttentionStore, suggested_start
+from ..attention.analysis import effect_maps, effect_terms, json_numbers, mean_curve, rt_curves, step_maps
 from ..attention.export import write_exports
 from ..attention.render import heatmap_grid, line_plot, overlay
 from ..attention.tokens import find_columns, prompt_words
@@ -102,35 +102,6 @@ class AttentionCapture(io.ComfyNode):
         return io.NodeOutput(capture_model(model, store, columns), CaptureHandle(store, words))
 
 
-def step_maps(store: AttentionStore, branch: str) -> torch.Tensor:
-    """The first sample's word maps summed over layers at the largest layer resolution: (steps, words, h, w);
-    zero at steps where the branch was not evaluated."""
-    maps = [m for (_, _, b), m in store.records.items() if b == branch]
-    size = tuple(max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1]))
-    empty = torch.zeros(maps[0].shape[1], *size)
-    resize = lambda m: F.interpolate(m[:1].float(), size=size, mode="bilinear")[0]  # noqa: E731
-    return torch.stack([sum((resize(m) for m in store.layers(t, branch).values()), empty) for t in store.steps()])
-
-
-def json_numbers(values: list[float]) -> list[float | None]:
-    """NaN (a step where the negative was not evaluated) becomes null, as JSON has no NaN."""
-    return [None if math.isnan(v) else v for v in values]
-
-
-def effect_terms(store: AttentionStore) -> list[str]:
-    return sorted({term for _, term in store.effects})
-
-
-def effect_maps(store: AttentionStore) -> torch.Tensor:
-    """|w⁻·(n − u)| of the first sample per negative term and step, 0 where the term was off: (terms, steps, h, w)."""
-    terms = effect_terms(store)
-    if not terms:
-        return torch.zeros(0)
-    shape = next(iter(store.effects.values())).shape[1:]
-    return torch.stack([torch.stack([store.effects[(t, term)][0].float() if (t, term) in store.effects
-                                     else torch.zeros(shape) for t in store.steps()]) for term in terms])
-
-
 def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]) -> dict[str, str]:
     """'glasses=woman; hat=man' → {negative word: positive word}, each checked against the captured words."""
     pairs = {}
@@ -195,15 +166,11 @@ class AttentionRt(io.ComfyNode):
         negatives, positives = capture.words["negative"], capture.words["positive"]
         pairs = parse_pairs(node, related, negatives, positives)
         neg_steps, pos_steps = step_maps(store, "negative"), step_maps(store, "positive")
-        neg_agg, pos_agg = neg_steps.sum(0), pos_steps.sum(0)
-        curves, progress = {}, comfy.utils.ProgressBar(len(negatives))
-        for i, word in enumerate(negatives):
-            j = positives.index(pairs[word]) if word in pairs else related_token(neg_agg[i], pos_agg)
-            by_step = {t: [m[:, i] for m in store.layers(t, "negative").values()] for t in store.steps()}
-            pos_by_step = {t: [m[:, j] for m in store.layers(t, "positive").values()] for t in store.steps()}
-            curves[word] = {"related": positives[j], "r": r_curve(by_step, pos_by_step, score, store.steps())}
-            progress.update(1)
-        mean = [sum(c["r"][t] for c in curves.values()) / len(curves) for t in range(len(store.steps()))]
+        neg_agg = neg_steps.sum(0)
+        progress = comfy.utils.ProgressBar(len(negatives))
+        curves = rt_curves(store, negatives, positives, score, pairs, (neg_agg, pos_steps.sum(0)),
+                           lambda: progress.update(1))
+        mean = mean_curve(curves)
         if all(math.isnan(r) for r in mean):
             raise ValueError(f"{node}: no step evaluated both the negative and the positive prompt")
         step = suggested_start(mean, gate_fraction)

@@ -115,8 +115,8 @@ def check_widths(node_id: str, model, conditionings: list[tuple[str, list]]) -> 
 
 def cost_text(guidance: NegativeGuidance) -> str:
     """The model evaluations per step, for the node's ui text (exact per-step counts go to the log)."""
-    low = min(evaluation_range(guidance.terms(cfg))[0] for cfg in (2.0, 3.0))
-    high = max(evaluation_range(guidance.terms(cfg))[1] for cfg in (2.0, 3.0))
+    ranges = [evaluation_range(guidance.terms(cfg)) for cfg in (2.0, 3.0)]  # any two cfgs: c_u's zero is one cfg
+    low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     count = f"{low}" if low == high else f"{low}–{high}"
     return f"{count} model evaluations per step (stock CFG: 2; DualCFGGuider, PerpNegGuider: 3)"
 

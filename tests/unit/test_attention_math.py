@@ -125,3 +125,14 @@ def test_overlay_blends_the_scaled_map_over_the_image():
     assert out.shape == (16, 16, 3)
     torch.testing.assert_close(out[0, 0], 0.5 * RAMP[-1])
     torch.testing.assert_close(out[15, 15], 0.5 * RAMP[0])
+
+
+def test_store_series_fills_missing_steps_with_zeros():
+    from negative_guidance.attention import AttentionStore
+
+    store = AttentionStore(2**20)
+    store.add_effect(0, 14.6, "negative", torch.ones(2, 4, 4))
+    store.add_effect(2, 5.0, "other", torch.ones(2, 4, 4))
+    series = store.series(lambda t: store.effects.get((t, "negative")))
+    assert series.shape == (2, 4, 4)  # steps 0 and 2 were recorded
+    assert series[0].sum() == 16 and series[1].sum() == 0
