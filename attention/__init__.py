@@ -1,7 +1,7 @@
 """Attention capture and r_t analysis, pure torch (the capture patch lives in nodes/)."""
 
 from .maps import attention_probs, word_maps
-from .metrics import SCORES, map_score, r_curve, r_t, related_token, suggested_start
+from .metrics import SCORES, map_scores, r_curve, r_t, related_token, score_index, suggested_start
 from .store import AttentionStore, LayerId
 
 __all__ = [
@@ -9,10 +9,11 @@ __all__ = [
     "AttentionStore",
     "LayerId",
     "attention_probs",
-    "map_score",
+    "map_scores",
     "r_curve",
     "r_t",
     "related_token",
+    "score_index",
     "suggested_start",
     "word_maps",
 ]

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 import torch.nn.functional as F
 
-from .metrics import r_curve, related_token
+from .metrics import r_curve, related_token, score_index
 from .store import AttentionStore
 
 
@@ -37,17 +37,21 @@ def rt_curves(
     aggregates: tuple[torch.Tensor, torch.Tensor],
     tick: Callable[[], None] = lambda: None,
 ) -> dict[str, dict]:
-    """{negative word: {"related": r(i), "r": r_t per step}}; r(i) from ``related`` or by map correlation.
+    """{negative word: {"related": r(i), "r": r_t per step}}; r(i) from ``related`` or by map correlation; r_t from
+    the scores of the native maps (first sample).
 
     aggregates: the (words, h, w) maps of the negative and positive branch summed over steps.
     """
-    neg_layers, pos_layers = branch_layers(store, "negative"), branch_layers(store, "positive")
+    column = score_index(score)
+    scores = {branch: {t: list(store.layers(t, branch, "scores").values()) for t in store.steps()}
+              for branch in ("negative", "positive")}
+    word_scores = lambda branch, k: {t: [s[0, k, column].item() for s in per_step]  # noqa: E731
+                                     for t, per_step in scores[branch].items()}
     curves = {}
     for i, word in enumerate(negatives):
         j = positives.index(related[word]) if word in related else related_token(aggregates[0][i], aggregates[1])
-        by_step = {t: [m[:, i] for m in maps] for t, maps in neg_layers.items()}
-        pos_by_step = {t: [m[:, j] for m in maps] for t, maps in pos_layers.items()}
-        curves[word] = {"related": positives[j], "r": r_curve(by_step, pos_by_step, score, store.steps())}
+        r = r_curve(word_scores("negative", i), word_scores("positive", j), store.steps())
+        curves[word] = {"related": positives[j], "r": r}
         tick()
     return curves
 

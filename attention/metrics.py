@@ -10,31 +10,31 @@ import torch
 SCORES = ("frobenius", "mean_square")
 
 
-def map_score(attention_map: torch.Tensor, score: str = "frobenius") -> float:
-    """‖A‖_F = √(Σ a²) (the seed's formula), or mean(a²) as in Ban et al.'s released code."""
-    a = attention_map.float()
-    if score == "frobenius":
-        return a.square().sum().sqrt().item()
-    if score == "mean_square":
-        return a.square().mean().item()
-    raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+def map_scores(maps: torch.Tensor) -> torch.Tensor:
+    """[‖A‖_F, mean(A²)] of each map over its last two dims: the seed's formula and Ban et al.'s released code."""
+    squares = maps.float().square().flatten(-2)
+    return torch.stack([squares.sum(-1).sqrt(), squares.mean(-1)], dim=-1)
 
 
-def r_t(negative: Sequence[torch.Tensor], positive: Sequence[torch.Tensor], score: str = "frobenius") -> float:
-    """r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))) over the layers k of one step t."""
-    den = sum(map_score(a, score) for a in positive)
-    return sum(map_score(a, score) for a in negative) / den if den > 0 else float("nan")
+def score_index(score: str) -> int:
+    """Where ``score`` sits in the last dim of ``map_scores``."""
+    if score not in SCORES:
+        raise ValueError(f"score must be one of {SCORES}, got {score!r}")
+    return SCORES.index(score)
+
+
+def r_t(negative: Sequence[float], positive: Sequence[float]) -> float:
+    """r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))), from the layer scores s of one step t."""
+    den = sum(positive)
+    return sum(negative) / den if den > 0 else float("nan")
 
 
 def r_curve(
-    negative: Mapping[int, Sequence[torch.Tensor]],
-    positive: Mapping[int, Sequence[torch.Tensor]],
-    score: str,
-    steps: Sequence[int],
+    negative: Mapping[int, Sequence[float]], positive: Mapping[int, Sequence[float]], steps: Sequence[int]
 ) -> list[float]:
-    """r_t at each of ``steps`` (NaN where a branch was not evaluated, e.g. a gated negative); the mappings give a
-    step's layer maps."""
-    return [r_t(negative[t], positive[t], score) if negative.get(t) and positive.get(t) else math.nan for t in steps]
+    """r_t at each of ``steps`` from each step's layer scores (NaN where a branch was not evaluated, e.g. a gated
+    negative)."""
+    return [r_t(negative[t], positive[t]) if negative.get(t) and positive.get(t) else math.nan for t in steps]
 
 
 def related_token(negative: torch.Tensor, positives: torch.Tensor) -> int:

@@ -41,7 +41,7 @@ def main():
     p, n = encode(POSITIVE), encode(NEGATIVE)
     captured, handle = call_node("AttentionCapture", model=model, clip=clip, positive_text=POSITIVE,
                                  negative_text=NEGATIVE, positive_words="", negative_words="", special_tokens=False,
-                                 max_mb=4096.0)
+                                 max_mb=4096.0, over_cap="error")
     runs = {name: (lambda m=m: comfy.sample.sample(m, noise, args.steps, 7.0, "euler", "normal", p, n, latent,
                                                    disable_pbar=True, seed=0))
             for name, m in (("uncaptured", model), ("captured", captured))}

@@ -70,7 +70,8 @@ class AttentionCapture(io.ComfyNode):
             category=CATEGORY,
             description="Patches a model so that sampling records, at every step, the head-averaged "
                         "cross-attention map of each word of the positive and the negative prompt, per layer, "
-                        "at native resolution. Samples are unchanged. Feed the capture to AttentionRt.",
+                        "at native resolution (average-pooled only where the run would pass max_mb). Samples are "
+                        "unchanged. Feed the capture to AttentionRt.",
             inputs=[
                 model_input(),
                 io.Clip.Input("clip", tooltip="The CLIP that encoded the prompts: it maps words to tokens."),
@@ -82,15 +83,19 @@ class AttentionCapture(io.ComfyNode):
                                 "to capture. Empty (neutral) = every word."),
                 io.Boolean.Input("special_tokens", default=False, tooltip="Also capture the BOS and EOS tokens "
                                  "(<bos>, <eos>). Off (neutral): words only."),
-                io.Float.Input("max_mb", default=256.0, min=1.0, max=65536.0, step=1.0, tooltip="Cap on the stored "
-                               "maps in MB; sampling stops with a clear error rather than exceed it."),
+                io.Float.Input("max_mb", default=50.0, min=1.0, max=65536.0, step=1.0, tooltip="Cap on the stored "
+                               "maps in MB (50 (neutral) holds 50 steps of a 512×512 SD1 image with 2×10 words). "
+                               "The run is planned before its first step; over_cap says what happens above it."),
+                io.Combo.Input("over_cap", options=["downsample", "error"], default="downsample", tooltip="When "
+                               "the run's maps would pass max_mb: downsample (neutral) average-pools the largest "
+                               "maps until they fit (r_t still uses the native maps); error stops before sampling."),
             ],
             outputs=[io.Model.Output(), Capture.Output(display_name="capture")],
         )
 
     @classmethod
     def execute(cls, model, clip, positive_text, negative_text, positive_words, negative_words, special_tokens,
-                max_mb) -> io.NodeOutput:
+                max_mb, over_cap) -> io.NodeOutput:
         node, special = "AttentionCapture", ["<bos>", "<eos>"] if special_tokens else []
         words, columns = {}, {}
         for branch, text, chosen in (("positive", positive_text, positive_words),
@@ -98,7 +103,7 @@ class AttentionCapture(io.ComfyNode):
             words[branch] = requested_words(text, chosen)
             columns[branch] = word_columns(node, f"{branch}_words", clip, text, words[branch], special_tokens)
             words[branch] += special
-        store = AttentionStore(int(max_mb * 2**20))
+        store = AttentionStore(int(max_mb * 2**20), downsample=over_cap == "downsample")
         return io.NodeOutput(capture_model(model, store, columns), CaptureHandle(store, words))
 
 

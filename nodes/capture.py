@@ -8,8 +8,11 @@ publishes its own slot names (positive, negative, terms, empty) in ``transformer
 
 from __future__ import annotations
 
+import math
+
 import comfy.ldm.modules.attention as comfy_attention
 from comfy.ldm.modules.attention import SpatialTransformer
+from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample
 
 from ..attention import AttentionStore, LayerId, attention_probs, word_maps
 from ..guidance import own_step
@@ -18,30 +21,54 @@ from .patch import EFFECTS, KEY, SLOTS, WRAPPERS
 STOCK_SLOTS = ("positive", "negative")
 
 
-def attn2_blocks(model) -> list[tuple[str, int]]:
-    """Every UNet block that holds cross-attention: ('input', i), ('middle', 0) and ('output', i)."""
+def attn2_layers(model, height: int, width: int) -> list[LayerId]:
+    """Every cross-attention layer of the UNet and its resolution for a (height, width) latent.
+
+    Input blocks halve the size at each Downsample (a stride-2 conv: ⌈h/2⌉); output block i runs at the size of the
+    skip it concatenates, that of input block N − 1 − i; the middle block at the deepest size.
+    """
     unet = model.get_model_object("diffusion_model")
-    holds = lambda block: any(isinstance(m, SpatialTransformer) for m in block.modules())  # noqa: E731
-    return ([("input", i) for i, block in enumerate(unet.input_blocks) if holds(block)]
-            + ([("middle", 0)] if holds(unet.middle_block) else [])
-            + [("output", i) for i, block in enumerate(unet.output_blocks) if holds(block)])
+    layers, skips, size = [], [], (height, width)
+
+    def add(block_id: tuple[str, int], block) -> None:
+        for m in block.modules():
+            if isinstance(m, SpatialTransformer):
+                layers.extend(LayerId(block_id, i, *size) for i in range(len(m.transformer_blocks)))
+
+    for i, block in enumerate(unet.input_blocks):
+        if any(isinstance(m, Downsample) for m in block.modules()):
+            size = tuple(math.ceil(s / 2) for s in size)
+        add(("input", i), block)
+        skips.append(size)
+    add(("middle", 0), unet.middle_block)
+    for i, block in enumerate(unet.output_blocks):
+        size = skips.pop()
+        add(("output", i), block)
+    return layers
 
 
-def capture_model(model, store: AttentionStore, columns: dict[str, list[list[int]]]):
+def capture_model(model, store: AttentionStore, columns: dict[str, list[list[int]]], node: str = "AttentionCapture"):
     """A clone of ``model`` that records, per branch name, the maps of the given word columns into ``store``.
 
-    The store is emptied when each sampling run starts, so it always holds the latest run.
+    The store is emptied when each sampling run starts, so it always holds the latest run, and its pooling is
+    planned for that run's steps, batch and latent size before the first step.
     """
     patched = model.clone()
+    blocks = list(dict.fromkeys(layer.block for layer in attn2_layers(patched, 1, 1)))
 
-    def reset_store(executor, *args, **kwargs):
+    def plan_store(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         store.reset()
-        return executor(*args, **kwargs)
+        layers = attn2_layers(patched, *latent_image.shape[-2:])
+        maps_per_step = latent_image.shape[0] * sum(len(c) for c in columns.values())
+        try:
+            store.plan(layers, maps_per_step, len(sigmas) - 1)
+        except MemoryError as error:
+            raise ValueError(f"{node}: input 'max_mb': {error}") from None
+        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
-    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, f"{KEY}.capture", reset_store)
+    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, f"{KEY}.capture", plan_store)
     patched.model_options.setdefault("transformer_options", {})[EFFECTS] = store  # read by the guidance batch
     replaces = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
-    blocks = attn2_blocks(patched)
     existing = [key for key in replaces if tuple(key[:2]) in blocks and len(key) == 3]
     for key in [*blocks, *existing]:  # a (block, index) replace wins over the block's own in ComfyUI: wrap both
         patched.set_model_attn2_replace(make_capture(store, columns, replaces.get(key)), *key)

@@ -79,6 +79,7 @@ def tiny(comfy):
     latent = torch.zeros(2, 4, 8, 8)
     return types.SimpleNamespace(
         model=tiny_models.tiny_model,
+        clip=clip,
         p=tiny_models.encode(clip, "a photo of a cat"),
         n=tiny_models.encode(clip, "blurry, dog"),
         u=tiny_models.encode(clip, ""),

@@ -9,7 +9,7 @@ import torch
 from comfy_helpers import call_node
 
 TEXT = "professional office woman"
-CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0)
+CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0, over_cap="error")
 
 
 def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):

@@ -54,6 +54,15 @@ class TinySD1(comfy.supported_models_base.BASE):
     latent_format = comfy.latent_formats.SD15
 
 
+class TinySD15Layout(TinySD1):
+    """SD1.5's block layout (16 cross-attention layers at 1, 1/2, 1/4 and 1/8 of the latent) at tiny width."""
+
+    unet_config = TinySD1.unet_config | {
+        "num_res_blocks": [2, 2, 2, 2], "channel_mult": [1, 2, 4, 4], "transformer_depth": [1, 1, 1, 1, 1, 1, 0, 0],
+        "transformer_depth_output": [1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0],
+    }
+
+
 class TinyClip(comfy.sd1_clip.SDClipModel):
     def __init__(self, device="cpu", dtype=None, model_options=None):
         super().__init__(device=device, dtype=dtype, model_options=model_options or {},
@@ -82,6 +91,11 @@ def seeded_clip(tokenizer, clip_model, seed: int) -> comfy.sd.CLIP:
 def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     """The tiny SD1-shaped UNet as a MODEL."""
     return seeded_model(comfy.model_base.BaseModel, TinySD1, seed)
+
+
+def tiny_sd15_layout_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+    """A tiny UNet with SD1.5's layout of cross-attention layers and resolutions, as a MODEL."""
+    return seeded_model(comfy.model_base.BaseModel, TinySD15Layout, seed)
 
 
 def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:

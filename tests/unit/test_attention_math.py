@@ -5,14 +5,18 @@ import math
 import pytest
 import torch
 from negative_guidance.attention import (
+    AttentionStore,
+    LayerId,
     attention_probs,
-    map_score,
+    map_scores,
     r_curve,
     r_t,
     related_token,
+    score_index,
     suggested_start,
     word_maps,
 )
+from negative_guidance.attention.store import pooled_pixels, pooling_plan
 
 
 @pytest.fixture
@@ -50,20 +54,18 @@ def test_word_maps_sum_pieces(qk):
 
 
 def test_scores():
-    a = torch.full((4, 4), 0.5)
-    assert map_score(a) == pytest.approx(2.0)
-    assert map_score(a, "mean_square") == pytest.approx(0.25)
-    with pytest.raises(ValueError):
-        map_score(a, "l1")
+    a = torch.full((3, 4, 4), 0.5)
+    torch.testing.assert_close(map_scores(a), torch.tensor([[2.0, 0.25]] * 3))
+    with pytest.raises(ValueError, match="score must be one of"):
+        score_index("l1")
 
 
-def test_equal_maps_give_r_equal_one():
+def test_equal_scores_give_r_equal_one():
     g = torch.Generator().manual_seed(1)
-    layers = {t: [torch.rand(8, 8, generator=g), torch.rand(4, 4, generator=g)] for t in range(5)}
-    for score in ("frobenius", "mean_square"):
-        assert r_curve(layers, layers, score, range(5)) == pytest.approx([1.0] * 5)
-    assert math.isnan(r_curve({0: []}, layers, "frobenius", [0])[0])
-    assert math.isnan(r_t([torch.ones(2, 2)], [torch.zeros(2, 2)]))
+    layers = {t: torch.rand(2, generator=g).tolist() for t in range(5)}
+    assert r_curve(layers, layers, range(5)) == pytest.approx([1.0] * 5)
+    assert math.isnan(r_curve({0: []}, layers, [0])[0])
+    assert math.isnan(r_t([1.0], [0.0]))
 
 
 def test_related_token_is_the_best_correlated_map():
@@ -136,3 +138,30 @@ def test_store_series_fills_missing_steps_with_zeros():
     series = store.series(lambda t: store.effects.get((t, "negative")))
     assert series.shape == (2, 4, 4)  # steps 0 and 2 were recorded
     assert series[0].sum() == 16 and series[1].sum() == 0
+
+
+SD15_AT_64 = [LayerId(("input", i), 0, s, s) for i, s in ((1, 64), (2, 64), (4, 32), (5, 32), (7, 16), (8, 16))] + [
+    LayerId(("middle", 0), 0, 8, 8)] + [LayerId(("output", i), 0, s, s) for i, s in
+                                       ((3, 16), (4, 16), (5, 16), (6, 32), (7, 32), (8, 32), (9, 64), (10, 64),
+                                        (11, 64))]
+
+
+def test_pooling_plan_halves_the_largest_maps_until_the_run_fits():
+    per_pixel = 2 * 20 * 50  # fp16 × 20 words × 50 steps
+    assert per_pixel * sum(layer.height * layer.width for layer in SD15_AT_64) == 53_888_000
+    plan = pooling_plan(SD15_AT_64, per_pixel, 50 * 2**20)
+    assert plan == {SD15_AT_64[0]: 2}
+    assert pooling_plan(SD15_AT_64, per_pixel, 54 * 10**6) == {}
+    tight = pooling_plan(SD15_AT_64, per_pixel, 10 * 2**20)
+    assert per_pixel * sum(pooled_pixels(layer, tight.get(layer, 1)) for layer in SD15_AT_64) <= 10 * 2**20
+    with pytest.raises(MemoryError, match="even 1×1 maps"):
+        pooling_plan(SD15_AT_64, per_pixel, 1000)
+
+
+def test_the_store_refuses_a_run_over_its_cap_or_a_record_past_it():
+    with pytest.raises(MemoryError, match="need 51.4 MB at native resolution, over the cap of 50.0 MB"):
+        AttentionStore(50 * 2**20, downsample=False).plan(SD15_AT_64, 20, 50)
+    store = AttentionStore(100)
+    with pytest.raises(MemoryError, match="exceed its cap"):
+        store.add(0, 1.0, SD15_AT_64[0], "positive", torch.rand(1, 1, 8, 8))
+    assert not store.records
