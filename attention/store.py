@@ -60,14 +60,10 @@ class AttentionStore:
         self.scores: dict[tuple[int, LayerId, str], torch.Tensor] = {}
         self.effects: dict[tuple[int, str], torch.Tensor] = {}
         self.sigmas: dict[int, float] = {}
+        self.nbytes = 0  # held by the maps (the effects, one latent-size map per negative and step, are not capped)
 
     def __deepcopy__(self, memo):  # ModelPatcher.clone() deep-copies model_options: every clone shares one store
         return self
-
-    @property
-    def nbytes(self) -> int:
-        """Bytes held by the maps (the effects, one latent-size map per negative and step, are not capped)."""
-        return sum(t.numel() * t.element_size() for t in self.records.values())
 
     def plan(self, layers: Sequence[LayerId], maps_per_step: int, steps: int) -> None:
         """Choose the pooling for a run of ``steps`` that stores ``maps_per_step`` maps per layer at each step."""
@@ -93,6 +89,7 @@ class AttentionStore:
                 "raise max_mb, capture fewer words, or sample fewer steps"
             )
         self.records[key], self.scores[key] = stored, map_scores(maps).cpu()
+        self.nbytes += growth
         self.sigmas[step] = sigma
 
     def add_effect(self, step: int, sigma: float, term: str, effect: torch.Tensor) -> None:
@@ -103,6 +100,7 @@ class AttentionStore:
     def reset(self) -> None:
         for table in (self.records, self.scores, self.effects, self.sigmas):
             table.clear()
+        self.nbytes = 0
 
     def steps(self) -> list[int]:
         return sorted(self.sigmas)

@@ -1,7 +1,9 @@
 """Cross-attention capture as a model patch: every attn2 layer of the UNet records word maps into a store.
 
-Each layer's output stays the optimized (or the previously installed) attention; softmax(QKᵀ/√d) is recomputed
-only for the branches whose words are wanted. Branches are told apart by ``cond_or_uncond``: the slot of each
+A call that records (the one at each step's own σ_i, with a captured branch in its batch) computes the layer's
+softmax(QKᵀ/√d) once, in fp32, and takes both the output and the head-averaged maps from it; when another attn2
+replace was installed before, that one still computes the output. Every other call keeps ComfyUI's optimized
+attention (or the previous replace). Branches are told apart by ``cond_or_uncond``: the slot of each
 batch chunk. Under the stock CFG slot 0 is the positive and slot 1 the negative; the guidance batch function
 publishes its own slot names (positive, negative, terms, empty) in ``transformer_options``.
 """
@@ -14,7 +16,7 @@ import comfy.ldm.modules.attention as comfy_attention
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample
 
-from ..attention import AttentionStore, LayerId, attention_probs, word_maps
+from ..attention import AttentionStore, LayerId, attention, word_maps
 from ..guidance import own_step
 from .patch import EFFECTS, KEY, SLOTS, WRAPPERS
 
@@ -79,24 +81,23 @@ def make_capture(store: AttentionStore, columns: dict[str, list[list[int]]], pre
     """An attn2 replace ``fn(q, k, v, extra)`` that returns the usual output and records the wanted maps."""
 
     def attn2(q, k, v, extra):
+        heads, sigma = extra["n_heads"], float(extra["sigmas"][0])
+        step = own_step(extra["sample_sigmas"].tolist(), sigma)  # one record per step: the call at its own σ_i
+        slots = extra.get(SLOTS, STOCK_SLOTS)
+        if step is None or not any(columns.get(slots[slot]) for slot in extra["cond_or_uncond"]):
+            if previous is not None:
+                return previous(q, k, v, extra)
+            return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=extra["attn_precision"])
+        out, probs = attention(q, k, v if previous is None else None, heads)  # one softmax for output and maps
         if previous is not None:
             out = previous(q, k, v, extra)
-        else:
-            out = comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"])
-        sigma = float(extra["sigmas"][0])
-        step = own_step(extra["sample_sigmas"].tolist(), sigma)
-        if step is None:
-            return out  # an intermediate call: one record per step, from the call at the step's own sigma
         height, width = extra["activations_shape"][-2:]
         layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), height, width)
-        slots = extra.get(SLOTS, STOCK_SLOTS)
         rows = q.shape[0] // len(extra["cond_or_uncond"])
         for chunk, slot in enumerate(extra["cond_or_uncond"]):
-            branch = slots[slot]
-            if columns.get(branch):
-                part = slice(chunk * rows, (chunk + 1) * rows)
-                probs = attention_probs(q[part], k[part], extra["n_heads"])  # (rows, h·w, T)
-                store.add(step, sigma, layer, branch, word_maps(probs, columns[branch], height, width))
+            if columns.get(branch := slots[slot]):
+                maps = word_maps(probs[chunk * rows:(chunk + 1) * rows], columns[branch], height, width)
+                store.add(step, sigma, layer, branch, maps)
         return out
 
     return attn2
