@@ -192,7 +192,9 @@ class AttentionRt(io.ComfyNode):
             for w, c in curves.items() if (peak := max((r for r in c["r"] if not math.isnan(r)), default=None)))
         plot = line_plot([c["r"] for c in curves.values()], marker=step)[None]
         heatmaps = heatmap_grid(torch.cat([pos_steps, neg_steps], dim=1).transpose(0, 1))[None]
-        preview = ui.PreviewImage(plot, cls=cls).as_dict() | {"text": (summary,)}
+        curves_ui = {"words": negatives, "related": [c["related"] for c in curves.values()],
+                     "r": [json_numbers(c["r"]) for c in curves.values()], "gate_step": step, "score": score}
+        preview = ui.PreviewImage(plot, cls=cls).as_dict() | {"text": (summary,), "negative_guidance_rt": (curves_ui,)}
         effect_image = heatmap_grid(effects)[None] if len(effects) else torch.zeros(1, 64, 64, 3)
         overlays = (torch.stack([overlay(image[0], neg_agg[i]) for i in range(len(negatives))])
                     if image is not None else torch.zeros(1, 64, 64, 3))

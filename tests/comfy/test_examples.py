@@ -1,0 +1,54 @@
+"""The example workflows: up to date with scripts/make_examples.py, every node and input name still in the pack
+(the rename guard for shared workflows), and their API form runs on the tiny test models."""
+
+import json
+from pathlib import Path
+
+import locate
+import pytest
+import workflows
+
+EXAMPLES = sorted((locate.PACK_ROOT / "example_workflows").glob("*.json"))
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def on_test_models(prompt: dict) -> dict:
+    """The same prompt with the tiny test loader for the checkpoint and a 64×64 image."""
+    for node in prompt.values():
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node.update(class_type="NegativeGuidanceTestTinySD1", inputs={"seed": 0})
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"].update(width=64, height=64)
+    return prompt
+
+
+def test_there_are_five_examples_and_they_are_up_to_date(comfy):
+    import examples
+
+    assert [path.stem for path in EXAMPLES] == list(examples.EXAMPLES)
+    for path in EXAMPLES:
+        fresh = workflows.to_ui(examples.EXAMPLES[path.stem](), workflows.node_info)
+        assert load(path) == json.loads(json.dumps(fresh)), f"{path.name}: run python tests/support/examples.py"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_every_node_and_input_an_example_uses_exists(comfy, path):
+    """Rename guard: a renamed node id or input breaks shared workflows, so it must break this test first."""
+    import nodes
+
+    for node in load(path)["nodes"]:
+        assert node["type"] in nodes.NODE_CLASS_MAPPINGS, f"{path.name}: node {node['type']} no longer exists"
+        info = workflows.node_info(node["type"])
+        names = dict(workflows.input_specs(info))
+        for entry in node["inputs"]:
+            assert entry["name"] in names, f"{path.name}: {node['type']} has no input {entry['name']}"
+        assert len(node["widgets_values"]) == len(workflows.widget_slots(info)), f"{path.name}: {node['type']}"
+        assert [o["name"] for o in node["outputs"]] == list(info["output_name"]), f"{path.name}: {node['type']}"
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_the_api_form_of_every_example_runs_on_the_test_models(run_graph, path):
+    run_graph(on_test_models(workflows.to_api(load(path), workflows.node_info)))
