@@ -11,7 +11,7 @@ import torch
 
 import comfy.utils
 import folder_paths
-from comfy_api.v0_0_2 import io, ui
+from comfy_api.v0_0_2 import io
 
 from ..attention import SCORES, AttentionStore, suggested_start
 from ..attention.analysis import effect_maps, effect_terms, json_numbers, mean_curve, rt_curves, step_maps
@@ -194,8 +194,8 @@ class AttentionRt(io.ComfyNode):
         heatmaps = heatmap_grid(torch.cat([pos_steps, neg_steps], dim=1).transpose(0, 1))[None]
         curves_ui = {"words": negatives, "related": [c["related"] for c in curves.values()],
                      "r": [json_numbers(c["r"]) for c in curves.values()], "gate_step": step, "score": score}
-        preview = ui.PreviewImage(plot, cls=cls).as_dict() | {"text": (summary,), "negative_guidance_rt": (curves_ui,)}
+        shown = {"text": (summary,), "negative_guidance_rt": (curves_ui,)}  # drawn in the node by web/js
         effect_image = heatmap_grid(effects)[None] if len(effects) else torch.zeros(1, 64, 64, 3)
         overlays = (torch.stack([overlay(image[0], neg_agg[i]) for i in range(len(negatives))])
                     if image is not None else torch.zeros(1, 64, 64, 3))
-        return io.NodeOutput(text, step, start, plot, heatmaps, effect_image, overlays, ui=preview)
+        return io.NodeOutput(text, step, start, plot, heatmaps, effect_image, overlays, ui=shown)

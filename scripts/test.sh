@@ -52,5 +52,15 @@ else
   fi
 fi
 
+# The browser tier: selenium in the venv, Debian's chromium and chromedriver (installed when running as root).
+"$PY" -c "import selenium" 2>/dev/null || "$PY" -m pip install --quiet selenium \
+  || echo "== selenium could not be installed: the browser tests will be SKIPPED"
+if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    { apt-get install -y -qq chromium chromium-driver || { apt-get update -qq && apt-get install -y -qq chromium chromium-driver; }; } >/dev/null 2>&1 || true
+  fi
+  command -v chromium >/dev/null || echo "== chromium not found (apt-get install chromium chromium-driver): the browser tests will be SKIPPED"
+fi
+
 export COMFYUI_PATH=${COMFY}
 exec "$PY" -m pytest "$@"

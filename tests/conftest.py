@@ -1,7 +1,8 @@
-"""Test tiers: unit (pure torch, no ComfyUI), comfy (ComfyUI in process, tiny models), server (live ComfyUI).
+"""Test tiers: unit (pure torch, no ComfyUI), comfy (ComfyUI in process, tiny models), server (live ComfyUI),
+browser (headless Chromium on a live ComfyUI).
 
-The pack is importable as ``negative_guidance`` for the unit tier. Where ComfyUI is not found, the comfy and
-server tiers are skipped, and the run says so loudly.
+The pack is importable as ``negative_guidance`` for the unit tier. Where ComfyUI is not found, every tier but unit
+is skipped, and the run says so loudly.
 """
 
 from __future__ import annotations
@@ -18,8 +19,8 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 import locate  # noqa: E402
 
 COMFYUI = locate.find_comfyui()
-TIERS = ("unit", "comfy", "server")
-MISSING = "ComfyUI NOT FOUND: set COMFYUI_PATH (see README); the comfy and server tiers are SKIPPED"
+TIERS = ("unit", "comfy", "server", "browser")
+MISSING = "ComfyUI NOT FOUND: set COMFYUI_PATH (see README); the comfy, server and browser tiers are SKIPPED"
 
 
 def _register_pack() -> None:
@@ -44,7 +45,7 @@ def pytest_collection_modifyitems(config, items):
         tier = Path(item.fspath).relative_to(ROOT / "tests").parts[0]
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
-        if tier in ("comfy", "server") and COMFYUI is None:
+        if tier != "unit" and COMFYUI is None:
             item.add_marker(pytest.mark.skip(reason=MISSING))
 
 

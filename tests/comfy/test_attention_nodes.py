@@ -22,7 +22,8 @@ def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
                 related="", filename_prefix="graph/rt")
     history, _ = run_graph(g.prompt)
     assert history[rt[0]]["text"][0].startswith("suggested neg_start")
-    assert history[rt[0]]["images"][0]["type"] == "temp"
+    curves = history[rt[0]]["negative_guidance_rt"][0]  # what web/js draws in the node
+    assert curves["words"] == ["glasses"] and len(curves["r"][0]) == 6 and curves["gate_step"] in range(6)
 
 
 def test_capture_with_sampler_custom_advanced_and_our_guider(run_graph):

@@ -4,6 +4,7 @@
 import json
 from pathlib import Path
 
+import examples
 import locate
 import pytest
 import workflows
@@ -15,19 +16,7 @@ def load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
-def on_test_models(prompt: dict) -> dict:
-    """The same prompt with the tiny test loader for the checkpoint and a 64×64 image."""
-    for node in prompt.values():
-        if node["class_type"] == "CheckpointLoaderSimple":
-            node.update(class_type="NegativeGuidanceTestTinySD1", inputs={"seed": 0})
-        if node["class_type"] == "EmptyLatentImage":
-            node["inputs"].update(width=64, height=64)
-    return prompt
-
-
 def test_there_are_five_examples_and_they_are_up_to_date(comfy):
-    import examples
-
     assert [path.stem for path in EXAMPLES] == list(examples.EXAMPLES)
     for path in EXAMPLES:
         fresh = workflows.to_ui(examples.EXAMPLES[path.stem](), workflows.node_info)
@@ -51,4 +40,4 @@ def test_every_node_and_input_an_example_uses_exists(comfy, path):
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_the_api_form_of_every_example_runs_on_the_test_models(run_graph, path):
-    run_graph(on_test_models(workflows.to_api(load(path), workflows.node_info)))
+    run_graph(examples.on_test_models(workflows.to_api(load(path), workflows.node_info)))

@@ -99,6 +99,16 @@ EXAMPLES = {
 }
 
 
+def on_test_models(prompt: dict) -> dict:
+    """The same prompt with the tiny test loader for the checkpoint and a 64×64 image (tests only)."""
+    for node in prompt.values():
+        if node["class_type"] == "CheckpointLoaderSimple":
+            node.update(class_type="NegativeGuidanceTestTinySD1", inputs={"seed": 0})
+        if node["class_type"] == "EmptyLatentImage":
+            node["inputs"].update(width=64, height=64)
+    return prompt
+
+
 def main() -> None:
     import comfy_boot
     import workflows

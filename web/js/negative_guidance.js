@@ -33,7 +33,7 @@ class RtPlot {
     this.canvas.addEventListener("mousemove", (e) => this.hover(e));
     this.canvas.addEventListener("mouseleave", () => (this.tip.style.display = "none"));
     new ResizeObserver(() => this.draw()).observe(this.root);
-    node.addDOMWidget("r_t_curves", "negative_guidance_rt", this.root, { serialize: false, getMinHeight: () => 160 });
+    node.addDOMWidget("r_t_curves", "negative_guidance_rt", this.root, { serialize: false, hideOnZoom: false, getMinHeight: () => 160 });
   }
 
   set(data) {
@@ -42,7 +42,7 @@ class RtPlot {
   }
 
   frame() {
-    const { width, height } = this.canvas.getBoundingClientRect();
+    const [width, height] = [this.canvas.clientWidth, this.canvas.clientHeight]; // layout size, before canvas zoom
     const steps = this.data.r[0]?.length ?? 0;
     const values = this.data.r.flat().filter((v) => v !== null);
     const top = Math.max(1e-6, ...values) * 1.05;
@@ -53,7 +53,7 @@ class RtPlot {
 
   draw() {
     const ctx = this.canvas.getContext("2d");
-    const { width, height } = this.canvas.getBoundingClientRect();
+    const [width, height] = [this.canvas.clientWidth, this.canvas.clientHeight];
     const scale = window.devicePixelRatio || 1;
     this.canvas.width = Math.max(1, Math.round(width * scale));
     this.canvas.height = Math.max(1, Math.round(height * scale));
@@ -100,12 +100,13 @@ class RtPlot {
   hover(event) {
     if (!this.data) return;
     const f = this.frame();
-    const rect = this.canvas.getBoundingClientRect();
-    const fraction = (event.clientX - rect.left - PAD.left) / (f.width - PAD.left - PAD.right);
+    const rect = this.canvas.getBoundingClientRect(); // on screen: scaled by the canvas zoom
+    const x = ((event.clientX - rect.left) * f.width) / rect.width;
+    const fraction = (x - PAD.left) / (f.width - PAD.left - PAD.right);
     const t = Math.min(f.steps - 1, Math.max(0, Math.round(fraction * (f.steps - 1))));
     const lines = this.data.words.map((w, i) => `${w}: ${this.data.r[i][t]?.toFixed(3) ?? "off"}`);
     this.tip.textContent = [`step ${t}`, ...lines].join("\n");
-    this.tip.style.left = `${Math.min(event.clientX - rect.left + 10, f.width - 90)}px`;
+    this.tip.style.left = `${Math.min(x + 10, f.width - 90)}px`;
     this.tip.style.top = "4px";
     this.tip.style.display = "block";
   }
@@ -117,7 +118,7 @@ function addReadout(node, placeholder) {
   line.className = "negative-guidance-cost";
   line.style.cssText = "font:11px sans-serif;color:#9ab;padding:2px 4px;white-space:normal";
   line.textContent = placeholder;
-  node.addDOMWidget("model_evaluations", "negative_guidance_cost", line, { serialize: false, getMinHeight: () => 30 });
+  node.addDOMWidget("model_evaluations", "negative_guidance_cost", line, { serialize: false, hideOnZoom: false, getMinHeight: () => 30 });
   return line;
 }
 
