@@ -36,6 +36,13 @@ def test_the_extension_loads_and_our_nodes_have_tooltips(browser):
     assert "model_evaluations" in widgets["NegativeGuidanceCFG"]
 
 
+def test_the_examples_are_served_as_templates(ui_server):
+    pack = "comfyui-negative-guidance"
+    assert sorted(ui_server.get("/workflow_templates")[pack]) == [p.stem for p in EXAMPLES]
+    for path in EXAMPLES:
+        assert ui_server.get(f"/api/workflow_templates/{pack}/{path.name}") == json.loads(path.read_text())
+
+
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_loads_into_the_prompt_the_tests_run(browser, ui_server, path):
     browser.get_log("browser")
