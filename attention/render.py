@@ -25,9 +25,9 @@ def colormap(x: torch.Tensor) -> torch.Tensor:
 
 
 def line_plot(curves: Sequence[Sequence[float]], marker: int | None = None, height: int = 256,
-              width: int = 512, margin: int = 16) -> torch.Tensor:
+              width: int = 512, margin: int = 16, colours: Sequence[int] | None = None) -> torch.Tensor:
     """Curves over steps (x) on a white canvas (H, W, 3), y from 0 to the highest value; ``marker`` draws a grey
-    dashed vertical line at that step."""
+    dashed vertical line at that step; ``colours`` picks each curve's palette entry (default: one each)."""
     canvas = torch.ones(height, width, 3)
     steps = max(len(c) for c in curves)
     top = max((v for c in curves for v in c if v == v), default=1.0) or 1.0
@@ -45,7 +45,8 @@ def line_plot(curves: Sequence[Sequence[float]], marker: int | None = None, heig
             xs = torch.linspace(x0, x1, n).round().long()
             ys = torch.linspace(y0, y1, n).round().long()
             for dy in (0, 1):
-                canvas[(ys + dy).clamp(0, height - 1), xs.clamp(0, width - 1)] = PALETTE[k % len(PALETTE)]
+                colour = k if colours is None else colours[k]
+                canvas[(ys + dy).clamp(0, height - 1), xs.clamp(0, width - 1)] = PALETTE[colour % len(PALETTE)]
     return canvas
 
 
