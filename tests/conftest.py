@@ -23,17 +23,18 @@ TIERS = ("unit", "comfy", "server", "browser")
 MISSING = "ComfyUI NOT FOUND: set COMFYUI_PATH (see README); the comfy, server and browser tiers are SKIPPED"
 
 
-def _register_pack() -> None:
-    """Import this checkout as the package ``negative_guidance`` (its folder name may not be importable)."""
-    spec = importlib.util.spec_from_file_location(
-        "negative_guidance", ROOT / "__init__.py", submodule_search_locations=[str(ROOT)]
-    )
+def _register(name: str, folder: Path) -> None:
+    """Import ``folder`` as the package ``name`` (this checkout's folder name may not be importable, and its root
+    must not go on sys.path, where its nodes/ would shadow ComfyUI's nodes module)."""
+    init, search = folder / "__init__.py", [str(folder)]
+    spec = importlib.util.spec_from_file_location(name, init, submodule_search_locations=search)
     module = importlib.util.module_from_spec(spec)
-    sys.modules["negative_guidance"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
 
 
-_register_pack()
+_register("negative_guidance", ROOT)
+_register("experiments", ROOT / "experiments")  # the study runner, run as python -m experiments from ROOT
 
 
 def pytest_report_header(config):
