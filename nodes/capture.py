@@ -1,9 +1,9 @@
 """Cross-attention capture as a model patch: every attn2 layer of the UNet records word maps into a store.
 
-A call that records (the one at each step's own σ_i, with a captured branch in its batch) computes the layer's
-softmax(QKᵀ/√d) once, in fp32, and takes both the output and the head-averaged maps from it; when another attn2
-replace was installed before, that one still computes the output. Every other call keeps ComfyUI's optimized
-attention (or the previous replace). Branches are told apart by ``cond_or_uncond``: the slot of each
+A call that records (the one at each step's own σ_i) whose every batch chunk is captured computes the layer's
+softmax(QKᵀ/√d) once, in fp32, and takes both the output and the head-averaged maps from it. Everywhere else the
+output stays ComfyUI's optimized attention (or the attn2 replace installed before), and the maps are recomputed
+only for the captured chunks. Branches are told apart by ``cond_or_uncond``: the slot of each
 batch chunk. Under the stock CFG slot 0 is the positive and slot 1 the negative; the guidance batch function
 publishes its own slot names (positive, negative, terms, empty) in ``transformer_options``.
 """
@@ -11,6 +11,8 @@ publishes its own slot names (positive, negative, terms, empty) in ``transformer
 from __future__ import annotations
 
 import math
+
+import torch
 
 import comfy.ldm.modules.attention as comfy_attention
 from comfy.ldm.modules.attention import SpatialTransformer
@@ -80,24 +82,30 @@ def capture_model(model, store: AttentionStore, columns: dict[str, list[list[int
 def make_capture(store: AttentionStore, columns: dict[str, list[list[int]]], previous):
     """An attn2 replace ``fn(q, k, v, extra)`` that returns the usual output and records the wanted maps."""
 
+    def layer_output(q, k, v, extra):
+        if previous is not None:
+            return previous(q, k, v, extra)
+        return comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"])
+
     def attn2(q, k, v, extra):
         heads, sigma = extra["n_heads"], float(extra["sigmas"][0])
         step = own_step(extra["sample_sigmas"].tolist(), sigma)  # one record per step: the call at its own σ_i
-        slots = extra.get(SLOTS, STOCK_SLOTS)
-        if step is None or not any(columns.get(slots[slot]) for slot in extra["cond_or_uncond"]):
-            if previous is not None:
-                return previous(q, k, v, extra)
-            return comfy_attention.optimized_attention(q, k, v, heads, attn_precision=extra["attn_precision"])
-        out, probs = attention(q, k, v if previous is None else None, heads)  # one softmax for output and maps
-        if previous is not None:
-            out = previous(q, k, v, extra)
+        slots, chunks = extra.get(SLOTS, STOCK_SLOTS), extra["cond_or_uncond"]
+        wanted = [(i, slots[slot]) for i, slot in enumerate(chunks) if columns.get(slots[slot])]
+        if step is None or not wanted:
+            return layer_output(q, k, v, extra)
+        rows = q.shape[0] // len(chunks)
+        if previous is None and len(wanted) == len(chunks):
+            out, probs = attention(q, k, v, heads)  # every chunk is recorded: one softmax for output and maps
+        else:  # the output stays the optimized (or previous) attention; maps only for the recorded chunks
+            out = layer_output(q, k, v, extra)
+            pick = lambda x: torch.cat([x[i * rows:(i + 1) * rows] for i, _ in wanted])  # noqa: E731
+            probs = attention(pick(q), pick(k), None, heads)[1]
         height, width = extra["activations_shape"][-2:]
         layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), height, width)
-        rows = q.shape[0] // len(extra["cond_or_uncond"])
-        for chunk, slot in enumerate(extra["cond_or_uncond"]):
-            if columns.get(branch := slots[slot]):
-                maps = word_maps(probs[chunk * rows:(chunk + 1) * rows], columns[branch], height, width)
-                store.add(step, sigma, layer, branch, maps)
+        for j, (_, branch) in enumerate(wanted):
+            maps = word_maps(probs[j * rows:(j + 1) * rows], columns[branch], height, width)
+            store.add(step, sigma, layer, branch, maps)
         return out
 
     return attn2

@@ -62,6 +62,19 @@ def test_branches_of_a_three_cond_batch_are_separated(tiny):
             torch.testing.assert_close(ours[layer].float(), reference[layer].float(), rtol=0, atol=2e-3)
 
 
+def test_capturing_some_branches_of_a_batch_keeps_the_optimized_output_and_the_same_maps(tiny):
+    """Only n captured in the p, n, u batch: the layer output stays ComfyUI's, n's maps equal the full capture's."""
+    full, some = AttentionStore(BIG), AttentionStore(BIG)
+    sampled = [sample(tiny, capture(patched(tiny, tiny.model()), store, branches))
+               for store, branches in ((full, ("positive", "negative", "empty")), (some, ("negative",)))]
+    plain = sample(tiny, patched(tiny, tiny.model()))
+    for out in sampled:
+        assert ((out - plain).abs().max() / plain.abs().max()).item() <= 1e-4
+    assert {b for _, _, b in some.records} == {"negative"}
+    for key, maps in some.records.items():
+        torch.testing.assert_close(maps, full.records[key])
+
+
 def test_capture_never_leaks_into_the_source_model(tiny):
     model = tiny.model()
     before = repr(model.model_options)
