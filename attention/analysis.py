@@ -28,6 +28,19 @@ def step_maps(store: AttentionStore, branch: str) -> torch.Tensor:
     return torch.stack([sum((resize(m) for m in layers[t]), empty) for t in store.steps()])
 
 
+def word_scores(store: AttentionStore, branch: str, word: int, score: str, sample: int = 0) -> dict[int, list[float]]:
+    """step → one word's map score at every layer of a branch, for one sample of the batch."""
+    column = score_index(score)
+    return {t: [s[sample, word, column].item() for s in store.layers(t, branch, "scores").values()]
+            for t in store.steps()}
+
+
+def sample_rt(store: AttentionStore, negative: int, positive: int, score: str, sample: int = 0) -> list[float]:
+    """r_t per step of negative word ``negative`` against positive word ``positive`` = r(i), for one sample."""
+    return r_curve(word_scores(store, "negative", negative, score, sample),
+                   word_scores(store, "positive", positive, score, sample), store.steps())
+
+
 def rt_curves(
     store: AttentionStore,
     negatives: Sequence[str],
@@ -42,15 +55,10 @@ def rt_curves(
 
     aggregates: the (words, h, w) maps of the negative and positive branch summed over steps.
     """
-    column = score_index(score)
-    scores = {branch: {t: list(store.layers(t, branch, "scores").values()) for t in store.steps()}
-              for branch in ("negative", "positive")}
-    word_scores = lambda branch, k: {t: [s[0, k, column].item() for s in per_step]  # noqa: E731
-                                     for t, per_step in scores[branch].items()}
     curves = {}
     for i, word in enumerate(negatives):
         j = positives.index(related[word]) if word in related else related_token(aggregates[0][i], aggregates[1])
-        r = r_curve(word_scores("negative", i), word_scores("positive", j), store.steps())
+        r = sample_rt(store, i, j, score)
         curves[word] = {"related": positives[j], "r": r}
         tick()
     return curves

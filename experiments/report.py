@@ -77,11 +77,16 @@ def write_report(records: list[dict], grid: list[str], out: Path) -> dict[str, P
         writer.writerow(["group", "step", "mean", "std", "jobs"])
         for label, (mean, std, n) in groups.items():
             writer.writerows([label, t, m, s, n] for t, (m, s) in enumerate(zip(mean, std, strict=True)))
+    if groups:
+        plot_groups(groups, paths["rt_by_group.png"])
+    return paths
+
+
+def plot_groups(groups: dict[str, tuple[list[float], list[float], int]], path: Path) -> None:
+    """Each group's mean curve with mean ± std around it, one colour per group, as a PNG."""
     curves, colours = [], []
     for k, (mean, std, _) in enumerate(groups.values()):
         curves += [mean, [m + s for m, s in zip(mean, std, strict=True)], [m - s for m, s in zip(mean, std,
                                                                                                strict=True)]]
         colours += [k, k, k]
-    if curves:
-        png(line_plot(curves, colours=colours), paths["rt_by_group.png"])
-    return paths
+    png(line_plot(curves, colours=colours), path)

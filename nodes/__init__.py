@@ -6,8 +6,10 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .attention_nodes import AttentionCapture, AttentionRt
 from .guidance_nodes import NegativeGuidanceCFG, NegativeGuidanceGuider, NegativeTerm
+from .toy_nodes import ToyConceptModelLoader
 
-NODES = [NegativeGuidanceGuider, NegativeGuidanceCFG, NegativeTerm, AttentionCapture, AttentionRt]
+NODES = [NegativeGuidanceGuider, NegativeGuidanceCFG, NegativeTerm, AttentionCapture, AttentionRt,
+         ToyConceptModelLoader]
 
 
 class NegativeGuidanceExtension(ComfyExtension):

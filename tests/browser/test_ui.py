@@ -4,7 +4,6 @@ the prompt the tests run, and a run of the analysis graph draws the r_t plot (sc
 import json
 import time
 
-import examples
 import locate
 import pytest
 import workflows
@@ -60,12 +59,12 @@ def test_every_example_loads_into_the_prompt_the_tests_run(browser, ui_server, p
 def test_running_the_analysis_graph_draws_the_plot(browser, ui_server, artifacts):
     info = lambda name: ui_server.get(f"/object_info/{name}")[name]  # noqa: E731
     path = next(p for p in EXAMPLES if "attention" in p.stem)
-    prompt = examples.on_test_models(workflows.to_api(json.loads(path.read_text()), info))
+    prompt = workflows.to_api(json.loads(path.read_text()), info)  # as shipped: the toy model, offline
     capture = next(n for n in prompt.values() if n["class_type"] == "AttentionCapture")["inputs"]
     encoders = [n for n in prompt.values() if n["class_type"] == "CLIPTextEncode"]
     negative = next(n for n in encoders if n["inputs"]["text"] == capture["negative_text"])
-    negative["inputs"]["text"] = capture["negative_text"] = f"glasses {EVIL}"
-    capture.update(negative_words=f"glasses, {EVIL}", special_tokens=True)
+    negative["inputs"]["text"] = capture["negative_text"] = f"dot {EVIL}"
+    capture.update(negative_words=f"dot, {EVIL}", special_tokens=True)
     browser.get_log("browser")
     browser.execute_async_script("""
         const [workflow, done] = arguments;
@@ -77,7 +76,7 @@ def test_running_the_analysis_graph_draws_the_plot(browser, ui_server, artifacts
         assert time.monotonic() < deadline, "the analysis never reached the node"
         time.sleep(0.25)
     words = browser.execute_script(f"return {rt}.rtPlot.data.words")
-    assert words == ["glasses", EVIL, "<bos>", "<eos>"]
+    assert words == ["dot", EVIL, "<bos>", "<eos>"]
     browser.execute_script(f"""
         const node = {rt};
         app.canvas.ds.scale = 1;

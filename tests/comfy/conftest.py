@@ -3,12 +3,11 @@ and graphs run through ``execution.PromptExecutor`` from API-format JSON."""
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import uuid
 from pathlib import Path
 
 import comfy_boot
+import locate
 import pytest
 
 
@@ -19,39 +18,15 @@ def comfy(tmp_path_factory):
     return sys.modules
 
 
-class StubServer:
-    """What PromptExecutor touches of the server: nothing is sent anywhere."""
-
-    client_id = None
-    last_node_id = None
-    last_prompt_id = None
-
-    def send_sync(self, event, data, sid=None):
-        pass
-
-    def queue_updated(self):
-        pass
-
-
 @pytest.fixture
 def run_graph(comfy):
     """Validate and execute an API-format prompt; return (history outputs, {SaveLatent prefix: latent})."""
     import safetensors.torch
 
-    import execution
     import folder_paths
 
     def run(prompt: dict):
-        prompt_id = str(uuid.uuid4())
-        valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
-        if not valid:
-            raise ValueError(f"invalid prompt: {error} {node_errors}")
-        executor = execution.PromptExecutor(StubServer(), cache_type=execution.CacheType.CLASSIC)
-        executor.execute(prompt, prompt_id, {}, outputs)
-        if not executor.success:
-            errors = [data for event, data in executor.status_messages if event == "execution_error"]
-            raise RuntimeError(errors[0]["exception_message"] if errors else executor.status_messages)
-        history = executor.history_result["outputs"]
+        history = locate.headless.execute(prompt)
         latents = {}
         for node_id, ui in history.items():
             for item in ui.get("latents", []):

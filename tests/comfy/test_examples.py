@@ -1,5 +1,5 @@
-"""The example workflows: up to date with scripts/make_examples.py, every node and input name still in the pack
-(the rename guard for shared workflows), and their API form runs on the tiny test models."""
+"""The example workflows: up to date with tests/support/examples.py, every node and input name still in the pack
+(the rename guard for shared workflows), and their API form runs offline as it is, on the toy concept model."""
 
 import json
 from pathlib import Path
@@ -39,5 +39,6 @@ def test_every_node_and_input_an_example_uses_exists(comfy, path):
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
-def test_the_api_form_of_every_example_runs_on_the_test_models(run_graph, path):
-    run_graph(examples.on_test_models(workflows.to_api(load(path), workflows.node_info)))
+def test_the_api_form_of_every_example_runs_offline_on_the_toy_model(run_graph, path):
+    history, _ = run_graph(workflows.to_api(load(path), workflows.node_info))
+    assert any("images" in ui for ui in history.values())

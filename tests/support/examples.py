@@ -1,6 +1,7 @@
 """Write example_workflows/*.json (UI format) from the API-format graphs below: python tests/support/examples.py.
 
-Every example loads a checkpoint with CheckpointLoaderSimple; the tests swap it for the tiny test model and run it.
+Every example loads the toy concept model the pack ships (ToyConceptModelLoader), so it runs offline as it is; with
+a real checkpoint, put a Load Checkpoint in its place, a 512×512 latent and prompts of your own.
 """
 
 from __future__ import annotations
@@ -12,15 +13,15 @@ from pathlib import Path
 import locate
 from graphs import Graph, custom_sample, ksampler
 
-CHECKPOINT = "v1-5-pruned-emaonly-fp16.safetensors"
-POSITIVE, NEGATIVE = "professional office woman, portrait photo", "glasses"
+POSITIVE, NEGATIVE = "a circle with a frame", "dot"
 STANDARD = dict(mode="standard", neg_scale=6.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
 
 
-def base(texts: dict[str, str], size: int = 512):
-    """Loader, one CLIPTextEncode per text, an empty latent: (graph, model, vae, conds, latent)."""
+def base(texts: dict[str, str], size: int = 256):
+    """Loader, one CLIPTextEncode per text, an empty latent (the toy model samples at 1/8 of its size):
+    (graph, model, vae, conds, latent)."""
     g = Graph()
-    loader = g.node("CheckpointLoaderSimple", ckpt_name=CHECKPOINT)
+    loader = g.node("ToyConceptModelLoader")
     conds = {name: g.node("CLIPTextEncode", text=text, clip=g.out(loader, 1)) for name, text in texts.items()}
     latent = g.node("EmptyLatentImage", width=size, height=size, batch_size=1)
     return g, loader, g.out(loader, 2), conds, latent
@@ -78,14 +79,14 @@ def attention_analysis() -> dict:
 
 def several_negatives() -> dict:
     """Two NegativeTerms with their own windows and weights, summed into the guider's main negative."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": "blurry, lowres", "hat": "hat", "red": "red"})
-    hat = g.node("NegativeTerm", conditioning=c["hat"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
+    g, model, vae, c, latent = base({"p": "a circle", "n": "frame", "dot": "dot", "blue": "blue"})
+    dot = g.node("NegativeTerm", conditioning=c["dot"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
                  schedule="constant")
-    red = g.node("NegativeTerm", conditioning=c["red"], weight=2.0, start=0.0, end=0.6, window_unit="steps",
-                 schedule="linear", terms=hat)
+    blue = g.node("NegativeTerm", conditioning=c["blue"], weight=2.0, start=0.0, end=0.6, window_unit="steps",
+                 schedule="linear", terms=dot)
     guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0, empty=g.node(
         "CLIPTextEncode", text="", clip=g.out(model, 1)), mode="independent", neg_scale=4.0, neg_start=0.0,
-        neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=red)
+        neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=blue)
     save(g, custom_sample(g, model, guider, latent, steps=20, seed=1), vae, "negative_guidance/several")
     return g.prompt
 
@@ -100,7 +101,7 @@ EXAMPLES = {
 
 
 def on_test_models(prompt: dict) -> dict:
-    """The same prompt with the tiny test loader for the checkpoint and a 64×64 image (tests only)."""
+    """The same prompt with the tiny test loader for a checkpoint and a 64×64 image (tests only)."""
     for node in prompt.values():
         if node["class_type"] == "CheckpointLoaderSimple":
             node.update(class_type="NegativeGuidanceTestTinySD1", inputs={"seed": 0})

@@ -1,5 +1,6 @@
 """Import direction is the architecture: guidance/ and attention/ use only torch, numpy, einops, safetensors
-and the standard library; only nodes/ may import ComfyUI."""
+and the standard library; the toy dataset and detectors only numpy; nodes/ is the adapter to ComfyUI (with the
+toy model's builder and the headless runner in toy/)."""
 
 import ast
 import subprocess
@@ -27,6 +28,12 @@ def test_pure_packages_import_no_comfyui(package):
     for path in (ROOT / package).rglob("*.py"):
         foreign = imported_roots(path) - RUNTIME - set(sys.stdlib_module_names)
         assert not foreign, f"{path.relative_to(ROOT)} imports {foreign}"
+
+
+def test_the_toy_dataset_and_detectors_are_pure_numpy():
+    for name in ("data.py", "detect.py"):
+        foreign = imported_roots(ROOT / "toy" / name) - {"numpy"} - set(sys.stdlib_module_names)
+        assert not foreign, f"toy/{name} imports {foreign}"
 
 
 def test_the_pack_imports_without_comfyui():

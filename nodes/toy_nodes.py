@@ -1,0 +1,33 @@
+"""The toy concept model's loader: a trained, offline model to try every workflow of the pack on any CPU."""
+
+from __future__ import annotations
+
+from comfy_api.v0_0_2 import io
+
+from ..toy.data import SIZE
+from ..toy.model import load
+
+
+class ToyConceptModelLoader(io.ComfyNode):
+    """MODEL, CLIP and VAE of the toy concept model shipped with the pack (1 M parameters, 32×32 pixel space)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="ToyConceptModelLoader",
+            display_name="Load Toy Concept Model",
+            category="loaders",
+            description=f"A small text-to-image model trained by the pack on {SIZE}×{SIZE} pictures of one "
+                        "coloured shape (circle, square, triangle; red, green, blue, yellow) that may have a dot "
+                        "and a frame. Prompts like 'a red circle with a dot', negatives like 'dot' or 'red'. Use "
+                        f"an empty latent of {SIZE * 8}×{SIZE * 8} (EmptyLatentImage) or {SIZE}×{SIZE} "
+                        "(EmptyChromaRadianceLatentImage): it samples in pixel space at 1/8 of that size.",
+            inputs=[],
+            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+        )
+
+    @classmethod
+    def execute(cls) -> io.NodeOutput:
+        return io.NodeOutput(*load())
+
+
