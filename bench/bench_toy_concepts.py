@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "tests" / "support"))
 sys.path.append(str(ROOT))  # after ComfyUI, whose nodes module must win
 
 import comfy_boot  # noqa: E402
-from comfy_helpers import call_node  # noqa: E402
+from comfy_helpers import call_node, noise_per_seed  # noqa: E402
 
 from experiments.report import group_curves, plot_groups, png  # noqa: E402
 from toy import detect  # noqa: E402
@@ -68,11 +68,9 @@ class Toy:
     """The toy model, its CLIP and VAE, and batched sampling of one prompt pair over all seeds."""
 
     def __init__(self, seeds: list[int]):
-        import comfy.sample
-
         self.model, self.clip, self.vae = call_node("ToyConceptModelLoader")
         self.latent = torch.zeros(len(seeds), 3, 32, 32)
-        self.noise = torch.cat([comfy.sample.prepare_noise(self.latent[:1], seed) for seed in seeds])
+        self.noise = noise_per_seed(self.latent, seeds)
         self.empty = self.encode("")
 
     def encode(self, text: str):
@@ -88,10 +86,6 @@ class Toy:
     def patched(self, mode: str, neg_scale: float = 0.0, start: float = 0.0):
         return call_node("NegativeGuidanceCFG", model=self.model, mode=mode, neg_scale=neg_scale, neg_start=start,
                          neg_end=1.0, window_unit="steps", neg_schedule="constant", empty=self.empty)[0]
-
-
-def rate(images: torch.Tensor, concept: str) -> float:
-    return float(np.mean([detect.present(found, concept) for found in detect.detect(images)]))
 
 
 def write_csv(path: Path, rows: list[dict]) -> None:
@@ -118,7 +112,7 @@ def suppression_and_rt(toy: Toy, steps: int, out: Path) -> tuple[list[dict], lis
                                          negative_words="", special_tokens=False, max_mb=512.0, over_cap="error")
             guided = toy.images(captured, p, n, steps)
         rows.append({"positive": positive, "negative": negative, "type": kind, "seeds": len(plain),
-                     "without": rate(plain, negative), "with": rate(guided, negative)})
+                     "without": detect.rate(plain, negative), "with": detect.rate(guided, negative)})
         print(f"  {positive!r} − {negative!r}: {rows[-1]['without']:.0%} → {rows[-1]['with']:.0%}", flush=True)
         if related is None:
             continue
@@ -141,10 +135,11 @@ def delays(toy: Toy, out: Path) -> list[dict]:
         positive, negative, kind = PAIRS[index]
         p, n = toy.encode(positive), toy.encode(negative)
         plain = toy.images(toy.model, p, toy.empty, DELAY_STEPS)
+        without = detect.rate(plain, negative)
         guided = {k: toy.images(toy.patched("standard", start=k / DELAY_STEPS), p, n, DELAY_STEPS) for k in DELAYS}
         for k, images in guided.items():
             rows.append({"positive": positive, "negative": negative, "type": kind, "K": k,
-                         "without": rate(plain, negative), "with": rate(images, negative),
+                         "without": without, "with": detect.rate(images, negative),
                          "mse": float(((images - plain) ** 2).mean()), "ssim": float(ssim(images, plain).mean())})
         strip = lambda images: torch.cat(list(images[:6]), 1)  # noqa: E731
         png(torch.cat([strip(plain), *(strip(guided[k]) for k in DELAYS)]), out / f"delay_{index}.png")
@@ -160,10 +155,11 @@ def sweep(toy: Toy, steps: int, out: Path) -> list[dict]:
         p, n = toy.encode(positive), toy.encode(negative)
         plain = toy.images(toy.model, p, toy.empty, steps)
         standard = toy.images(toy.patched("standard"), p, n, steps)
+        without = detect.rate(plain, negative)
         for s in SWEEP:
             guided = toy.images(toy.patched("independent", neg_scale=s), p, n, steps)
             rows.append({"positive": positive, "negative": negative, "type": kind, "neg_scale": s,
-                         "without": rate(plain, negative), "rate": rate(guided, negative),
+                         "without": without, "rate": detect.rate(guided, negative),
                          "ssim": float(ssim(guided, plain).mean()),
                          "max_diff_eq9": float((guided - standard).abs().max()) if s == CFG - 1 else ""})
     write_csv(out / "sweep.csv", rows)

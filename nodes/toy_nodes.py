@@ -29,5 +29,3 @@ class ToyConceptModelLoader(io.ComfyNode):
     @classmethod
     def execute(cls) -> io.NodeOutput:
         return io.NodeOutput(*load())
-
-

@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import safetensors.torch
 import torch
 
@@ -75,8 +74,7 @@ def main() -> None:
     images = saved_latents(prompt, execute(prompt), out)
     print(f"\n'{POSITIVE}', negative '{NEGATIVE}', {BATCH} images each, {STEPS} steps, cfg {CFG}:")
     for prefix in RUNS:
-        rate = np.mean([found["dot"] for found in detect.detect(images[f"latents/{prefix}"])])
-        print(f"  {prefix:<26} a dot in {rate:.0%} of the images")
+        print(f"  {prefix:<26} a dot in {detect.rate(images[f'latents/{prefix}'], 'dot'):.0%} of the images")
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
 

@@ -89,6 +89,11 @@ def detect(images) -> list[dict]:
             for im in as_images(images)]
 
 
+def rate(images, concept: str) -> float:
+    """The share of ``images`` in which ``concept`` is detected."""
+    return float(np.mean([present(found, concept) for found in detect(images)]))
+
+
 def present(found: dict, concept: str) -> bool:
     """Whether a concept word (a colour, a shape, "dot" or "frame") is in one image's detections."""
     if concept in COLOURS:

@@ -86,7 +86,7 @@ class QuietServer:
         pass
 
 
-def execute(prompt: dict, executor=None) -> dict:
+def execute(prompt: dict) -> dict:
     """Validate and run an API-format prompt; return its history outputs {node id: ui}. Raises on any error."""
     import execution
 
@@ -94,7 +94,7 @@ def execute(prompt: dict, executor=None) -> dict:
     valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
     if not valid:
         raise ValueError(f"invalid prompt: {error} {node_errors}")
-    executor = executor or execution.PromptExecutor(QuietServer(), cache_type=execution.CacheType.CLASSIC)
+    executor = execution.PromptExecutor(QuietServer(), cache_type=execution.CacheType.CLASSIC)
     executor.execute(prompt, prompt_id, {}, outputs)
     if not executor.success:
         errors = [data for event, data in executor.status_messages if event == "execution_error"]

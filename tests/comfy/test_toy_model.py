@@ -5,11 +5,10 @@ import subprocess
 import sys
 
 import locate
-import numpy as np
 import pytest
 import safetensors.torch
 import torch
-from comfy_helpers import call_node
+from comfy_helpers import call_node, noise_per_seed
 from negative_guidance.toy import detect
 
 MARGIN = 0.2  # measured drops on these 8 seeds: blue 0.375 → 0 (eq. 9), dot 0.375 → 0.125 (eq. 8, s⁻ = 8)
@@ -28,14 +27,10 @@ def sample(model, clip, vae, positive: str, negative: str | None, neg_scale: flo
         model = call_node("NegativeGuidanceCFG", model=model, mode=mode, neg_scale=neg_scale or 0.0, neg_start=0.0,
                           neg_end=1.0, window_unit="steps", neg_schedule="constant", empty=empty)[0]
     latent = torch.zeros(len(seeds), 3, 32, 32)
-    noise = torch.cat([comfy.sample.prepare_noise(latent[:1], seed) for seed in seeds])
+    noise = noise_per_seed(latent, seeds)
     samples = comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", encode(positive),
                                   encode(negative) if negative is not None else empty, latent, disable_pbar=True)
     return vae.decode(samples)
-
-
-def concept_rate(images, concept: str) -> float:
-    return float(np.mean([detect.present(found, concept) for found in detect.detect(images)]))
 
 
 def test_the_shipped_weights_are_small_and_load_deterministically(comfy):
@@ -54,9 +49,9 @@ def test_the_shipped_weights_are_small_and_load_deterministically(comfy):
 
 def test_the_model_draws_what_the_prompt_asks(comfy):
     models = call_node("ToyConceptModelLoader")
-    found = detect.detect(sample(*models, "a blue square with a frame", None))
-    assert np.mean([f["colour"] == "blue" for f in found]) >= 0.75
-    assert np.mean([f["frame"] for f in found]) >= 0.75
+    images = sample(*models, "a blue square with a frame", None)
+    assert detect.rate(images, "blue") >= 0.75
+    assert detect.rate(images, "frame") >= 0.75
 
 
 @pytest.mark.parametrize(("positive", "negative", "neg_scale"), [("a triangle", "blue", None),
@@ -65,8 +60,8 @@ def test_a_negative_lowers_its_concept_rate(comfy, positive, negative, neg_scale
     """8 seeds, 12 steps, cfg 3: the concept's rate drops by at least MARGIN; the noun by eq. 8 with s⁻ = 8, as eq. 9
     at cfg 3 (s⁻ = 2) barely moves it (full study: bench/bench_toy_concepts.py)."""
     models = call_node("ToyConceptModelLoader")
-    without = concept_rate(sample(*models, positive, None), negative)
-    with_negative = concept_rate(sample(*models, positive, negative, neg_scale), negative)
+    without = detect.rate(sample(*models, positive, None), negative)
+    with_negative = detect.rate(sample(*models, positive, negative, neg_scale), negative)
     assert without - with_negative >= MARGIN, (without, with_negative)
 
 

@@ -44,6 +44,15 @@ def sample(t, model, steps=4, cfg=7.0, sampler="euler", negative=None, callback=
                                denoise=denoise, callback=callback, disable_pbar=True, seed=42)
 
 
+def noise_per_seed(latent, seeds):
+    """Noise for a batch whose row b is what a batch-1 run with seeds[b] would draw (comfy.sample.prepare_noise)."""
+    import torch
+
+    import comfy.sample
+
+    return torch.cat([comfy.sample.prepare_noise(latent[:1], seed) for seed in seeds])
+
+
 def patched(t, model, **inputs):
     settings = dict(mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
                     neg_schedule="constant", empty=t.u) | inputs
