@@ -1,20 +1,19 @@
-"""Attention capture and r_t analysis, pure torch (the capture patch lives in nodes/)."""
+"""Attention capture and r_t analysis, pure torch (the capture's ComfyUI hooks live in nodes/)."""
 
-from .maps import attention, attention_probs, word_maps
-from .metrics import SCORES, map_scores, r_curve, r_t, related_token, score_index, suggested_start
+from .maps import column_matrix, text_attention, word_maps
+from .metrics import SCORES, map_scores, r_t, related_token, score_index, suggested_start
 from .store import AttentionStore, LayerId
 
 __all__ = [
     "SCORES",
     "AttentionStore",
     "LayerId",
-    "attention",
-    "attention_probs",
+    "column_matrix",
     "map_scores",
-    "r_curve",
     "r_t",
     "related_token",
     "score_index",
     "suggested_start",
+    "text_attention",
     "word_maps",
 ]

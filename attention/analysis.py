@@ -1,87 +1,143 @@
-"""From a filled AttentionStore to r_t curves, per-step word maps and effect maps (Ban et al. 2024, sec. 4)."""
+"""From a finished AttentionStore to one report: r_t curves, the suggested gate, word maps and effect maps
+(Ban et al. 2024, sec. 4, https://arxiv.org/abs/2406.02965).
+
+Batches: r_t is computed per image (its own layer scores), and the curve the gate reads is their mean.
+Video: a map's score covers all its frames; the word maps shown are the mean over frames.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 
-from .metrics import r_curve, related_token, score_index
+from .metrics import r_t, related_token, score_index, suggested_start
 from .store import AttentionStore
 
 
-def branch_layers(store: AttentionStore, branch: str) -> dict[int, list[torch.Tensor]]:
-    """step → the maps (B, words, h, w) of every layer of one branch at that step."""
-    return {t: list(store.layers(t, branch).values()) for t in store.steps()}
+@dataclass(frozen=True)
+class Curve:
+    """r_t of one negative word against its related positive word r(i), per step (NaN where the negative was off).
 
-
-def step_maps(store: AttentionStore, branch: str) -> torch.Tensor:
-    """The first sample's word maps summed over layers at the largest layer resolution: (steps, words, h, w);
-    zero at steps where the branch was not evaluated."""
-    layers = branch_layers(store, branch)
-    maps = [m for per_step in layers.values() for m in per_step]
-    size = tuple(max((m.shape[-2:] for m in maps), key=lambda s: s[0] * s[1]))
-    empty = torch.zeros(maps[0].shape[1], *size)
-    resize = lambda m: F.interpolate(m[:1].float(), size=size, mode="bilinear")[0]  # noqa: E731
-    return torch.stack([sum((resize(m) for m in layers[t]), empty) for t in store.steps()])
-
-
-def word_scores(store: AttentionStore, branch: str, word: int, score: str, sample: int = 0) -> dict[int, list[float]]:
-    """step → one word's map score at every layer of a branch, for one sample of the batch."""
-    column = score_index(score)
-    return {t: [s[sample, word, column].item() for s in store.layers(t, branch, "scores").values()]
-            for t in store.steps()}
-
-
-def sample_rt(store: AttentionStore, negative: int, positive: int, score: str, sample: int = 0) -> list[float]:
-    """r_t per step of negative word ``negative`` against positive word ``positive`` = r(i), for one sample."""
-    return r_curve(word_scores(store, "negative", negative, score, sample),
-                   word_scores(store, "positive", positive, score, sample), store.steps())
-
-
-def rt_curves(
-    store: AttentionStore,
-    negatives: Sequence[str],
-    positives: Sequence[str],
-    score: str,
-    related: Mapping[str, str],
-    aggregates: tuple[torch.Tensor, torch.Tensor],
-    tick: Callable[[], None] = lambda: None,
-) -> dict[str, dict]:
-    """{negative word: {"related": r(i), "r": r_t per step}}; r(i) from ``related`` or by map correlation; r_t from
-    the scores of the native maps (first sample).
-
-    aggregates: the (words, h, w) maps of the negative and positive branch summed over steps.
+    ``r`` is the mean over the batch's images of ``per_image``; ``related_by`` says how r(i) was chosen.
     """
-    curves = {}
-    for i, word in enumerate(negatives):
-        j = positives.index(related[word]) if word in related else related_token(aggregates[0][i], aggregates[1])
-        r = sample_rt(store, i, j, score)
-        curves[word] = {"related": positives[j], "r": r}
-        tick()
-    return curves
+
+    word: str
+    related: str
+    related_by: str
+    r: list[float]
+    per_image: list[list[float]]
 
 
-def mean_curve(curves: Mapping[str, dict]) -> list[float]:
-    """The mean r_t over the negative words at each step (NaN where the negative was off)."""
-    return [sum(values) / len(values) for values in zip(*(c["r"] for c in curves.values()), strict=True)]
+@dataclass(frozen=True)
+class Report:
+    """Everything AttentionRt shows and exports for one run."""
 
+    score: str
+    steps: list[int]
+    sigmas: list[float]
+    curves: list[Curve]
+    gate_step: int
+    gate_fraction: float
+    maps: dict[str, torch.Tensor]  # branch → (steps, B, words, h, w): summed over layers, frame mean
+    effects: dict[str, torch.Tensor] = field(default_factory=dict)  # term → (steps, h, w), batch and frame mean
 
-def effect_terms(store: AttentionStore) -> list[str]:
-    return sorted({term for _, term in store.effects})
+    @property
+    def gate_start(self) -> float:
+        """The gate as a neg_start in steps units: opens exactly at gate_step (see guidance.steps)."""
+        return self.gate_step / len(self.steps)
 
+    def mean_curve(self) -> list[float]:
+        return mean_over([c.r for c in self.curves])
 
-def effect_maps(store: AttentionStore) -> torch.Tensor:
-    """|w⁻·(n − u)| of the first sample per negative term and step, 0 where the term was off: (terms, steps, h, w)."""
-    terms = effect_terms(store)
-    if not terms:
-        return torch.zeros(0)
-    series = [store.series(lambda t, term=term: store.effects.get((t, term))) for term in terms]
-    return torch.stack(series).float()
+    def to_json(self) -> dict:
+        """The report as JSON data: NaN (a step where the negative was off) becomes null."""
+        return {
+            "score": self.score, "steps": self.steps, "sigmas": self.sigmas,
+            "curves": {c.word: {"related": c.related, "related_by": c.related_by, "r": json_numbers(c.r),
+                                "per_image": [json_numbers(r) for r in c.per_image]} for c in self.curves},
+            "mean": json_numbers(self.mean_curve()), "gate_step": self.gate_step, "gate_start": self.gate_start,
+            "gate_fraction": self.gate_fraction,
+            "effect": {term: maps.flatten(1).mean(1).tolist() for term, maps in self.effects.items()},
+        }
 
 
 def json_numbers(values: Sequence[float]) -> list[float | None]:
-    """NaN (a step where the negative was not evaluated) becomes null, as JSON has no NaN."""
     return [None if math.isnan(v) else v for v in values]
+
+
+def mean_over(curves: Sequence[Sequence[float]]) -> list[float]:
+    """The mean of several curves at each step; NaN where any is NaN."""
+    return [sum(values) / len(values) for values in zip(*curves, strict=True)]
+
+
+def spatial(maps: torch.Tensor) -> torch.Tensor:
+    """(B, words, *grid) → (B, words, H, W): the mean over frames for a video grid."""
+    maps = maps.float()
+    return maps.flatten(2, -3).mean(2) if maps.ndim > 4 else maps
+
+
+def step_maps(store: AttentionStore, branch: str) -> torch.Tensor:
+    """Each step's word maps of one branch, summed over layers at the largest layer size: (steps, B, words, h, w);
+    zero at steps where the branch was not evaluated."""
+    records = {(t, layer): m for (t, layer, b), m in store.records.items() if b == branch}
+    size = tuple(max((m.shape[-2:] for m in records.values()), key=lambda s: s[0] * s[1]))
+    images, words = next(iter(records.values())).shape[:2]
+    resize = lambda m: F.interpolate(spatial(m), size=size, mode="bilinear")  # noqa: E731
+    per_step = [sum((resize(m) for (t, _), m in records.items() if t == step), torch.zeros(images, words, *size))
+                for step in store.steps()]
+    return torch.stack(per_step)
+
+
+def score_sums(store: AttentionStore, branch: str) -> dict[int, torch.Tensor]:
+    """step → Σ_k s(A_k) over the layers k of one branch: (B, words, scores), at the steps it was evaluated."""
+    sums: dict[int, torch.Tensor] = {}
+    for (t, _, b), scores in store.scores.items():
+        if b == branch:
+            sums[t] = sums[t] + scores if t in sums else scores.clone()
+    return sums
+
+
+def rt_per_image(neg: dict[int, torch.Tensor], pos: dict[int, torch.Tensor], steps: Sequence[int], negative: int,
+                 positive: int, column: int) -> list[list[float]]:
+    """r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))) per image and step; NaN where either branch was off."""
+    images = next(iter(neg.values())).shape[0]
+    return [[r_t([neg[t][b, negative, column].item()], [pos[t][b, positive, column].item()])
+             if t in neg and t in pos else math.nan for t in steps] for b in range(images)]
+
+
+def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: str, gate_fraction: float,
+            related: Mapping[str, str], tick: Callable[[], None] = lambda: None) -> Report:
+    """The report of one run: r(i) from ``related`` or by map correlation, r_t per image and their mean, the gate
+    at the first step where the mean r_t reaches ``gate_fraction`` of its peak."""
+    column = score_index(score)
+    negatives, positives = list(words["negative"]), list(words["positive"])
+    maps = {branch: step_maps(store, branch) for branch in ("positive", "negative")}
+    aggregate = {branch: m.sum((0, 1)) for branch, m in maps.items()}  # (words, h, w) over steps and images
+    sums = {branch: score_sums(store, branch) for branch in ("positive", "negative")}
+    curves = []
+    for i, word in enumerate(negatives):
+        if word in related:
+            j, by = positives.index(related[word]), "given"
+        else:
+            j, by = related_token(aggregate["negative"][i], aggregate["positive"]), "map correlation"
+        per_image = rt_per_image(sums["negative"], sums["positive"], store.steps(), i, j, column)
+        curves.append(Curve(word, positives[j], by, mean_over(per_image), per_image))
+        tick()
+    mean = mean_over([c.r for c in curves])
+    gate = suggested_start(mean, gate_fraction)
+    effects = {term: store.series(lambda t, term=term: spatial_effect(store.effects.get((t, term))))
+               for term in sorted({term for _, term in store.effects})}
+    return Report(score, store.steps(), [store.sigmas[t] for t in store.steps()], curves, gate, gate_fraction, maps,
+                  effects)
+
+
+def spatial_effect(effect: torch.Tensor | None) -> torch.Tensor | None:
+    """An effect map (B, *latent grid) as (H, W): the mean over images and frames."""
+    if effect is None:
+        return None
+    effect = effect.float().mean(0)
+    return effect.flatten(0, -3).mean(0) if effect.ndim > 2 else effect

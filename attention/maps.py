@@ -1,51 +1,58 @@
-"""Cross-attention maps recomputed from projected q and k, the way fused kernels never return them."""
+"""Attention maps of image queries over text keys, recomputed beside the layer's own attention.
+
+Fused kernels never return the attention weights (pytorch/pytorch#119811), so the capture recomputes
+softmax(QKᵀ/√d) for the image-query × text-key block, in fp32, from the very q and k the layer's attention saw.
+In joint attention (SD3, Flux, Qwen-Image) the softmax is taken over the text keys only: the map is the layer's
+attention to the text, renormalised to sum to 1 over the text keys, so joint and cross attention read alike.
+"""
 
 from __future__ import annotations
 
-import functools
-
 import torch
 
-QUERY_CHUNK = 4096  # query rows per softmax block: bounds the transient (B·heads·chunk·T floats)
+QUERY_CHUNK = 4096  # image queries per softmax block: bounds the transient (B·heads·chunk·T floats)
 
 
-def attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor | None, heads: int, chunk: int = QUERY_CHUNK):
-    """softmax(QKᵀ/√d)·V per head (Vaswani et al. 2017, eq. 1), and the softmax averaged over heads, in fp32.
+def heads_first(x: torch.Tensor, heads: int, heads_split: bool) -> torch.Tensor:
+    """(B, L, heads·d) or, with ``heads_split``, (B, heads, L, d) → (B, heads, L, d)."""
+    if heads_split:
+        return x
+    b, length, width = x.shape
+    return x.view(b, length, heads, width // heads).transpose(1, 2)
 
-    q: (B, N, heads·d) image queries; k, v: (B, T, heads·d) text keys and values. Returns the output (B, N, heads·d)
-    in q's dtype (None when v is None) and the maps (B, N, T), each row summing to 1.
+
+def text_attention(q: torch.Tensor, k: torch.Tensor, heads: int, queries: slice, keys: slice,
+                   heads_split: bool = False, chunk: int = QUERY_CHUNK) -> torch.Tensor:
+    """softmax over the text keys of (Q_img K_txtᵀ)/√d (Vaswani et al. 2017, eq. 1), averaged over heads.
+
+    q, k: the layer's projected queries and keys, (B, L, heads·d) or (B, heads, L, d); ``queries`` and ``keys``
+    pick the image rows and the text columns. Returns (B, N, T) in fp32, each row summing to 1.
     """
-    b, n, width = q.shape
-    d = width // heads
-    split = lambda x: x.reshape(b, -1, heads, x.shape[-1] // heads).transpose(1, 2).float()  # noqa: E731
-    kh, vh = split(k), None if v is None else split(v)  # (B, heads, T, d)
-    outs, maps = [], []
-    for start in range(0, n, chunk):
-        probs = (split(q[:, start:start + chunk]) @ kh.transpose(-1, -2) * d**-0.5).softmax(dim=-1)
-        maps.append(probs.mean(dim=1))  # (B, n', T)
-        if vh is not None:
-            outs.append((probs @ vh).transpose(1, 2).flatten(2))  # (B, n', heads·d)
-    return (torch.cat(outs, dim=1).to(q.dtype) if outs else None), torch.cat(maps, dim=1)
+    qh, kh = heads_first(q, heads, heads_split), heads_first(k, heads, heads_split)
+    kt = kh[:, :, keys].float().transpose(-1, -2)  # (B, heads, d, T)
+    scale = kh.shape[-1] ** -0.5
+    image = qh[:, :, queries]
+    maps = [(image[:, :, s:s + chunk].float() @ kt * scale).softmax(dim=-1).mean(dim=1)
+            for s in range(0, image.shape[2], chunk)]
+    return torch.cat(maps, dim=1)
 
 
-def attention_probs(q: torch.Tensor, k: torch.Tensor, heads: int, chunk: int = QUERY_CHUNK) -> torch.Tensor:
-    """softmax(QKᵀ/√d) averaged over heads, in fp32: (B, N, T)."""
-    return attention(q, k, None, heads, chunk)[1]
+def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int) -> torch.Tensor:
+    """(tokens, words): 1 where a context column belongs to a word.
 
-
-@functools.cache
-def column_matrix(columns: tuple[tuple[int, ...], ...], tokens: int) -> torch.Tensor:
-    """(tokens, words): 1 where a token column belongs to a word."""
+    ``columns`` index a context of ``length`` tokens. When ComfyUI batches it with a longer one, it repeats the
+    context up to their least common multiple (comfy/conds.py), so each copy of a column carries part of the word's
+    attention: every copy j + r·length counts.
+    """
+    if tokens % length:
+        raise ValueError(f"a context of {tokens} tokens is not a repeat of the prompt's {length}")
     matrix = torch.zeros(tokens, len(columns))
     for word, cols in enumerate(columns):
-        matrix[list(cols), word] = 1.0
+        for copy in range(0, tokens, length):
+            matrix[[copy + c for c in cols], word] = 1.0
     return matrix
 
 
-def word_maps(probs: torch.Tensor, columns: list[list[int]], height: int, width: int) -> torch.Tensor:
-    """Per word, the sum of its token columns (its BPE pieces, and its copies in a repeated context).
-
-    probs: (B, N, T) with N = height·width. Returns (B, words, height, width).
-    """
-    select = column_matrix(tuple(map(tuple, columns)), probs.shape[-1]).to(probs.device)
-    return (probs @ select).transpose(1, 2).reshape(probs.shape[0], len(columns), height, width)
+def word_maps(probs: torch.Tensor, select: torch.Tensor, grid: tuple[int, ...]) -> torch.Tensor:
+    """Each word's map, the sum of its columns: probs (B, N, T) @ select (T, words) → (B, words, *grid)."""
+    return (probs @ select).transpose(1, 2).reshape(probs.shape[0], select.shape[1], *grid)

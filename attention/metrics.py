@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import torch
 
@@ -11,8 +11,9 @@ SCORES = ("frobenius", "mean_square")
 
 
 def map_scores(maps: torch.Tensor) -> torch.Tensor:
-    """[‖A‖_F, mean(A²)] of each map over its last two dims: the seed's formula and Ban et al.'s released code."""
-    squares = maps.float().square().flatten(-2)
+    """[‖A‖_F, mean(A²)] of each map (B, words, *grid) over its whole grid, frames included: the seed's formula and
+    Ban et al.'s released code. Returns (B, words, 2)."""
+    squares = maps.float().square().flatten(2)
     return torch.stack([squares.sum(-1).sqrt(), squares.mean(-1)], dim=-1)
 
 
@@ -27,14 +28,6 @@ def r_t(negative: Sequence[float], positive: Sequence[float]) -> float:
     """r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))), from the layer scores s of one step t."""
     den = sum(positive)
     return sum(negative) / den if den > 0 else float("nan")
-
-
-def r_curve(
-    negative: Mapping[int, Sequence[float]], positive: Mapping[int, Sequence[float]], steps: Sequence[int]
-) -> list[float]:
-    """r_t at each of ``steps`` from each step's layer scores (NaN where a branch was not evaluated, e.g. a gated
-    negative)."""
-    return [r_t(negative[t], positive[t]) if negative.get(t) and positive.get(t) else math.nan for t in steps]
 
 
 def related_token(negative: torch.Tensor, positives: torch.Tensor) -> int:

@@ -2,7 +2,9 @@
 
 Conventions:
 - ``steps`` windows follow k-diffusion/diffusers: a term is active at step i of N when
-  int(start·N) ≤ i < int(end·N). "No negative for the first 5 of 50 steps" (Ban et al. 2024) is start = 0.1.
+  ⌊start·N⌋ ≤ i < ⌊end·N⌋. "No negative for the first 5 of 50 steps" (Ban et al. 2024) is start = 0.1. The floor
+  allows STEP_TOL of a step for binary rounding, so 0.29 at 100 steps (28.999999999999996) and a wired
+  gate_step/N both open at the step they name.
 - ``percent`` windows are ComfyUI's percent of the denoising schedule, exactly as
   ``ConditioningSetTimestepRange`` applies them: active when percent_to_sigma(end) ≤ σ ≤ percent_to_sigma(start).
 - A model call at σ belongs to step i when σ_{i+1} < σ ≤ σ_i of the sampler's own schedule (``sample_sigmas``).
@@ -20,6 +22,7 @@ STEPS = "steps"
 PERCENT = "percent"
 UNITS = (STEPS, PERCENT)
 SIGMA_RTOL = 1e-4  # a sigma this close to a schedule point is that point (ComfyUI's own tolerance idiom)
+STEP_TOL = 1e-6  # of a step: start·N within this of an integer k is k
 
 PercentToSigma = Callable[[float], float]
 
@@ -67,7 +70,7 @@ class Window:
         """The steps i of this schedule whose own sigma σ_i lies in the window."""
         n = len(sample_sigmas) - 1
         if self.unit == STEPS:
-            return range(int(self.start * n), int(self.end * n))
+            return range(step_floor(self.start * n), step_floor(self.end * n))
         on = [i for i in range(n) if self.contains_sigma(sample_sigmas[i], percent_to_sigma)]
         return range(on[0], on[-1] + 1) if on else range(0)
 
@@ -80,6 +83,11 @@ class Window:
         if self.unit == PERCENT:
             return self.contains_sigma(sigma, percent_to_sigma)
         return step_index(sample_sigmas, sigma) in self.step_range(sample_sigmas, percent_to_sigma)
+
+
+def step_floor(steps: float) -> int:
+    """⌊steps⌋, where a value within STEP_TOL below an integer counts as that integer."""
+    return math.floor(steps + STEP_TOL)
 
 
 def own_step(sample_sigmas: Sequence[float], sigma: float) -> int | None:

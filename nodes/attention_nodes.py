@@ -1,4 +1,4 @@
-"""The attention nodes: capture cross-attention maps during sampling, then measure r_t from them."""
+"""The attention nodes: capture the prompts' word maps during sampling, then measure r_t from them."""
 
 from __future__ import annotations
 
@@ -9,58 +9,60 @@ from pathlib import Path
 
 import torch
 
+import comfy.model_management
 import comfy.utils
 import folder_paths
 from comfy_api.v0_0_2 import io
 
-from ..attention import SCORES, AttentionStore, suggested_start
-from ..attention.analysis import effect_maps, effect_terms, json_numbers, mean_curve, rt_curves, step_maps
+from ..attention import SCORES
+from ..attention.analysis import Report, analyse
 from ..attention.export import write_exports
 from ..attention.render import heatmap_grid, line_plot, overlay
-from ..attention.tokens import find_columns, prompt_words
-from .capture import capture_model
+from ..attention.words import choose, default_words, prompt_words, special_words
+from .capture import Prompt, Recorder, capture_model, fingerprint
+from .families import UnsupportedModel, family_of
+from .families.text import UnsupportedText
 from .guidance_nodes import model_input
+from .inputs import check_combo, check_finite, check_prefix, first_error
+from .prompts import encode
 
 CATEGORY = "analysis/attention"
 Capture = io.Custom("NEGATIVE_GUIDANCE_ATTENTION")
-ENCODERS = ("clip_l", "clip_h", "clip_g")
+OVER_CAP = ("downsample", "error")
+BRANCHES = ("positive", "negative")
 
 
 @dataclass(frozen=True)
 class CaptureHandle:
-    """What flows from AttentionCapture to the analysis: the store and the captured words of each branch."""
+    """What flows from AttentionCapture to the analysis: the recorder and the captured words of each branch."""
 
-    store: AttentionStore
+    recorder: Recorder
     words: dict[str, list[str]]
 
 
-def word_columns(node: str, input_name: str, clip, text: str, words: list[str], special: bool) -> list[list[int]]:
-    """The context columns of each word of ``text`` (its BPE pieces, every occurrence); BOS/EOS if ``special``."""
-    name = next((name for name in ENCODERS if hasattr(clip.tokenizer, name)), None)
-    if name is None:
-        raise ValueError(f"{node}: input 'clip' is not an SD1.x, SD2.x or SDXL text encoder")
-    encoder = getattr(clip.tokenizer, name)  # SDXL's clip_l and clip_g share token positions
-    rows = [[int(token) for token, *_ in row] for row in clip.tokenize(text)[name.removeprefix("clip_")]]
-    columns = []
-    for word in words:
-        found = find_columns(rows, encoder.tokenizer(word)["input_ids"][1:-1])
-        if not found:
-            raise ValueError(f"{node}: input '{input_name}': '{word}' is not in the prompt; its words are: "
-                             f"{', '.join(prompt_words(text))}")
-        columns.append(found)
-    if special:
-        columns += [[0], [rows[0].index(encoder.end_token)]]
-    return columns
-
-
-def requested_words(text: str, words: str) -> list[str]:
-    """The comma-separated ``words``, or every word of ``text`` when none are given."""
-    chosen = [w.strip().lower() for w in words.split(",") if w.strip()]
-    return chosen or prompt_words(text)
+def prompt(node: str, family, clip, branch: str, text: str, requested: str, special: bool) -> tuple[list, Prompt]:
+    """Encode one prompt and map its requested words to context columns; errors name the input."""
+    conditioning = encode(clip, text)
+    try:
+        tokens = family.text(clip, text)
+    except UnsupportedText as error:
+        raise ValueError(f"{node}: input 'clip' is not the text encoder of this {family.NAME} model: {error}") from None
+    length = conditioning[0][0].shape[1]
+    if tokens.length != length:
+        raise ValueError(f"{node}: input 'clip': its {branch} context has {length} tokens where the {family.NAME} "
+                         f"layout gives {tokens.length}; this text encoder is not one the capture can map")
+    words = prompt_words(tokens.tokens, tokens.spell, tokens.embeddings)
+    try:
+        chosen = choose(words, requested)
+    except KeyError as missing:
+        raise ValueError(f"{node}: input '{branch}_words': '{missing.args[0]}' is not in the prompt; its words are: "
+                         f"{', '.join(w.text for w in default_words(words))}") from None
+    chosen += special_words(tokens.tokens) if special else []
+    return conditioning, Prompt(conditioning[0][0], length, tuple(chosen))
 
 
 class AttentionCapture(io.ComfyNode):
-    """Records the cross-attention maps of the prompts' words at every step, for AttentionRt."""
+    """Encodes the two prompts and patches the model so that sampling records their words' attention maps."""
 
     @classmethod
     def define_schema(cls):
@@ -68,43 +70,67 @@ class AttentionCapture(io.ComfyNode):
             node_id="AttentionCapture",
             display_name="Attention Capture",
             category=CATEGORY,
-            description="Patches a model so that sampling records, at every step, the head-averaged "
-                        "cross-attention map of each word of the positive and the negative prompt, per layer, "
-                        "at native resolution (average-pooled only where the run would pass max_mb). Samples are "
-                        "unchanged. Feed the capture to AttentionRt.",
+            description="Encodes the positive and the negative prompt (wire its positive and negative outputs to the "
+                        "sampler) and patches the model so that sampling records, at every step, the head-averaged "
+                        "attention map of each of their words, per layer, at native resolution (average-pooled only "
+                        "where the run would pass max_mb). Samples are unchanged. Feed the capture to AttentionRt.",
             inputs=[
                 model_input(),
-                io.Clip.Input("clip", tooltip="The CLIP that encoded the prompts: it maps words to tokens."),
-                io.String.Input("positive_text", multiline=True, tooltip="The positive prompt's text, as encoded."),
-                io.String.Input("negative_text", multiline=True, tooltip="The negative prompt's text, as encoded."),
+                io.Clip.Input("clip", tooltip="The model's text encoder: it encodes both prompts and maps their "
+                              "words to tokens."),
+                io.String.Input("positive_text", multiline=True, tooltip="The positive prompt. Encoded here: wire "
+                                "the positive output to the sampler."),
+                io.String.Input("negative_text", multiline=True, tooltip="The negative prompt. Encoded here: wire "
+                                "the negative output to the sampler."),
                 io.String.Input("positive_words", default="", tooltip="Comma-separated words of the positive "
                                 "to capture. Empty (neutral) = every word."),
                 io.String.Input("negative_words", default="", tooltip="Comma-separated words of the negative "
                                 "to capture. Empty (neutral) = every word."),
-                io.Boolean.Input("special_tokens", default=False, tooltip="Also capture the BOS and EOS tokens "
-                                 "(<bos>, <eos>). Off (neutral): words only."),
+                io.Boolean.Input("special_tokens", default=False, tooltip="Also capture the start, end and padding "
+                                 "tokens (<bos>, <eos>, <pad>) where the text encoder has them. Off (neutral): words "
+                                 "only."),
                 io.Float.Input("max_mb", default=50.0, min=1.0, max=65536.0, step=1.0, tooltip="Cap on the stored "
-                               "maps in MB (50 (neutral) holds 50 steps of a 512×512 SD1 image with 2×10 words). "
-                               "The run is planned before its first step; over_cap says what happens above it."),
-                io.Combo.Input("over_cap", options=["downsample", "error"], default="downsample", tooltip="When "
-                               "the run's maps would pass max_mb: downsample (neutral) average-pools the largest "
-                               "maps until they fit (r_t still uses the native maps); error stops before sampling."),
+                               "maps and effect maps of one run, in MB (50 (neutral) holds 50 steps of a 512×512 SD1 "
+                               "image with 2×10 words). The run is planned before its first step; over_cap says "
+                               "what happens above it."),
+                io.Combo.Input("over_cap", options=list(OVER_CAP), default="downsample", tooltip="When the run's "
+                               "maps would pass max_mb: downsample (neutral) average-pools the largest maps until "
+                               "they fit (r_t still uses the native maps); error stops before sampling."),
             ],
-            outputs=[io.Model.Output(), Capture.Output(display_name="capture")],
+            outputs=[io.Model.Output(tooltip="The model with the capture: sample with it."),
+                     Capture.Output(display_name="capture", tooltip="The recorded maps, for AttentionRt."),
+                     io.Conditioning.Output(display_name="positive", tooltip="positive_text, encoded: the "
+                                            "sampler's positive."),
+                     io.Conditioning.Output(display_name="negative", tooltip="negative_text, encoded: the "
+                                            "sampler's negative.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, max_mb=None, over_cap=None):
+        return first_error(check_finite("AttentionCapture", "max_mb", max_mb, 1.0, 65536.0),
+                           check_combo("AttentionCapture", "over_cap", over_cap, OVER_CAP))
 
     @classmethod
     def execute(cls, model, clip, positive_text, negative_text, positive_words, negative_words, special_tokens,
                 max_mb, over_cap) -> io.NodeOutput:
-        node, special = "AttentionCapture", ["<bos>", "<eos>"] if special_tokens else []
-        words, columns = {}, {}
-        for branch, text, chosen in (("positive", positive_text, positive_words),
-                                     ("negative", negative_text, negative_words)):
-            words[branch] = requested_words(text, chosen)
-            columns[branch] = word_columns(node, f"{branch}_words", clip, text, words[branch], special_tokens)
-            words[branch] += special
-        store = AttentionStore(int(max_mb * 2**20), downsample=over_cap == "downsample")
-        return io.NodeOutput(capture_model(model, store, columns), CaptureHandle(store, words))
+        node = "AttentionCapture"
+        try:
+            family = family_of(model)
+        except UnsupportedModel as error:
+            raise ValueError(f"{node}: input 'model': {error}") from None
+        if not positive_text.strip() and not negative_text.strip():
+            raise ValueError(f"{node}: inputs 'positive_text' and 'negative_text' are both empty: type the prompts "
+                             "here, where they are encoded and captured")
+        conditionings, prompts = {}, {}
+        for branch, text, requested in (("positive", positive_text, positive_words),
+                                        ("negative", negative_text, negative_words)):
+            conditionings[branch], captured = prompt(node, family, clip, branch, text, requested, special_tokens)
+            if captured.words:
+                prompts[branch] = captured
+        recorder = Recorder(node, family, prompts, int(max_mb * 2**20), over_cap == "downsample")
+        words = {branch: [w.text for w in prompts[branch].words] if branch in prompts else [] for branch in BRANCHES}
+        return io.NodeOutput(capture_model(model, recorder), CaptureHandle(recorder, words),
+                             conditionings["positive"], conditionings["negative"])
 
 
 def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]) -> dict[str, str]:
@@ -119,13 +145,45 @@ def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]
     return pairs
 
 
-def export_base(node: str, prefix: str) -> Path:
+def export_base(node: str, prefix: str) -> str:
     """The next free '<prefix>_00001_' path in ComfyUI's output folder; a prefix that leaves the folder is refused."""
     try:
         folder, name, counter, _, _ = folder_paths.get_save_image_path(prefix, folder_paths.get_output_directory())
     except Exception as error:
         raise ValueError(f"{node}: input 'filename_prefix': {error}") from None
-    return Path(folder) / f"{name}_{counter:05}_"
+    return str(Path(folder) / f"{name}_{counter:05}_")
+
+
+def finished_run(node: str, capture: CaptureHandle, samples: dict):
+    """The store of the run that produced ``samples``, or a message saying why its maps are not here."""
+    recorder = capture.recorder
+    store = recorder.finished
+    if store is None:
+        raise ValueError(f"{node}: the capture recorded no finished run: wire AttentionCapture's MODEL to the "
+                         "sampler whose LATENT goes into 'samples' (a run that was interrupted records nothing)")
+    if fingerprint(samples["samples"]) != store.fingerprint:
+        raise ValueError(f"{node}: input 'samples' is not the output of the run the capture holds (the sampler's "
+                         "result was cached from an earlier run, or the capture's MODEL is not that sampler's, or a "
+                         "node changed the latent in between). Change any sampler input, e.g. the seed, and queue "
+                         "again, and wire the sampler's output straight into 'samples'.")
+    for branch in BRANCHES:
+        if not capture.words[branch]:
+            raise ValueError(f"{node}: {branch}_text of AttentionCapture is empty: r_t compares the negative's words "
+                             "with the positive's")
+    if "negative" not in store.branches():
+        raise ValueError(f"{node}: the negative prompt was never evaluated in this run: "
+                         f"{never_evaluated(recorder.finished_facts)}")
+    return store
+
+
+def never_evaluated(facts) -> str:
+    """Why a run never evaluated its negative."""
+    if facts.cfg1_skips_negative:
+        return ("the sampler ran at cfg 1, where ComfyUI skips the negative prompt. Raise cfg, or use "
+                "NegativeGuidanceCFG, which evaluates the negative at any cfg")
+    if facts.negative_off is not None:
+        return f"NegativeGuidance switched it off at every step: {facts.negative_off}"
+    return f"its guider {facts.guider} did not evaluate it"
 
 
 class AttentionRt(io.ComfyNode):
@@ -139,10 +197,12 @@ class AttentionRt(io.ComfyNode):
             category=CATEGORY,
             description="r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))) per step (Ban et al. 2024): how strongly "
                         "each negative word attends compared with its most related positive word r(i). r(i) is "
-                        "the positive word whose time-aggregated map correlates best with the negative word's.",
+                        "the positive word whose time-aggregated map correlates best with the negative word's. "
+                        "Every image of the batch gets its own curve; the gate reads their mean.",
             inputs=[
                 Capture.Input("capture", tooltip="From AttentionCapture."),
-                io.Latent.Input("samples", tooltip="The sampler's output: makes this node run after sampling."),
+                io.Latent.Input("samples", tooltip="The sampler's output LATENT: identifies the run to analyse and "
+                                "makes this node run after sampling."),
                 io.Combo.Input("score", options=list(SCORES), default="frobenius", tooltip="frobenius: ‖A‖_F "
                                "(neutral); mean_square: mean(A²), as in Ban et al.'s released code."),
                 io.Float.Input("gate_fraction", default=0.5, min=0.01, max=1.0, step=0.01, tooltip="The suggested "
@@ -150,52 +210,77 @@ class AttentionRt(io.ComfyNode):
                 io.String.Input("related", default="", tooltip="Override r(i): 'negative=positive' pairs, comma "
                                 "separated (e.g. glasses=woman). Empty (neutral) = automatic."),
                 io.String.Input("filename_prefix", default="negative_guidance/rt", tooltip="Where the JSON, CSV "
-                                "and safetensors exports go, inside ComfyUI's output folder."),
-                io.Image.Input("image", optional=True, tooltip="The decoded image (VAEDecode): overlay gets each "
-                               "negative word's time-aggregated map over it. Not connected (neutral): no overlay."),
+                                "and safetensors exports go, inside ComfyUI's output folder; each run gets its own "
+                                "numbered files."),
+                io.Image.Input("image", optional=True, tooltip="The decoded images (VAEDecode): overlay gets each "
+                               "negative word's time-aggregated map over each image. Not connected (neutral): no "
+                               "overlay."),
             ],
-            outputs=[io.String.Output(display_name="r_t_json"), io.Int.Output(display_name="gate_step"),
-                     io.Float.Output(display_name="gate_start"), io.Image.Output(display_name="r_t_plot"),
-                     io.Image.Output(display_name="heatmaps"), io.Image.Output(display_name="effect_maps"),
-                     io.Image.Output(display_name="overlay")],
+            outputs=[io.String.Output(display_name="r_t_json", tooltip="The report as JSON: per word its r(i), "
+                                      "r_t per step (mean and per image), the gate and the effect per step."),
+                     io.Int.Output(display_name="gate_step", tooltip="The suggested first step of the negative."),
+                     io.Float.Output(display_name="gate_start", tooltip="gate_step as a neg_start in steps units: "
+                                     "wire it into NegativeGuidanceCFG or NegativeTerm."),
+                     io.Image.Output(display_name="r_t_plot", tooltip="r_t per step of each negative word."),
+                     io.Image.Output(display_name="heatmaps", tooltip="Each word's map (rows) at each step "
+                                     "(columns), positive words first."),
+                     io.Image.Output(display_name="effect_maps", tooltip="|w⁻·(n − u)| per negative term and step, "
+                                     "where the negative changed the prediction (under NegativeGuidance only)."),
+                     io.Image.Output(display_name="overlay", tooltip="Each negative word's map over each image.")],
             is_output_node=True,
         )
 
     @classmethod
+    def validate_inputs(cls, score=None, gate_fraction=None, filename_prefix=None):
+        node = "AttentionRt"
+        return first_error(check_combo(node, "score", score, SCORES),
+                           check_finite(node, "gate_fraction", gate_fraction, 0.01, 1.0),
+                           check_prefix(node, filename_prefix))
+
+    @classmethod
     def execute(cls, capture: CaptureHandle, samples, score, gate_fraction, related, filename_prefix,
                 image=None) -> io.NodeOutput:
-        node, store = "AttentionRt", capture.store
-        if not store.steps():
-            raise ValueError(f"{node}: the capture holds no maps: its sampler did not run in this queue run (its "
-                             "result was cached). Change the seed or any sampler input and queue again.")
+        node = "AttentionRt"
+        store = finished_run(node, capture, samples)
         negatives, positives = capture.words["negative"], capture.words["positive"]
         pairs = parse_pairs(node, related, negatives, positives)
-        neg_steps, pos_steps = step_maps(store, "negative"), step_maps(store, "positive")
-        neg_agg = neg_steps.sum(0)
         progress = comfy.utils.ProgressBar(len(negatives))
-        curves = rt_curves(store, negatives, positives, score, pairs, (neg_agg, pos_steps.sum(0)),
-                           lambda: progress.update(1))
-        mean = mean_curve(curves)
-        if all(math.isnan(r) for r in mean):
-            raise ValueError(f"{node}: no step evaluated both the negative and the positive prompt")
-        step = suggested_start(mean, gate_fraction)
-        start = step / len(store.steps())
-        effects = effect_maps(store)  # (terms, steps, h, w): empty unless the capture ran with negative guidance
-        data = {"score": score, "steps": store.steps(), "sigmas": [store.sigmas[t] for t in store.steps()],
-                "curves": {w: c | {"r": json_numbers(c["r"])} for w, c in curves.items()}, "mean": json_numbers(mean),
-                "gate_step": step, "gate_start": start,
-                "effect": {term: effects[i].flatten(1).mean(1).tolist() for i, term in enumerate(effect_terms(store))}}
-        text = json.dumps(data)
+        report = analyse(store, capture.words, score, gate_fraction, pairs, lambda: progress.update(1))
+        data = report.to_json()
         write_exports(export_base(node, filename_prefix), data, store)
-        summary = f"suggested neg_start {start:.2f} (step {step}); " + "; ".join(
-            f"{w}→{c['related']}: peak r {peak:.3f} at step {c['r'].index(peak)}"
-            for w, c in curves.items() if (peak := max((r for r in c["r"] if not math.isnan(r)), default=None)))
-        plot = line_plot([c["r"] for c in curves.values()], marker=step)[None]
-        heatmaps = heatmap_grid(torch.cat([pos_steps, neg_steps], dim=1).transpose(0, 1))[None]
-        curves_ui = {"words": negatives, "related": [c["related"] for c in curves.values()],
-                     "r": [json_numbers(c["r"]) for c in curves.values()], "gate_step": step, "score": score}
-        shown = {"text": (summary,), "negative_guidance_rt": (curves_ui,)}  # drawn in the node by web/js
-        effect_image = heatmap_grid(effects)[None] if len(effects) else torch.zeros(1, 64, 64, 3)
-        overlays = (torch.stack([overlay(image[0], neg_agg[i]) for i in range(len(negatives))])
-                    if image is not None else torch.zeros(1, 64, 64, 3))
-        return io.NodeOutput(text, step, start, plot, heatmaps, effect_image, overlays, ui=shown)
+        device = comfy.model_management.intermediate_device()
+        plot, heatmaps, effects, overlays = (x.to(device) for x in pictures(report, image))
+        shown = {"text": (summary(report),), "negative_guidance_rt": (curves_ui(report),)}  # drawn by web/js
+        return io.NodeOutput(json.dumps(data), report.gate_step, report.gate_start, plot, heatmaps, effects, overlays,
+                             ui=shown)
+
+
+def summary(report: Report) -> str:
+    def peak(curve):
+        finite = [(r, t) for t, r in enumerate(curve.r) if not math.isnan(r)]
+        return max(finite) if finite else (math.nan, 0)
+
+    return f"suggested neg_start {report.gate_start:.2f} (step {report.gate_step}); " + "; ".join(
+        f"{c.word}→{c.related}: peak r {peak(c)[0]:.3f} at step {peak(c)[1]}" for c in report.curves)
+
+
+def curves_ui(report: Report) -> dict:
+    data = report.to_json()
+    return {"words": [c.word for c in report.curves], "related": [c.related for c in report.curves],
+            "r": [data["curves"][c.word]["r"] for c in report.curves], "gate_step": report.gate_step,
+            "score": report.score}
+
+
+def pictures(report: Report, image: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """The r_t plot, the word × step heatmaps, the effect maps and the overlays, as IMAGE batches."""
+    plot = line_plot([c.r for c in report.curves], marker=report.gate_step)[None]
+    rows = torch.cat([report.maps["positive"].mean(1), report.maps["negative"].mean(1)], dim=1).transpose(0, 1)
+    heatmaps = heatmap_grid(rows)[None]
+    effects = (heatmap_grid(torch.stack(list(report.effects.values())))[None] if report.effects
+               else torch.zeros(1, 64, 64, 3))
+    if image is None:
+        return plot, heatmaps, effects, torch.zeros(1, 64, 64, 3)
+    aggregate = report.maps["negative"].sum(0)  # (B, words, h, w)
+    overlays = [overlay(image[b], aggregate[min(b, len(aggregate) - 1), i])
+                for b in range(len(image)) for i in range(len(report.curves))]
+    return plot, heatmaps, effects, torch.stack(overlays)

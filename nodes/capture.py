@@ -1,111 +1,233 @@
-"""Cross-attention capture as a model patch: every attn2 layer of the UNet records word maps into a store.
+"""The attention capture as a model patch: a family's attention hooks record word maps into a per-run store.
 
-A call that records (the one at each step's own σ_i) whose every batch chunk is captured computes the layer's
-softmax(QKᵀ/√d) once, in fp32, and takes both the output and the head-averaged maps from it. Everywhere else the
-output stays ComfyUI's optimized attention (or the attn2 replace installed before), and the maps are recomputed
-only for the captured chunks. Branches are told apart by ``cond_or_uncond``: the slot of each
-batch chunk. Under the stock CFG slot 0 is the positive and slot 1 the negative; the guidance batch function
-publishes its own slot names (positive, negative, terms, empty) in ``transformer_options``.
+What is recorded, and when:
+- only the guidance's own evaluation: the first ``calc_cond_batch`` of each ``predict_noise`` (the extra passes
+  of PAG, SAG and other post-CFG hooks come after it and are never recorded);
+- only at each step's own σ_i (one record per step; the intermediate calls of Heun or DPM2 are skipped);
+- only the batch chunks of the captured prompts, told apart by the uuid ComfyUI gives each cond entry, so any
+  guider's slot layout reads right.
+
+A capture never changes the picture: every hook returns the layer's own attention (ComfyUI's, or the hook that
+was installed before) and computes the maps beside it in fp32. Per model call the recorder reads the step once;
+inside the attention calls nothing waits for the host, and a step's maps move to the CPU when it ends.
 """
 
 from __future__ import annotations
 
-import math
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-import comfy.ldm.modules.attention as comfy_attention
-from comfy.ldm.modules.attention import SpatialTransformer
-from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample
+import comfy.patcher_extension
+import comfy.samplers
 
-from ..attention import AttentionStore, LayerId, attention, word_maps
+from ..attention.maps import column_matrix, text_attention, word_maps
+from ..attention.store import AttentionStore, LayerId
+from ..attention.words import Word
 from ..guidance import own_step
-from .patch import EFFECTS, KEY, SLOTS, WRAPPERS
+from .contract import EFFECTS, GUIDANCE, KEY
 
-STOCK_SLOTS = ("positive", "negative")
-
-
-def attn2_layers(model, height: int, width: int) -> list[LayerId]:
-    """Every cross-attention layer of the UNet and its resolution for a (height, width) latent.
-
-    Input blocks halve the size at each Downsample (a stride-2 conv: ⌈h/2⌉); output block i runs at the size of the
-    skip it concatenates, that of input block N − 1 − i; the middle block at the deepest size.
-    """
-    unet = model.get_model_object("diffusion_model")
-    layers, skips, size = [], [], (height, width)
-
-    def add(block_id: tuple[str, int], block) -> None:
-        for m in block.modules():
-            if isinstance(m, SpatialTransformer):
-                layers.extend(LayerId(block_id, i, *size) for i in range(len(m.transformer_blocks)))
-
-    for i, block in enumerate(unet.input_blocks):
-        if any(isinstance(m, Downsample) for m in block.modules()):
-            size = tuple(math.ceil(s / 2) for s in size)
-        add(("input", i), block)
-        skips.append(size)
-    add(("middle", 0), unet.middle_block)
-    for i, block in enumerate(unet.output_blocks):
-        size = skips.pop()
-        add(("output", i), block)
-    return layers
+WRAPPERS = comfy.patcher_extension.WrappersMP
+CALL = f"{KEY}.call"  # transformer_options: this model call's CallRecord, read by the family's hooks
 
 
-def capture_model(model, store: AttentionStore, columns: dict[str, list[list[int]]], node: str = "AttentionCapture"):
-    """A clone of ``model`` that records, per branch name, the maps of the given word columns into ``store``.
+@dataclass(frozen=True)
+class Prompt:
+    """A captured prompt: its conditioning tensor, its context length and its captured words."""
 
-    The store is emptied when each sampling run starts, so it always holds the latest run, and its pooling is
-    planned for that run's steps, batch and latent size before the first step.
-    """
-    patched = model.clone()
-    blocks = list(dict.fromkeys(layer.block for layer in attn2_layers(patched, 1, 1)))
+    conditioning: torch.Tensor
+    length: int
+    words: tuple[Word, ...]
 
-    def plan_store(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
-        store.reset()
-        layers = attn2_layers(patched, *latent_image.shape[-2:])
-        maps_per_step = latent_image.shape[0] * sum(len(c) for c in columns.values())
+
+def fingerprint(samples: torch.Tensor) -> str:
+    """A run's identity: the sha1 of its output latent's bytes (what the sampler node hands on)."""
+    data = samples.detach().to("cpu", torch.float32).contiguous()
+    return hashlib.sha1(data.numpy().tobytes() + str(tuple(data.shape)).encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What AttentionRt needs to explain a run that never evaluated its negative."""
+
+    guider: str
+    cfg1_skips_negative: bool
+    negative_off: str | None  # under the pack's guidance patch: why its negative is off at every step
+
+
+@dataclass
+class Recorder:
+    """One AttentionCapture's state: the run being recorded and the last finished one (``reset`` forgets both)."""
+
+    node: str
+    family: object
+    prompts: dict[str, Prompt]
+    max_bytes: int
+    downsample: bool
+    hooks: dict = field(default_factory=dict)
+    store: AttentionStore | None = None
+    finished: AttentionStore | None = None
+    facts: RunFacts | None = None
+    finished_facts: RunFacts | None = None
+    armed: bool = False
+    branch_of: dict = field(default_factory=dict)
+    sample_sigmas: list[float] = field(default_factory=list)
+    selects: dict = field(default_factory=dict)
+
+    def __deepcopy__(self, memo):  # ModelPatcher.clone() deep-copies model_options: every clone shares one recorder
+        return self
+
+    def reset(self) -> None:
+        self.store = self.finished = self.facts = self.finished_facts = None
+        self.armed = False
+        self.branch_of, self.selects = {}, {}
+
+    def call(self, transformer_options: dict) -> CallRecord | None:
+        """The record of the model call these options belong to, or None when it is not recorded."""
+        return transformer_options.get(CALL)
+
+    def begin_run(self, guider, latent_shape: tuple[int, ...], sigmas: torch.Tensor) -> None:
+        """Check the run and plan its store, before its first step."""
+        self.check_hooks(guider.model_options)
+        self.branch_of = branch_uuids(self.node, guider.conds, self.prompts)
+        self.sample_sigmas = sigmas.tolist()
+        steps = len(self.sample_sigmas) - 1
+        diffusion_model = guider.model_patcher.get_model_object("diffusion_model")
+        layers = self.family.layers(diffusion_model, latent_shape)
+        guidance = guider.model_options.get(GUIDANCE)
+        negatives = 0 if guidance is None else len(guidance.negative_keys(guider.cfg))
+        self.store = AttentionStore(self.max_bytes, self.downsample)
         try:
-            store.plan(layers, maps_per_step, len(sigmas) - 1)
+            self.store.plan(layers, latent_shape[0] * sum(len(p.words) for p in self.prompts.values()), steps,
+                            effect_pixels=negatives * latent_shape[0] * int(torch.Size(latent_shape[2:]).numel()))
         except MemoryError as error:
-            raise ValueError(f"{node}: input 'max_mb': {error}") from None
-        return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+            raise ValueError(f"{self.node}: input 'max_mb': {error}") from None
+        self.selects = {}
+        self.facts = run_facts(guider, self.sample_sigmas)
 
-    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, f"{KEY}.capture", plan_store)
-    patched.model_options.setdefault("transformer_options", {})[EFFECTS] = store  # read by the guidance batch
-    replaces = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
-    existing = [key for key in replaces if tuple(key[:2]) in blocks and len(key) == 3]
-    for key in [*blocks, *existing]:  # a (block, index) replace wins over the block's own in ComfyUI: wrap both
-        patched.set_model_attn2_replace(make_capture(store, columns, replaces.get(key)), *key)
-    return patched
+    def end_run(self, samples: torch.Tensor) -> None:
+        self.store.flush()
+        self.store.fingerprint = fingerprint(samples)
+        self.finished, self.finished_facts, self.store = self.store, self.facts, None
+
+    def check_hooks(self, model_options: dict) -> None:
+        """A node applied after the capture must not have replaced its hooks: the maps would silently miss."""
+        found = self.family.installed_hooks(model_options)
+        lost = [key for key, hook in self.hooks.items() if found.get(key) is not hook]
+        if lost:
+            raise ValueError(f"{self.node}: a node applied after it replaced its attention hook {lost[0]}, so that "
+                             f"layer would record nothing. Apply {self.node} last in the model chain.")
+
+    def begin_call(self, timestep: torch.Tensor, latent_shape: tuple[int, ...]) -> CallRecord | None:
+        """The record of the guidance's own evaluation at ``timestep``, or None between a step's own sigmas."""
+        sigma = float(timestep[0])  # the one host sync of a model call
+        step = own_step(self.sample_sigmas, sigma)
+        if step is None:
+            return None
+        self.store.begin_step(step, sigma)
+        return CallRecord(self, self.family.token_grid(latent_shape))
+
+    def select(self, branch: str, tokens: int, device: torch.device) -> torch.Tensor:
+        """The (tokens, words) column matrix of a branch in a context of ``tokens``, built once per run and device."""
+        key = (branch, tokens, device)
+        if key not in self.selects:
+            prompt = self.prompts[branch]
+            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens)
+            self.selects[key] = matrix.to(device, non_blocking=True)
+        return self.selects[key]
+
+    def add_effect(self, step: int, term: str, effect: torch.Tensor) -> None:
+        """From the guidance batch: where a negative term acted at the step just evaluated."""
+        if self.store is not None and self.store.step == step:
+            self.store.add_effect(term, effect)
 
 
-def make_capture(store: AttentionStore, columns: dict[str, list[list[int]]], previous):
-    """An attn2 replace ``fn(q, k, v, extra)`` that returns the usual output and records the wanted maps."""
+@dataclass(frozen=True)
+class CallRecord:
+    """One recorded model evaluation: the recorder and, for DiTs, the token grid of the image."""
 
-    def layer_output(q, k, v, extra):
-        if previous is not None:
-            return previous(q, k, v, extra)
-        return comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"])
+    recorder: Recorder
+    grid: tuple[int, ...] | None
 
-    def attn2(q, k, v, extra):
-        heads, sigma = extra["n_heads"], float(extra["sigmas"][0])
-        step = own_step(extra["sample_sigmas"].tolist(), sigma)  # one record per step: the call at its own σ_i
-        slots, chunks = extra.get(SLOTS, STOCK_SLOTS), extra["cond_or_uncond"]
-        wanted = [(i, slots[slot]) for i, slot in enumerate(chunks) if columns.get(slots[slot])]
-        if step is None or not wanted:
-            return layer_output(q, k, v, extra)
-        rows = q.shape[0] // len(chunks)
-        if previous is None and len(wanted) == len(chunks):
-            out, probs = attention(q, k, v, heads)  # every chunk is recorded: one softmax for output and maps
-        else:  # the output stays the optimized (or previous) attention; maps only for the recorded chunks
-            out = layer_output(q, k, v, extra)
-            pick = lambda x: torch.cat([x[i * rows:(i + 1) * rows] for i, _ in wanted])  # noqa: E731
-            probs = attention(pick(q), pick(k), None, heads)[1]
-        height, width = extra["activations_shape"][-2:]
-        layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), height, width)
+    def record(self, layer: LayerId, uuids: Sequence, q: torch.Tensor, k: torch.Tensor, heads: int,
+               queries: slice, keys: slice, heads_split: bool = False) -> None:
+        """Store the word maps of every captured chunk of this layer's batch (no host sync)."""
+        branches = [self.recorder.branch_of.get(u) for u in uuids]
+        wanted = [(i, b) for i, b in enumerate(branches) if b is not None]
+        if not wanted:
+            return
+        rows = q.shape[0] // len(branches)
+        pick = lambda x: x if len(wanted) == len(branches) else torch.cat(  # noqa: E731
+            [x[i * rows:(i + 1) * rows] for i, _ in wanted])
+        probs = text_attention(pick(q), pick(k), heads, queries, keys, heads_split)
+        store = self.recorder.store
         for j, (_, branch) in enumerate(wanted):
-            maps = word_maps(probs[j * rows:(j + 1) * rows], columns[branch], height, width)
-            store.add(step, sigma, layer, branch, maps)
-        return out
+            select = self.recorder.select(branch, probs.shape[-1], probs.device)
+            store.add(layer, branch, word_maps(probs[j * rows:(j + 1) * rows], select, layer.grid))
 
-    return attn2
+
+def branch_uuids(node: str, conds: dict, prompts: dict[str, Prompt]) -> dict:
+    """uuid of each guider cond entry → the captured branch it is; every captured prompt must be sampled."""
+    found = {}
+    for branch, prompt in prompts.items():
+        entries = [e for e in conds.get(branch) or () if same_tensor(e.get("cross_attn"), prompt.conditioning)]
+        if not conds.get(branch):
+            raise ValueError(f"{node}: the sampler has no {branch} prompt (a guider such as BasicGuider): use "
+                             "KSampler, CFGGuider or NegativeGuidanceGuider to capture both prompts")
+        if not entries:
+            raise ValueError(f"{node}: the sampler's {branch} prompt is not {branch}_text, so its words cannot be "
+                             f"mapped. Wire AttentionCapture's {branch} output to the sampler's {branch} input (the "
+                             "capture encodes the text itself).")
+        found |= {e["uuid"]: branch for e in entries}
+    return found
+
+
+def same_tensor(a, b: torch.Tensor) -> bool:
+    return a is b or (torch.is_tensor(a) and a.shape == b.shape and torch.equal(a.to(b.device), b))
+
+
+def run_facts(guider, sample_sigmas: list[float]) -> RunFacts:
+    """The settings that decide whether the negative is evaluated in this run."""
+    options = guider.model_options
+    guidance = options.get(GUIDANCE)
+    skips = (type(guider).predict_noise is comfy.samplers.CFGGuider.predict_noise and guider.cfg == 1.0
+             and not options.get("disable_cfg1_optimization", False))
+    off = None if guidance is None else guidance.negative_off(guider, sample_sigmas)
+    return RunFacts(type(guider).__name__, skips, off)
+
+
+def capture_model(model, recorder: Recorder):
+    """A clone of ``model`` whose sampling records the recorder's prompts; the incoming model is left untouched."""
+    patched = model.clone()
+    recorder.hooks = recorder.family.install(patched, recorder)
+
+    def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        recorder.begin_run(executor.class_obj, tuple(latent_image.shape), sigmas)
+        samples = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
+        recorder.end_run(samples)
+        return samples
+
+    def predict_noise(executor, *args, **kwargs):
+        recorder.armed = True  # the first calc_cond_batch from here on is the guidance's own
+        try:
+            return executor(*args, **kwargs)
+        finally:
+            recorder.armed = False
+
+    def calc_cond_batch(executor, model, conds, x_in, timestep, model_options):
+        if not recorder.armed:
+            return executor(model, conds, x_in, timestep, model_options)
+        recorder.armed = False
+        call = recorder.begin_call(timestep, tuple(x_in.shape))
+        if call is not None:
+            options = model_options.get("transformer_options", {})
+            model_options = {**model_options, "transformer_options": {**options, CALL: call}}
+        return executor(model, conds, x_in, timestep, model_options)
+
+    for kind, wrapper in ((WRAPPERS.OUTER_SAMPLE, outer_sample), (WRAPPERS.PREDICT_NOISE, predict_noise),
+                          (WRAPPERS.CALC_COND_BATCH, calc_cond_batch)):
+        patched.add_wrapper_with_key(kind, f"{KEY}.capture", wrapper)
+    patched.model_options.setdefault("transformer_options", {})[EFFECTS] = recorder  # read by the guidance batch
+    return patched

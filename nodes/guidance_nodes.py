@@ -12,7 +12,10 @@ import comfy.samplers
 from comfy_api.v0_0_2 import io, ui
 
 from ..guidance import SCHEDULES, UNITS, InvalidInput, Window, evaluation_range, needs_empty
-from .patch import ExtraTerm, NegativeGuidance, check_width, context_width, patch_model
+from .inputs import check_combo, check_finite, first_error
+from .patch import ExtraTerm, NegativeGuidance, patch_model
+from .prompts import encode, same_conditioning
+from .run_checks import check_width, context_width
 
 CATEGORY = "sampling/negative guidance"
 Terms = io.Custom("NEGATIVE_GUIDANCE_TERMS")
@@ -62,8 +65,9 @@ def main_inputs() -> list:
     """The inputs the guider and the CFG patch share: empty, mode, neg_scale and the negative's window."""
     return [
         io.Conditioning.Input("empty", optional=True,
-                              tooltip="u: the empty prompt, encoded with the same CLIP (CLIPTextEncode with no "
-                                      "text). Needed unless mode is standard with a negative that is always on."),
+                              tooltip="u: the empty prompt. Leave it unconnected and connect clip instead: the node "
+                                      "encodes \"\" itself. Wired, it must be CLIPTextEncode of an empty text with "
+                                      "the model's own CLIP (checked against clip when both are connected)."),
         io.Combo.Input("mode", options=list(MODES), default="independent",
                        tooltip="independent: eq. 8, x̂ = u + cfg·(p − u) − neg_scale·(n − u). standard: eq. 9, "
                                "x̂ = n + cfg·(p − n), Stable Diffusion's negative (neg_scale = cfg − 1, u is "
@@ -73,6 +77,39 @@ def main_inputs() -> list:
                                "cfg − 1 = a standard negative prompt. Used in independent mode."),
         *window_inputs("neg_", "the negative"),
     ]
+
+
+def clip_input():
+    return io.Clip.Input("clip", optional=True, tooltip="The model's text encoder: the node encodes the empty "
+                         "prompt u with it (and checks a wired empty against it). Neutral: not connected.")
+
+
+def main_checks(node: str, mode=None, neg_scale=None, neg_start=None, neg_end=None, window_unit=None,
+                neg_schedule=None) -> bool | str:
+    """validate_inputs of the shared widgets: combos in their options, numbers finite and in range."""
+    return first_error(check_combo(node, "mode", mode, MODES), check_combo(node, "window_unit", window_unit, UNITS),
+                       check_combo(node, "neg_schedule", neg_schedule, tuple(SCHEDULES)),
+                       check_finite(node, "neg_scale", neg_scale, -100.0, 100.0),
+                       check_finite(node, "neg_start", neg_start, 0.0, 1.0),
+                       check_finite(node, "neg_end", neg_end, 0.0, 1.0))
+
+
+def resolve_empty(node: str, empty, clip, others: list[tuple[str, list]]) -> tuple[list | None, str]:
+    """u from ``clip`` when ``empty`` is not wired; a wired ``empty`` is checked against clip's "" (or, without a
+    clip, against the other prompts). Returns u and a note for the node's readout."""
+    if clip is not None:
+        encoded = encode(clip, "")
+        if empty is None:
+            return encoded, ""
+        if not same_conditioning(empty, encoded):
+            raise ValueError(f"{node}: input 'empty' is not the empty prompt of input 'clip': it was encoded from "
+                             "another text or with another CLIP. Disconnect 'empty': the node encodes it from clip.")
+        return empty, ""
+    for name, conditioning in others:
+        if empty is not None and same_conditioning(empty, conditioning):
+            raise ValueError(f"{node}: input 'empty' is the same conditioning as input '{name}': u must be the empty "
+                             "prompt. Disconnect 'empty' and connect 'clip': the node encodes it.")
+    return empty, "" if empty is None else "; empty is unchecked: connect clip to let the node encode and check it"
 
 
 def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, neg_end: float,
@@ -89,11 +126,14 @@ def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, 
         )
         if cfg is not None:
             guidance.terms(cfg)
-        # standard mode cancels u at any cfg (probe one ≠ 1); in independent mode c_u = 1 − cfg + neg_scale
-        if empty is None and (mode == "independent" or needs_empty(guidance.terms(cfg=2.0))):
+        # c_u = 1 − cfg + neg_scale: known with the guider's cfg; at the KSampler's cfg, any cfg may need u
+        # (standard mode cancels u at any cfg: probe one ≠ 1)
+        needed = needs_empty(guidance.terms(cfg)) if cfg is not None else (
+            mode == "independent" or needs_empty(guidance.terms(cfg=2.0)))
+        if empty is None and needed:
             raise InvalidInput("empty", "is needed: eq. 8 evaluates u, the empty prompt, at some steps. Connect "
-                                        "a CLIPTextEncode of an empty prompt, or use mode standard with an "
-                                        "always-on negative and no extra terms.")
+                                        "'clip' (the node encodes it), or use mode standard with an always-on "
+                                        "negative and no extra terms.")
     return guidance
 
 
@@ -113,12 +153,15 @@ def check_widths(node_id: str, model, conditionings: list[tuple[str, list]]) -> 
         check_width(node_id, name, conditioning, width, source)
 
 
-def cost_text(guidance: NegativeGuidance) -> str:
-    """The model evaluations per step, for the node's ui text (exact per-step counts go to the log)."""
-    ranges = [evaluation_range(guidance.terms(cfg)) for cfg in (2.0, 3.0)]  # any two cfgs: c_u's zero is one cfg
+def cost_text(guidance: NegativeGuidance, cfg: float | None = None) -> str:
+    """Conditionings per model call at ``cfg`` (the guider's), or over every cfg the KSampler may use (c_u = 0 at
+    one cfg only, so two probes give the range); each run logs its exact per-step plan and model-call count."""
+    ranges = [evaluation_range(guidance.terms(c)) for c in ((cfg,) if cfg is not None else (2.0, 3.0))]
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     count = f"{low}" if low == high else f"{low}–{high}"
-    return f"{count} model evaluations per step (stock CFG: 2; DualCFGGuider, PerpNegGuider: 3)"
+    where = "" if cfg is not None else " at the KSampler's cfg"
+    return (f"{count} conditionings per model call{where}, in one batch (stock CFG: 2; DualCFGGuider, "
+            "PerpNegGuider: 3); samplers such as heun make 2 model calls per step")
 
 
 class NegativeGuidanceGuider(io.ComfyNode):
@@ -141,21 +184,30 @@ class NegativeGuidanceGuider(io.ComfyNode):
                                tooltip="s⁺: the positive guidance scale against u. 1 = no guidance (neutral)."),
                 *main_inputs(),
                 terms_input("this one"),
+                clip_input(),
             ],
-            outputs=[io.Guider.Output()],
+            outputs=[io.Guider.Output(tooltip="For SamplerCustomAdvanced.")],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, mode, cfg, neg_scale, neg_start, neg_end, window_unit,
-                neg_schedule, empty=None, terms=None) -> io.NodeOutput:
+    def validate_inputs(cls, cfg=None, mode=None, neg_scale=None, neg_start=None, neg_end=None, window_unit=None,
+                        neg_schedule=None):
         node = "NegativeGuidanceGuider"
+        return first_error(check_finite(node, "cfg", cfg, 0.0, 100.0),
+                           main_checks(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule))
+
+    @classmethod
+    def execute(cls, model, positive, negative, mode, cfg, neg_scale, neg_start, neg_end, window_unit,
+                neg_schedule, empty=None, terms=None, clip=None) -> io.NodeOutput:
+        node = "NegativeGuidanceGuider"
+        empty, note = resolve_empty(node, empty, clip, [("positive", positive), ("negative", negative)])
         guidance = build_guidance(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty,
                                   terms, cfg)
         check_widths(node, model, [("positive", positive), ("negative", negative), *guidance_conditionings(guidance)])
         guider = comfy.samplers.CFGGuider(patch_model(model, guidance))
         guider.set_conds(positive, negative)
         guider.set_cfg(cfg)
-        return io.NodeOutput(guider, ui=ui.PreviewText(cost_text(guidance)))
+        return io.NodeOutput(guider, ui=ui.PreviewText(cost_text(guidance, cfg) + note))
 
 
 class NegativeGuidanceCFG(io.ComfyNode):
@@ -174,17 +226,24 @@ class NegativeGuidanceCFG(io.ComfyNode):
                 model_input(),
                 *main_inputs(),
                 terms_input("the KSampler's"),
+                clip_input(),
             ],
-            outputs=[io.Model.Output()],
+            outputs=[io.Model.Output(tooltip="The patched model, for KSampler or CFGGuider (apply it last).")],
         )
 
     @classmethod
+    def validate_inputs(cls, mode=None, neg_scale=None, neg_start=None, neg_end=None, window_unit=None,
+                        neg_schedule=None):
+        return main_checks("NegativeGuidanceCFG", mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule)
+
+    @classmethod
     def execute(cls, model, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty=None,
-                terms=None) -> io.NodeOutput:
+                terms=None, clip=None) -> io.NodeOutput:
         node = "NegativeGuidanceCFG"
+        empty, note = resolve_empty(node, empty, clip, [])
         guidance = build_guidance(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty, terms)
         check_widths(node, model, guidance_conditionings(guidance))
-        return io.NodeOutput(patch_model(model, guidance), ui=ui.PreviewText(cost_text(guidance)))
+        return io.NodeOutput(patch_model(model, guidance), ui=ui.PreviewText(cost_text(guidance) + note))
 
 
 class NegativeTerm(io.ComfyNode):
@@ -207,8 +266,17 @@ class NegativeTerm(io.ComfyNode):
                 *window_inputs("", "this term"),
                 Terms.Input("terms", optional=True, tooltip="Terms from earlier NegativeTerm nodes."),
             ],
-            outputs=[Terms.Output(display_name="terms")],
+            outputs=[Terms.Output(display_name="terms", tooltip="This term and the earlier ones: wire into a "
+                                  "NegativeGuidance node's terms, or into another NegativeTerm.")],
         )
+
+    @classmethod
+    def validate_inputs(cls, weight=None, start=None, end=None, window_unit=None, schedule=None):
+        node = "NegativeTerm"
+        return first_error(check_finite(node, "weight", weight, -100.0, 100.0),
+                           check_finite(node, "start", start, 0.0, 1.0), check_finite(node, "end", end, 0.0, 1.0),
+                           check_combo(node, "window_unit", window_unit, UNITS),
+                           check_combo(node, "schedule", schedule, tuple(SCHEDULES)))
 
     @classmethod
     def execute(cls, conditioning, weight, start, end, window_unit, schedule, terms=None) -> io.NodeOutput:

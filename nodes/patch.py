@@ -40,10 +40,10 @@ from ..guidance import (
     standard_neg_scale,
 )
 
-KEY = "x-negative-guidance"
+from .contract import EFFECTS, EMPTY_KEY, GUIDANCE, KEY, term_key, term_name
+from .run_checks import check_run
+
 RUN_CONTEXT = f"{KEY}.run"
-EFFECTS = f"{KEY}.effects"  # transformer_options key: an AttentionStore that records where each negative acts
-SLOTS = f"{KEY}.slots"  # transformer_options key: the planner key of each calc_cond_batch slot, for attn2 patches
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
 log = logging.getLogger(__name__)
@@ -76,11 +76,35 @@ class NegativeGuidance:
     def __post_init__(self):
         self.terms(cfg=1.0)  # validates neg_scale, the window and the schedule (cfg is checked where it is known)
 
+    def __deepcopy__(self, memo):  # immutable: ModelPatcher.clone() need not copy its conditionings
+        return self
+
     def terms(self, cfg: float) -> list[GuidanceTerm]:
         """The eq. 8 terms for a sampler running at cfg = s⁺."""
         s_neg = standard_neg_scale(cfg) if self.neg_scale is None else self.neg_scale
         extra = [term.guidance_term(i) for i, term in enumerate(self.extras)]
         return eq8_terms(cfg, s_neg, self.window, self.schedule) + extra
+
+    def negative_keys(self, cfg: float) -> list[str]:
+        """The planner keys of the terms that push away (negative scale) at this cfg."""
+        return [term.key for term in self.terms(cfg) if term.scale < 0]
+
+    def is_stock_negative(self, cfg: float) -> bool:
+        """Whether every call computes exactly n + cfg·(p − n), so ū is the sampler's own negative at every step."""
+        main = self.terms(cfg)[1]
+        return (not self.extras and main.window.is_full and main.schedule == "constant"
+                and main.scale == -standard_neg_scale(cfg))
+
+    def negative_off(self, guider, sample_sigmas: list[float]) -> str | None:
+        """Why the main negative is off at every step of this run, or None when some step evaluates it."""
+        main = self.terms(guider.cfg)[1]
+        if main.scale == 0.0:
+            return "its neg_scale is 0 (in standard mode: cfg is 1)"
+        to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), torch.float32)
+        if not any(main.window.is_active(s, sample_sigmas, to_sigma) for s in sample_sigmas[:-1]):
+            return (f"its window neg_start {main.window.start}–neg_end {main.window.end} ({main.window.unit}) holds no "
+                    f"step of this {len(sample_sigmas) - 1}-step run")
+        return None
 
     def extra_conditionings(self) -> dict[str, list]:
         """The conditionings this patch adds to the guider, by guider key, tagged with their prompt_type."""
@@ -92,17 +116,18 @@ class NegativeGuidance:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What the batch function needs from the guider, fixed for one sampling run."""
+    """What the batch function needs from the guider, fixed for one sampling run, and its running count of
+    [model calls, conditionings evaluated]."""
 
     terms: list[GuidanceTerm]
     conds: dict[str, list]
     sample_sigmas: list[float]
     to_sigma: Callable[[float], float]
+    calls: list[int] = field(default_factory=lambda: [0, 0])
 
-
-def term_key(index: int) -> str:
-    """The key of the index-th NegativeTerm, in the planner and in guider.conds."""
-    return f"{KEY}.term{index}"
+    def count(self, conditionings: int) -> None:
+        self.calls[0] += 1
+        self.calls[1] += conditionings
 
 
 def tag(conditioning: list, negative: bool) -> list:
@@ -112,41 +137,37 @@ def tag(conditioning: list, negative: bool) -> list:
 
 def guider_key(planner_key: str) -> str:
     """The guider.conds key of a planner key: u gets a namespaced key, the rest are their own keys."""
-    return f"{KEY}.empty" if planner_key == EMPTY else planner_key
-
-
-def context_width(conditioning: list) -> int:
-    """The feature width of a CONDITIONING's cross-attention context (768 SD1, 1024 SD2, 2048 SDXL)."""
-    return conditioning[0][0].shape[-1]
-
-
-def check_width(node_id: str, input_name: str, conditioning: list, width: int, source: str) -> None:
-    """Refuse a conditioning encoded for another model family, before sampling starts."""
-    got = context_width(conditioning)
-    if got != width:
-        raise ValueError(
-            f"{node_id}: input '{input_name}' has context width {got}, but {source} has {width}: it was encoded "
-            "by the CLIP of another model family. Encode it with the same CLIP as the positive prompt."
-        )
+    return EMPTY_KEY if planner_key == EMPTY else planner_key
 
 
 def patch_model(model, guidance: NegativeGuidance):
     """A clone of ``model`` whose CFG computes eq. 8; the incoming model is left untouched."""
-    if model.wrappers.get(WRAPPERS.OUTER_SAMPLE, {}).get(KEY):
-        raise ValueError(
-            f"{guidance.node_id}: input 'model' already carries negative guidance. "
-            "Chain extra negatives with NegativeTerm instead of stacking a second patch."
-        )
+    node = guidance.node_id
+    if model.model_options.get(GUIDANCE) is not None:
+        raise ValueError(f"{node}: input 'model' already carries negative guidance. Chain extra negatives with "
+                         "NegativeTerm instead of stacking a second patch.")
+    earlier = model.model_options.get("sampler_calc_cond_batch_function")
+    if earlier is not None:
+        raise ValueError(f"{node}: input 'model' carries {hook_name(earlier)}, a sampler_calc_cond_batch_function "
+                         "from an earlier node. It expects ComfyUI's [positive, negative] batch, where this patch "
+                         "batches positive, negative, empty and the terms, so the two cannot be combined: remove "
+                         "that node, or apply its effect another way.")
     patched = model.clone()
-    batch = make_batch_function(patched.model_options.get("sampler_calc_cond_batch_function"))
+    batch = make_batch_function()
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
+    patched.model_options[GUIDANCE] = guidance
     patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch))
     patched.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, KEY, make_sampler_sample(guidance))
     return patched
 
 
-def make_batch_function(previous):
+def hook_name(fn) -> str:
+    """A hook as a user can look it up: module.qualname."""
+    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def make_batch_function():
     """``sampler_calc_cond_batch_function``: evaluate the planned conds in one batch, return (p, ū)."""
 
     def batch(args):
@@ -154,17 +175,12 @@ def make_batch_function(previous):
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
         coefficients = plan_call(ctx.terms, float(args["sigma"][0]), ctx.sample_sigmas, ctx.to_sigma)
         keys = list(coefficients)
-        options = args["model_options"]
-        options = {**options, "transformer_options": {**options.get("transformer_options", {}), SLOTS: keys}}
-        batch_args = {**args, "conds": [conds[guider_key(k)] for k in keys], "model_options": options}
-        if previous is None:
-            outputs = comfy.samplers.calc_cond_batch(
-                args["model"], batch_args["conds"], args["input"], args["sigma"], options
-            )
-        else:
-            outputs = previous(batch_args)
+        ctx.count(len(keys))
+        outputs = comfy.samplers.calc_cond_batch(args["model"], [conds[guider_key(k)] for k in keys], args["input"],
+                                                 args["sigma"], args["model_options"])
         preds = dict(zip(keys, outputs, strict=True))
-        record_effects(options["transformer_options"].get(EFFECTS), preds, coefficients, args["sigma"], ctx)
+        recorder = args["model_options"].get("transformer_options", {}).get(EFFECTS)
+        record_effects(recorder, preds, coefficients, args["sigma"], ctx)
         s_pos = coefficients.get("positive", 0.0)
         if s_pos == 0.0 or math.isclose(s_pos, 1.0):  # ū is undefined at s⁺ = 1; a pair (x̂, x̂) gives x̂ at any s
             out = guided(preds, coefficients)
@@ -174,12 +190,12 @@ def make_batch_function(previous):
     return batch
 
 
-def record_effects(store, preds, coefficients, sigma: torch.Tensor, ctx: RunContext) -> None:
-    """With an attention capture on the model, store |w⁻·(n − u)| of each negative at each step's own σ_i."""
-    step = None if store is None else own_step(ctx.sample_sigmas, float(sigma[0]))
+def record_effects(recorder, preds, coefficients, sigma: torch.Tensor, ctx: RunContext) -> None:
+    """With an attention capture on the model, hand it |w⁻·(n − u)| of each negative at each step's own σ_i."""
+    step = None if recorder is None else own_step(ctx.sample_sigmas, float(sigma[0]))
     if step is not None:
         for key, effect in negative_effects(preds, coefficients).items():
-            store.add_effect(step, float(sigma[0]), key.removeprefix(f"{KEY}."), effect)
+            recorder.add_effect(step, term_name(key), effect)
 
 
 def percent_to_sigma(model_sampling, dtype: torch.dtype):
@@ -188,7 +204,8 @@ def percent_to_sigma(model_sampling, dtype: torch.dtype):
 
 
 def make_sampler_sample(guidance: NegativeGuidance):
-    """SAMPLER_SAMPLE wrapper: hand every model call of this run the guider's cfg, processed conds and schedule."""
+    """SAMPLER_SAMPLE wrapper: hand every model call of this run the guider's cfg, processed conds and schedule;
+    log what the run evaluated."""
 
     def sampler_sample(executor, guider, sigmas, extra_args, *args, **kwargs):
         ctx = RunContext(
@@ -198,13 +215,16 @@ def make_sampler_sample(guidance: NegativeGuidance):
             to_sigma=percent_to_sigma(guider.inner_model.model_sampling, sigmas.dtype),
         )
         model_options = {**extra_args["model_options"], RUN_CONTEXT: ctx}
-        return executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
+        samples = executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
+        log.info("%s: this run made %d model calls, which evaluated %d conditionings", guidance.node_id,
+                 ctx.calls[0], ctx.calls[1])
+        return samples
 
     return sampler_sample
 
 
 def make_outer_sample(guidance: NegativeGuidance, batch):
-    """OUTER_SAMPLE wrapper: check the run, add u and the extra terms to the guider, log the cost."""
+    """OUTER_SAMPLE wrapper: check the run, add u and the extra terms to the guider, log the plan."""
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
@@ -214,7 +234,7 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)
         terms = guidance.terms(guider.cfg)
-        log.info("%s: %s", guidance.node_id, cost_summary(terms, schedule, to_sigma))
+        log.info("%s: %s", guidance.node_id, plan_summary(terms, schedule, to_sigma))
         for term in terms:
             if term.scale != 0.0 and not any(term.window.is_active(s, schedule, to_sigma) for s in schedule[:-1]):
                 log.warning("%s: the window %s of %s holds no step of this %d-step run, so it is never applied",
@@ -224,36 +244,18 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
     return outer_sample
 
 
-def check_run(guidance: NegativeGuidance, guider, batch) -> None:
-    """Everything that would break this run, raised before its first step."""
-    node = guidance.node_id
-    if type(guider).predict_noise is not comfy.samplers.CFGGuider.predict_noise:
-        raise ValueError(
-            f"{node}: the patched model went to {type(guider).__name__}, which computes its own guidance and "
-            "would bypass this patch. Use KSampler, CFGGuider or NegativeGuidanceGuider."
-        )
-    if guider.model_options.get("sampler_calc_cond_batch_function") is not batch:
-        raise ValueError(
-            f"{node}: a node applied after it replaced sampler_calc_cond_batch_function. "
-            f"Apply {node} last in the model chain."
-        )
-    width = guider.conds["positive"][0]["cross_attn"].shape[-1]
-    for key, conditioning in guidance.extra_conditionings().items():
-        name = "empty" if key == guider_key(EMPTY) else "terms"
-        check_width(node, name, conditioning, width, "the positive prompt")
-
-
 def describe(key: str) -> str:
     """A planner key as the user knows it: 'the negative' or 'NegativeTerm #i'."""
-    return f"NegativeTerm #{key.removeprefix(f'{KEY}.term')}" if key.startswith(KEY) else f"the {key}"
+    name = term_name(key)
+    return f"NegativeTerm #{name.removeprefix('term')}" if name.startswith("term") else f"the {key}"
 
 
-def cost_summary(terms: list[GuidanceTerm], schedule: list[float], to_sigma) -> str:
-    """'model evaluations per step: 2 (steps 0–4), 3 (steps 5–19); 55 in all': the plan at each step's σ_i."""
+def plan_summary(terms: list[GuidanceTerm], schedule: list[float], to_sigma) -> str:
+    """'conditionings per model call: 2 (steps 0–4), 3 (steps 5–19)': the plan at each step's own σ_i."""
     counts = [len(plan_call(terms, schedule[i], schedule, to_sigma)) for i in range(len(schedule) - 1)]
     runs, start = [], 0
     for i in range(1, len(counts) + 1):
         if i == len(counts) or counts[i] != counts[start]:
             runs.append(f"{counts[start]} (steps {start}–{i - 1})")
             start = i
-    return f"model evaluations per step: {', '.join(runs)}; {sum(counts)} in all"
+    return f"conditionings per model call: {', '.join(runs)}"

@@ -1,0 +1,109 @@
+"""Words of a prompt from the tokens that feed the attention context (pure: pieces in, word columns out).
+
+A tokenizer splits text into pieces; the context holds one column per piece, plus special tokens (BOS, EOS,
+padding) and, for long CLIP prompts, a new 77-token chunk every 75 pieces, which ComfyUI starts mid-word when a
+segment is long. A word is rebuilt from consecutive content pieces, whatever the chunk boundaries between them:
+
+- CLIP's BPE ends a word's last piece with ``</w>``;
+- SentencePiece (T5, umT5, Llama, Gemma) starts a word's first piece with ``▁``;
+- byte-level BPE (Qwen2.5) starts it with ``Ġ`` (a space byte).
+
+A piece that spells punctuation is a word of its own (SentencePiece glues "," to the word before it) and never a
+default word. An embedding (``embedding:name``) is one word made of its vectors' columns.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+END_MARK, START_MARKS = "</w>", ("▁", "Ġ")
+SPECIAL = ("<bos>", "<eos>", "<pad>")
+
+
+@dataclass(frozen=True)
+class Token:
+    """One column of the context: its token id and vocabulary piece (None for an embedding vector), the ComfyUI
+    word id of its weighted segment or embedding (0 for BOS/EOS/padding), and ``special`` (one of SPECIAL, another
+    name for template tokens, or None for content)."""
+
+    column: int
+    id: int | None
+    piece: str | None
+    group: int
+    special: str | None = None
+
+
+@dataclass(frozen=True)
+class Word:
+    """A word as the prompt reads it, and every context column of every occurrence of it."""
+
+    text: str
+    columns: tuple[int, ...]
+
+
+def is_punctuation(text: str) -> bool:
+    """Only punctuation, symbols or spaces: ',', '.', '(', '\\n'."""
+    return all(unicodedata.category(c)[0] in "PSZC" for c in text)
+
+
+def word_groups(tokens: Sequence[Token], spell: Callable[[list[int]], str]) -> list[list[Token]]:
+    """Consecutive content tokens grouped into words (special tokens are skipped, so chunk breaks join up)."""
+    groups: list[list[Token]] = []
+    previous, previous_mark = None, False
+    for token in tokens:
+        if token.special is not None:
+            continue
+        mark = token.piece is not None and is_punctuation(spell([token.id]))
+        new = (previous is None or token.group != previous.group or token.piece is None or previous.piece is None
+               or token.piece.startswith(START_MARKS) or previous.piece.endswith(END_MARK) or mark or previous_mark)
+        if new:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+        previous, previous_mark = token, mark
+    return groups
+
+
+def prompt_words(tokens: Sequence[Token], spell: Callable[[list[int]], str], embeddings: Sequence[str] = ()
+                 ) -> list[Word]:
+    """Every distinct word of the context in order, lower-cased, with the columns of all its occurrences.
+
+    ``spell`` turns token ids into text (the tokenizer's own decode); ``embeddings`` names the prompt's embeddings
+    in order, as 'embedding:name'.
+    """
+    names = iter(embeddings)
+    columns: dict[str, list[int]] = {}
+    for group in word_groups(tokens, spell):
+        if group[0].piece is None:
+            text = next(names, f"embedding:{len(columns)}")
+        else:
+            text = spell([t.id for t in group]).strip().lower()
+        if text:
+            columns.setdefault(text, []).extend(t.column for t in group)
+    return [Word(text, tuple(cols)) for text, cols in columns.items()]
+
+
+def special_words(tokens: Sequence[Token]) -> list[Word]:
+    """<bos>, <eos> and <pad> with their columns, where the context has them."""
+    found = {name: tuple(t.column for t in tokens if t.special == name) for name in SPECIAL}
+    return [Word(name, cols) for name, cols in found.items() if cols]
+
+
+def default_words(words: Sequence[Word]) -> list[Word]:
+    """The words a user means by 'every word': no punctuation, no special tokens."""
+    return [w for w in words if not is_punctuation(w.text) and w.text not in SPECIAL]
+
+
+def choose(words: Sequence[Word], requested: str) -> list[Word]:
+    """The comma-separated ``requested`` words (every default word when empty); raises KeyError naming the first
+    missing one."""
+    by_text = {w.text: w for w in words} | {w.text.removeprefix("embedding:"): w for w in words}
+    names = [name.strip().lower() for name in requested.split(",") if name.strip()]
+    if not names:
+        return default_words(words)
+    missing = next((name for name in names if name not in by_text), None)
+    if missing is not None:
+        raise KeyError(missing)
+    return [by_text[name] for name in dict.fromkeys(names)]

@@ -1,0 +1,33 @@
+"""Model families: for each, where its text tokens sit, which tokenizer feeds its attention and which ComfyUI hook
+reads that attention. Adding a family is one module here and its tests.
+
+A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, prompt) -> PromptTokens``,
+``layers(diffusion_model, latent_shape) -> [LayerId]``, ``token_grid(latent_shape)``, ``install(patched, recorder)``
+(returns the hooks it set, by key) and ``installed_hooks(model_options)`` (the hooks in place at sampling).
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import unet
+
+FAMILIES: tuple[ModuleType, ...] = (unet,)
+REFUSED: dict[str, str] = {}  # diffusion model class → why the capture cannot read it
+
+
+class UnsupportedModel(ValueError):
+    """A model whose attention the capture cannot read."""
+
+
+def family_of(model) -> ModuleType:
+    """The family of a MODEL, or UnsupportedModel naming it and the supported ones."""
+    diffusion_model = model.get_model_object("diffusion_model")
+    found = next((family for family in FAMILIES if family.matches(diffusion_model)), None)
+    if found is not None:
+        return found
+    name = type(diffusion_model).__name__
+    reason = REFUSED.get(name, "it is not a family the capture knows")
+    supported = "; ".join(family.NAME for family in FAMILIES)
+    raise UnsupportedModel(f"its diffusion model {name} ({type(model.model).__name__}) cannot be captured: {reason}. "
+                           f"Supported: {supported}")

@@ -1,0 +1,102 @@
+"""From ComfyUI's tokenizers to the context tokens of a prompt: what every family's text side shares.
+
+A CLIP's ``tokenize`` gives, per encoder key ('l', 'g', 'h', 't5xxl', 'umt5xxl', 'qwen25_7b'), rows of
+(token, weight, word id). Each family says which rows feed the attention context and where they sit in it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ...attention.words import Token
+
+EMBEDDING = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+)")
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """The context tokens of one prompt: ``length`` columns, its tokens, how to spell token ids as text and the
+    names of its embeddings in order."""
+
+    tokens: list[Token]
+    length: int
+    spell: Callable[[list[int]], str]
+    embeddings: list[str]
+
+
+class UnsupportedText(ValueError):
+    """The CLIP does not feed this family's attention context (another family's text encoder)."""
+
+
+def encoder(clip, key: str):
+    """The SDTokenizer behind a tokenize() key: clip.tokenizer.clip_l for 'l', .t5xxl for 't5xxl'."""
+    found = getattr(clip.tokenizer, f"clip_{key}", None) or getattr(clip.tokenizer, key, None)
+    if found is None:
+        raise UnsupportedText(f"its tokenizer {type(clip.tokenizer).__name__} has no '{key}' encoder")
+    return found
+
+
+def rows_of(clip, text: str, key: str) -> list[list[tuple]]:
+    """The (token, weight, word id) rows of ``text`` for one encoder, exactly as CLIPTextEncode tokenizes it."""
+    rows = clip.tokenize(text, return_word_ids=True)
+    if key not in rows:
+        raise UnsupportedText(f"its tokenizer gives {', '.join(rows)}, not '{key}'")
+    return rows[key]
+
+
+def token_id(token) -> int | None:
+    """A token's id; None for an embedding vector (or any non-id token, e.g. an image)."""
+    if isinstance(token, int) or (torch.is_tensor(token) and token.ndim == 0):
+        return int(token)
+    return None
+
+
+def context_tokens(tokenizer, rows: Sequence[Sequence[tuple]], offset: int = 0) -> list[Token]:
+    """The tokens of ``rows`` laid end to end from column ``offset``, with BOS, the first EOS after each row's
+    content, and the padding marked special."""
+    tokens, column = [], offset
+    for row in rows:
+        ended = False
+        for j, (token, _weight, group) in enumerate(row):
+            ident = token_id(token)
+            special = None
+            if group == 0 and ident is not None:
+                is_start = j == 0 and tokenizer.start_token is not None and ident == tokenizer.start_token
+                is_end = not ended and tokenizer.end_token is not None and ident == tokenizer.end_token
+                special = "<bos>" if is_start else "<eos>" if is_end else "<pad>"
+                ended = ended or is_end
+            piece = None if ident is None else tokenizer.inv_vocab.get(ident, "")
+            tokens.append(Token(column, ident, piece, group, special))
+            column += 1
+    return tokens
+
+
+def speller(tokenizer) -> Callable[[list[int]], str]:
+    """Token ids as text by the tokenizer's own decode (byte-level BPE, CLIP's </w>, SentencePiece's ▁)."""
+    inner = tokenizer.tokenizer
+    return getattr(inner, "tokenizer", inner).decode  # ComfyUI's SPieceTokenizer wraps a SentencePieceProcessor
+
+
+def embedding_names(tokenizer, text: str) -> list[str]:
+    """'embedding:name' for each embedding of ``text`` that ComfyUI loads, in order (missing ones are dropped, as
+    ComfyUI drops them)."""
+    if getattr(tokenizer, "embedding_directory", None) is None:
+        return []
+    names = []
+    for name in EMBEDDING.findall(text):
+        rows = tokenizer.tokenize_with_weights(f"embedding:{name}")
+        if any(token_id(token) is None for row in rows for token, *_ in row):
+            names.append(f"embedding:{name}")
+    return names
+
+
+def single_encoder(clip, text: str, key: str, offset: int = 0) -> PromptTokens:
+    """A context made of one encoder's rows, end to end (SD1/SD2/SDXL CLIP chunks, T5, umT5)."""
+    tokenizer = encoder(clip, key)
+    rows = rows_of(clip, text, key)
+    tokens = context_tokens(tokenizer, rows, offset)
+    return PromptTokens(tokens, offset + sum(map(len, rows)), speller(tokenizer), embedding_names(tokenizer, text))

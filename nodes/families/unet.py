@@ -1,0 +1,97 @@
+"""SD1.x, SD2.x and SDXL: UNets whose cross-attention (attn2) reads CLIP tokens.
+
+Text: CLIP chunks of 77 tokens (BOS, 75 pieces, EOS or padding) laid end to end; SDXL's clip_l and clip_g share
+positions, so clip_l's tokens name the columns. Hook: an attn2 replace on every cross-attention block, chained over
+any replace installed before; it returns ComfyUI's own attention (or that earlier replace) and records beside it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import comfy.ldm.modules.attention as comfy_attention
+from comfy.ldm.modules.attention import SpatialTransformer
+from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
+
+from ...attention.store import LayerId
+from .text import PromptTokens, UnsupportedText, single_encoder
+
+NAME = "SD1.x / SD2.x / SDXL (UNet)"
+CLIP_KEYS = ("l", "h", "g")  # SD1 and SDXL: clip_l; SD2: clip_h
+
+
+def matches(diffusion_model) -> bool:
+    return isinstance(diffusion_model, UNetModel)
+
+
+def text(clip, prompt: str) -> PromptTokens:
+    key = next((key for key in CLIP_KEYS if hasattr(clip.tokenizer, f"clip_{key}")), None)
+    if key is None:
+        raise UnsupportedText(f"its tokenizer {type(clip.tokenizer).__name__} has no CLIP text encoder (l, h or g)")
+    return single_encoder(clip, prompt, key)
+
+
+def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+    """Every cross-attention layer of the UNet and its resolution for a latent of ``latent_shape``.
+
+    Input blocks halve the size at each Downsample (a stride-2 conv: ⌈h/2⌉); output block i runs at the size of the
+    skip it concatenates, that of input block N − 1 − i; the middle block at the deepest size.
+    """
+    found, skips, size = [], [], tuple(latent_shape[-2:])
+
+    def add(block_id: tuple[str, int], block) -> None:
+        for m in block.modules():
+            if isinstance(m, SpatialTransformer):
+                found.extend(LayerId(block_id, i, size) for i in range(len(m.transformer_blocks)))
+
+    for i, block in enumerate(diffusion_model.input_blocks):
+        if any(isinstance(m, Downsample) for m in block.modules()):
+            size = tuple(math.ceil(s / 2) for s in size)
+        add(("input", i), block)
+        skips.append(size)
+    add(("middle", 0), diffusion_model.middle_block)
+    for i, block in enumerate(diffusion_model.output_blocks):
+        size = skips.pop()
+        add(("output", i), block)
+    return found
+
+
+def token_grid(latent_shape: tuple[int, ...]) -> None:
+    """UNet layers carry their own size (``activations_shape``)."""
+    return None
+
+
+def install(patched, recorder) -> dict:
+    """attn2 replaces on every cross-attention block of ``patched``; returns them by key, to check at sampling."""
+    blocks = list(dict.fromkeys(layer.block for layer in layers(patched.get_model_object("diffusion_model"), (1, 1))))
+    replaces = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+    existing = [key for key in replaces if tuple(key[:2]) in blocks and len(key) == 3]
+    installed = {}
+    for key in [*blocks, *existing]:  # a (block, index) replace wins over the block's own in ComfyUI: wrap both
+        installed[key] = make_attn2(recorder, replaces.get(key))
+        patched.set_model_attn2_replace(installed[key], *key)
+    return {("attn2", key): fn for key, fn in installed.items()}
+
+
+def installed_hooks(model_options: dict) -> dict:
+    """The attn2 replaces in ``model_options``, keyed as ``install`` returns them."""
+    replaces = model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+    return {("attn2", key): fn for key, fn in replaces.items()}
+
+
+def make_attn2(recorder, previous):
+    """An attn2 replace ``fn(q, k, v, extra)``: the layer's own output, and the maps recorded beside it."""
+
+    def attn2(q, k, v, extra):
+        if previous is not None:
+            out = previous(q, k, v, extra)
+        else:  # what CrossAttention.forward computes, override (sage, flash selectors) included
+            out = comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"],
+                                                      transformer_options=extra)
+        call = recorder.call(extra)
+        if call is not None:
+            layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), tuple(extra["activations_shape"][-2:]))
+            call.record(layer, extra["uuids"], q, k, extra["n_heads"], slice(None), slice(None))
+        return out
+
+    return attn2

@@ -1,0 +1,54 @@
+"""Everything that would make a run with the guidance patch silently wrong, refused before its first step."""
+
+from __future__ import annotations
+
+import math
+
+import comfy.samplers
+
+from .contract import EMPTY_KEY
+
+# post-CFG hooks that evaluate the sampler's own negative again and mix it with ū (comfy_extras/nodes_sag.py)
+REEVALUATE_UNCOND = {"comfy_extras.nodes_sag": "SelfAttentionGuidance"}
+
+
+def context_width(conditioning: list) -> int:
+    """The feature width of a CONDITIONING's cross-attention context (768 SD1, 1024 SD2, 2048 SDXL, 4096 T5)."""
+    return conditioning[0][0].shape[-1]
+
+
+def check_width(node_id: str, input_name: str, conditioning: list, width: int, source: str) -> None:
+    """Refuse a conditioning encoded for another model family, before sampling starts."""
+    got = context_width(conditioning)
+    if got != width:
+        raise ValueError(
+            f"{node_id}: input '{input_name}' has context width {got}, but {source} has {width}: it was encoded "
+            "by the CLIP of another model family. Encode it with the same CLIP as the positive prompt."
+        )
+
+
+def check_run(guidance, guider, batch) -> None:
+    """The guider hands the patch a positive and a negative through ComfyUI's own sampling_function, nothing
+    replaced the batch function since, cfg is a number, and no hook mixes ū with the sampler's own negative."""
+    node, name = guidance.node_id, type(guider).__name__
+    if type(guider).predict_noise is not comfy.samplers.CFGGuider.predict_noise:
+        raise ValueError(f"{node}: the patched model went to {name}, which computes its own guidance and would "
+                         "bypass this patch. Use KSampler, CFGGuider or NegativeGuidanceGuider.")
+    if not guider.conds.get("positive") or not guider.conds.get("negative"):
+        raise ValueError(f"{node}: the patched model went to {name}, which gives it no negative prompt, so n would "
+                         "be taken as 0. Use KSampler, CFGGuider or NegativeGuidanceGuider.")
+    if guider.model_options.get("sampler_calc_cond_batch_function") is not batch:
+        raise ValueError(f"{node}: a node applied after it replaced sampler_calc_cond_batch_function. "
+                         f"Apply {node} last in the model chain.")
+    if not math.isfinite(guider.cfg):
+        raise ValueError(f"{node}: the sampler's cfg is {guider.cfg}; give a finite number")
+    for hook in guider.model_options.get("sampler_post_cfg_function", []):
+        other = REEVALUATE_UNCOND.get(getattr(hook, "__module__", None))
+        if other and not guidance.is_stock_negative(guider.cfg):
+            raise ValueError(f"{node}: {other} re-evaluates the sampler's negative prompt and mixes it with this "
+                             "patch's effective uncond, which is not that negative here (independent mode, a "
+                             "window, a schedule or extra terms). Use mode standard with an always-on negative "
+                             f"and no terms, or leave {other} out.")
+    width = guider.conds["positive"][0]["cross_attn"].shape[-1]
+    for key, conditioning in guidance.extra_conditionings().items():
+        check_width(node, "empty" if key == EMPTY_KEY else "terms", conditioning, width, "the positive prompt")
