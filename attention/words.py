@@ -56,8 +56,12 @@ def word_groups(tokens: Sequence[Token], spell: Callable[[list[int]], str]) -> l
         if token.special is not None:
             continue
         mark = token.piece is not None and is_punctuation(spell([token.id]))
-        new = (previous is None or token.group != previous.group or token.piece is None or previous.piece is None
-               or token.piece.startswith(START_MARKS) or previous.piece.endswith(END_MARK) or mark or previous_mark)
+        if previous is None or token.group != previous.group or (token.piece is None) != (previous.piece is None):
+            new = True
+        elif token.piece is None:  # the next vector of the same embedding
+            new = False
+        else:
+            new = token.piece.startswith(START_MARKS) or previous.piece.endswith(END_MARK) or mark or previous_mark
         if new:
             groups.append([token])
         else:

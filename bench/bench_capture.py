@@ -15,10 +15,11 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
 
 import bench_guidance  # noqa: E402
-import comfy_boot  # noqa: E402
+import comfy_helpers  # noqa: E402
 
 POSITIVE = "professional office woman at a wooden desk with a laptop computer"
 NEGATIVE = "glasses blurry dark noisy cropped frame text watermark logo signature"
@@ -31,7 +32,7 @@ def main():
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    comfy_boot.boot(Path(tempfile.mkdtemp(prefix="bench_")))
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")))
     from comfy_helpers import call_node
 
     import comfy.sample

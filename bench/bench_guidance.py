@@ -16,10 +16,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "support"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
 
-import comfy_boot  # noqa: E402
-import locate  # noqa: E402
+import comfy_helpers  # noqa: E402
+import harness  # noqa: E402
 
 RECORDER = None  # set in main(): comfy_helpers needs ComfyUI booted
 MAIN = dict(neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
@@ -91,7 +92,7 @@ def load_model(kind: str, size: int):
 
         model, clip = tiny.tiny_model(), tiny.tiny_clip()
     else:
-        path = locate.cache_dir() / "rand_sd15.safetensors"
+        path = harness.cache_dir() / "rand_sd15.safetensors"
         model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(path))
     latent = torch.zeros(1, 4, size // 8, size // 8)
     return model, clip, latent, comfy.sample.prepare_noise(latent, 0)
@@ -113,7 +114,7 @@ def main():
     parser.add_argument("--only", nargs="*", default=[], help="time only the configurations that contain one of "
                         "these words (their references are kept)")
     args = parser.parse_args()
-    comfy_boot.boot(Path(tempfile.mkdtemp(prefix="bench_")))
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")))
     import torch
     from comfy_helpers import Recorder
 

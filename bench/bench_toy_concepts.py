@@ -23,14 +23,15 @@ import torch
 import torch.nn.functional as F
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "support"))
-sys.path.append(str(ROOT))  # after ComfyUI, whose nodes module must win
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
 
-import comfy_boot  # noqa: E402
+import comfy_helpers  # noqa: E402
+import harness  # noqa: E402
 from comfy_helpers import call_node, noise_per_seed  # noqa: E402
 
-from experiments.report import group_curves, plot_groups, png  # noqa: E402
-from toy import detect  # noqa: E402
+report = harness.module("experiments.report")
+group_curves, plot_groups, png = report.group_curves, report.plot_groups, report.png
+detect = harness.module("toy.detect")
 
 PAIRS = [  # positive, negative, word type: the positive leaves the negative's concept to the model's prior
     ("a circle with a frame", "dot", "noun"), ("a green triangle with a frame", "dot", "noun"),
@@ -214,7 +215,7 @@ def main():
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "toy_concepts")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    comfy_boot.boot(Path(tempfile.mkdtemp(prefix="bench_toy_")))
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_toy_")))
     started = time.perf_counter()
     toy = Toy(list(range(1, args.seeds + 1)))
     suppression, curves = suppression_and_rt(toy, args.steps, args.out)

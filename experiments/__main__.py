@@ -1,4 +1,4 @@
-"""python -m experiments --template T.json --pairs P.csv --seeds 1-10 --grid delay=0,0.1 --server URL [--server URL]"""
+"""python scripts/study.py --template T.json --pairs P.csv --seeds 1-10 --grid delay=0,0.1 --server URL [--server URL]"""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def parse_seeds(text: str) -> list[int]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m experiments", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python scripts/study.py", description=__doc__)
     parser.add_argument("--template", type=Path, default=HERE / "templates" / "rt_study_sd15.json",
                         help="API-format workflow with {{positive}}, {{negative}}, {{seed}} and grid placeholders")
     parser.add_argument("--pairs", type=Path, default=HERE / "prompts" / "ban_et_al_pairs.csv",

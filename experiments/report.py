@@ -9,7 +9,7 @@ import zlib
 from collections import defaultdict
 from pathlib import Path
 
-from attention.render import line_plot
+from ..attention.render import line_plot
 
 
 def mean_over_words(payload: dict) -> list[float]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Sequence
 
@@ -49,34 +48,26 @@ def plan_call(
     return coefficients
 
 
-def _factor_choices(term: GuidanceTerm) -> tuple[float | None, ...]:
-    """The weight factors a term can take during a run: 0 off, 1 full, None strictly inside a ramp."""
-    ramp = term.schedule != "constant"
-    return (() if term.window.is_full else (0.0,)) + ((None,) if ramp else ()) + (1.0,)
+def evaluation_range(terms: Sequence[GuidanceTerm]) -> tuple[int, int]:
+    """The fewest and most conditionings one model call can need, over every on/off/ramp state of the windows.
 
-
-def reachable_needs(terms: Sequence[GuidanceTerm]) -> list[set[str]]:
-    """Every set of conditionings one model call can need, over all mixes of windows and ramps.
-
-    Inside a ramp c_u = A − f·w varies with f, so it is 0 at one f at most: u counts as needed there.
+    A term with a full window is always on; a windowed one can be off. The fewest: only the always-on terms, at
+    full weight, plus u unless their weights sum to 1 (c_u = 1 − Σ w = 0). The most: every term on, plus u unless
+    they sum to 1 with no ramp (inside a ramp c_u varies, so it is nonzero somewhere). Windows that never overlap
+    make the real maximum lower; each run logs its exact plan. O(n), where enumerating states would be O(3ⁿ).
     """
     live = [t for t in terms if t.scale != 0.0]
-    needs = []
-    for factors in itertools.product(*(_factor_choices(t) for t in live)):
-        keys = {t.key for t, f in zip(live, factors, strict=True) if f != 0.0}
-        full = [t.scale for t, f in zip(live, factors, strict=True) if f == 1.0]
-        if None in factors or empty_coefficient(full) != 0.0:
-            keys.add(EMPTY)
-        needs.append(keys)
-    return needs
-
-
-def evaluation_range(terms: Sequence[GuidanceTerm]) -> tuple[int, int]:
-    """The fewest and most conditionings one model call can need."""
-    counts = [len(keys) for keys in reachable_needs(terms)]
-    return min(counts), max(counts)
+    always = [t for t in live if t.window.is_full]
+    fewest = len(always) + (empty_coefficient([t.scale for t in always]) != 0.0)
+    ramp = any(t.schedule != "constant" for t in live)
+    most = len(live) + (ramp or empty_coefficient([t.scale for t in live]) != 0.0)
+    return fewest, most
 
 
 def needs_empty(terms: Sequence[GuidanceTerm]) -> bool:
-    """Whether some model call can need u, the empty prompt."""
-    return any(EMPTY in keys for keys in reachable_needs(terms))
+    """Whether some model call can need u, the empty prompt: at a ramp, when a windowed term switches (c_u cannot be
+    0 both with and without it), or when the always-on weights do not sum to 1."""
+    live = [t for t in terms if t.scale != 0.0]
+    always = [t for t in live if t.window.is_full]
+    return (any(t.schedule != "constant" for t in live) or len(always) < len(live)
+            or empty_coefficient([t.scale for t in always]) != 0.0)

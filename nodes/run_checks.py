@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import re
 
 import comfy.samplers
 
 from .contract import EMPTY_KEY
 
-# post-CFG hooks that evaluate the sampler's own negative again and mix it with ū (comfy_extras/nodes_sag.py)
-REEVALUATE_UNCOND = {"comfy_extras.nodes_sag": "SelfAttentionGuidance"}
+# post-CFG hooks that evaluate the sampler's own negative again and mix it with ū, by the file that defines them
+# (ComfyUI loads comfy_extras/nodes_sag.py under its path, so the module's last part names it)
+REEVALUATE_UNCOND = {"nodes_sag": "SelfAttentionGuidance"}
 
 
 def context_width(conditioning: list) -> int:
@@ -25,6 +27,11 @@ def check_width(node_id: str, input_name: str, conditioning: list, width: int, s
             f"{node_id}: input '{input_name}' has context width {got}, but {source} has {width}: it was encoded "
             "by the CLIP of another model family. Encode it with the same CLIP as the positive prompt."
         )
+
+
+def module_file(fn) -> str:
+    """The last part of the module that defines ``fn``: 'nodes_sag' for comfy_extras/nodes_sag.py."""
+    return re.split(r"[./\\]", getattr(fn, "__module__", None) or "")[-1]
 
 
 def check_run(guidance, guider, batch) -> None:
@@ -43,7 +50,7 @@ def check_run(guidance, guider, batch) -> None:
     if not math.isfinite(guider.cfg):
         raise ValueError(f"{node}: the sampler's cfg is {guider.cfg}; give a finite number")
     for hook in guider.model_options.get("sampler_post_cfg_function", []):
-        other = REEVALUATE_UNCOND.get(getattr(hook, "__module__", None))
+        other = REEVALUATE_UNCOND.get(module_file(hook))
         if other and not guidance.is_stock_negative(guider.cfg):
             raise ValueError(f"{node}: {other} re-evaluates the sampler's negative prompt and mixes it with this "
                              "patch's effective uncond, which is not that negative here (independent mode, a "

@@ -1,56 +1,13 @@
 #!/usr/bin/env bash
-# Prepare the test environment from the package registries, then run the test suite.
+# The test command: prepare the environment from the package registries, then run the test suite.
 #   bash scripts/test.sh [pytest args]
-# ComfyUI: $COMFYUI_PATH, else the ComfyUI this pack is installed in, else ~/.cache/comfyui-negative-guidance/ComfyUI,
-# else a clone of the pinned commit into that cache. Without ComfyUI, the ComfyUI tiers are reported as skipped.
-# Python: $NEGATIVE_GUIDANCE_PYTHON if set, else a venv in the cache built from ComfyUI's requirements.
+# Without ComfyUI, the ComfyUI tiers are reported as skipped (scripts/env.sh says where it looks).
 set -euo pipefail
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-cd "$ROOT"
-CACHE=${NEGATIVE_GUIDANCE_CACHE:-$HOME/.cache/comfyui-negative-guidance}
-COMMIT=$(python3 -c 'import sys; sys.path.insert(0, "tests/support"); import locate; print(locate.PINNED_COMMIT)')
-mkdir -p "$CACHE"
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 
-COMFY=$(python3 tests/support/locate.py)
-if [ -z "$COMFY" ]; then
-  echo "== no ComfyUI found; cloning the pinned commit $COMMIT into $CACHE/ComfyUI"
-  if git clone --quiet https://github.com/comfyanonymous/ComfyUI "$CACHE/ComfyUI.partial" \
-     && git -C "$CACHE/ComfyUI.partial" checkout --quiet "$COMMIT"; then
-    mv "$CACHE/ComfyUI.partial" "$CACHE/ComfyUI"
-  else
-    rm -rf "$CACHE/ComfyUI.partial"
-  fi
-  COMFY=$(python3 tests/support/locate.py)
-fi
-if [ -z "$COMFY" ]; then
-  echo "!! ======================================================================== !!"
-  echo "!! ComfyUI NOT FOUND: every test that needs ComfyUI will be SKIPPED.        !!"
-  echo "!! Set COMFYUI_PATH to a ComfyUI checkout to run them.                      !!"
-  echo "!! ======================================================================== !!"
-fi
-
-if [ -n "${NEGATIVE_GUIDANCE_PYTHON:-}" ]; then
-  PY=$NEGATIVE_GUIDANCE_PYTHON
-else
-  VENV=$CACHE/venv
-  PY=$VENV/bin/python
-  REQS=$( { echo "torch==2.14.1 torchvision==0.29.1 requests pytest"; [ -n "$COMFY" ] && cat "$COMFY/requirements.txt"; } | sha256sum | cut -c1-16)
-  if [ "$(cat "$VENV/.stamp" 2>/dev/null)" != "$REQS" ]; then
-    echo "== building the test venv in $VENV (first run: a few minutes)"
-    rm -rf "$VENV"
-    python3 -m venv "$VENV"
-    "$PY" -m pip install --quiet --upgrade pip
-    printf 'torch==2.14.1\ntorchvision==0.29.1\n' > "$CACHE/constraints.txt"
-    "$PY" -m pip install --quiet -c "$CACHE/constraints.txt" torch==2.14.1 torchvision==0.29.1 requests pytest
-    if [ -n "$COMFY" ]; then
-      "$PY" -m pip install --quiet -c "$CACHE/constraints.txt" -r "$COMFY/requirements.txt"
-      "$PY" -m pip uninstall --quiet -y torchaudio  # a CUDA build that fails to load on CPU machines; ComfyUI runs without it
-    else
-      "$PY" -m pip install --quiet safetensors einops numpy
-    fi
-    echo "$REQS" > "$VENV/.stamp"
-  fi
-fi
+# The linter (ruff: every open() names its encoding, among the rules in pyproject.toml).
+"$PY" -m ruff --version >/dev/null 2>&1 || "$PY" -m pip install --quiet ruff \
+  || echo "== ruff could not be installed: the lint test will be SKIPPED"
 
 # The browser tier: selenium in the venv, Debian's chromium and chromedriver (installed when running as root).
 "$PY" -c "import selenium" 2>/dev/null || "$PY" -m pip install --quiet selenium \
@@ -62,5 +19,4 @@ if ! command -v chromium >/dev/null || ! command -v chromedriver >/dev/null; the
   command -v chromium >/dev/null || echo "== chromium not found (apt-get install chromium chromium-driver): the browser tests will be SKIPPED"
 fi
 
-export COMFYUI_PATH=${COMFY}
 exec "$PY" -m pytest "$@"

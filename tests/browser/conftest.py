@@ -8,10 +8,10 @@ import shutil
 from pathlib import Path
 
 import live_server
-import locate
+import harness
 import pytest
 
-ARTIFACTS = Path(os.environ.get("NEGATIVE_GUIDANCE_ARTIFACTS", locate.PACK_ROOT / "tests" / "artifacts"))
+ARTIFACTS = Path(os.environ.get("NEGATIVE_GUIDANCE_ARTIFACTS", harness.PACK_ROOT / "tests" / "artifacts"))
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,900"]
 

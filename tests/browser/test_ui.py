@@ -4,11 +4,11 @@ the prompt the tests run, and a run of the analysis graph draws the r_t plot (sc
 import json
 import time
 
-import locate
+import harness
 import pytest
 import workflows
 
-EXAMPLES = sorted((locate.PACK_ROOT / "example_workflows").glob("*.json"))
+EXAMPLES = sorted((harness.PACK_ROOT / "example_workflows").glob("*.json"))
 OURS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionCapture", "AttentionRt"]
 EVIL = "<img src=x onerror=window.__injected=1>"
 

@@ -6,15 +6,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import comfy_boot
-import locate
+import comfy_helpers
+import harness
 import pytest
 
 
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
     """ComfyUI's modules, booted once: CPU only, custom nodes = this pack + the test pack, a temp output dir."""
-    comfy_boot.boot(tmp_path_factory.mktemp("comfy"))
+    comfy_helpers.boot(tmp_path_factory.mktemp("comfy"))
     return sys.modules
 
 
@@ -26,7 +26,7 @@ def run_graph(comfy):
     import folder_paths
 
     def run(prompt: dict):
-        history = locate.headless.execute(prompt)
+        history = harness.execute(prompt)
         latents = {}
         for node_id, ui in history.items():
             for item in ui.get("latents", []):

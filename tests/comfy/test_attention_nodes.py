@@ -1,25 +1,32 @@
-"""AttentionCapture → sampler → AttentionRt, on the tiny model: in graphs and node by node."""
+"""AttentionCapture → sampler → AttentionRt on the tiny model: in graphs and node by node, with every message a user
+can meet."""
 
+import csv
 import json
 from pathlib import Path
 
 import graphs
 import pytest
 import torch
-from comfy_helpers import call_node
+from comfy_helpers import call_node, patched
 
 TEXT = "professional office woman"
 CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0, over_cap="error")
+ANALYSIS = dict(score="frobenius", gate_fraction=0.5, related="", filename_prefix="test/rt")
 
 
-def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
-    g, model, _, c = graphs.tiny_graph({"p": TEXT, "n": "glasses"})
-    capture = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=TEXT,
-                     negative_text="glasses", **CAPTURE)
+def capture_graph(g, model, positive=TEXT, negative="glasses", **inputs):
+    node = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=positive,
+                  negative_text=negative, **CAPTURE | inputs)
+    return node, g.out(node, 1), g.out(node, 2), g.out(node, 3)
+
+
+def test_the_analysis_runs_after_the_sampler_in_one_graph_with_each_prompt_typed_once(run_graph):
+    g, loader, _, _ = graphs.tiny_graph({})
+    model, capture, p, n = capture_graph(g, loader)
     latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
-    samples = graphs.ksampler(g, capture, c["p"], c["n"], latent, steps=6)
-    rt = g.node("AttentionRt", capture=g.out(capture, 1), samples=samples, score="mean_square", gate_fraction=0.5,
-                related="", filename_prefix="graph/rt")
+    samples = graphs.ksampler(g, model, p, n, latent, steps=6)
+    rt = g.node("AttentionRt", capture=capture, samples=samples, **ANALYSIS)
     history, _ = run_graph(g.prompt)
     assert history[rt[0]]["text"][0].startswith("suggested neg_start")
     curves = history[rt[0]]["negative_guidance_rt"][0]  # what web/js draws in the node
@@ -27,71 +34,97 @@ def test_the_analysis_runs_after_the_sampler_in_one_graph(run_graph):
 
 
 def test_capture_with_sampler_custom_advanced_and_our_guider(run_graph):
-    g, model, _, c = graphs.tiny_graph({"p": TEXT, "n": "glasses", "u": ""})
-    capture = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=TEXT,
-                     negative_text="glasses", **CAPTURE)
-    guider = g.node("NegativeGuidanceGuider", model=capture, positive=c["p"], negative=c["n"], empty=c["u"],
+    g, loader, _, _ = graphs.tiny_graph({})
+    model, capture, p, n = capture_graph(g, loader)
+    guider = g.node("NegativeGuidanceGuider", model=model, positive=p, negative=n, clip=g.out(loader, 1),
                     mode="independent", cfg=7.0, neg_scale=3.0, neg_start=0.5, neg_end=1.0, window_unit="steps",
                     neg_schedule="constant")
     latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
-    samples = graphs.custom_sample(g, capture, guider, latent, steps=6)
-    rt = g.node("AttentionRt", capture=g.out(capture, 1), samples=samples, score="frobenius", gate_fraction=0.5,
-                related="", filename_prefix="graph/rt")
+    samples = graphs.custom_sample(g, model, guider, latent, steps=6)
+    rt = g.node("AttentionRt", capture=capture, samples=samples, **ANALYSIS)
     history, _ = run_graph(g.prompt)
     assert "glasses→" in history[rt[0]]["text"][0]
 
 
-def captured_run(tiny, positive, negative, **inputs):
-    """Capture a 6-step KSampler run of the tiny model; return the capture handle."""
-    import tiny as tiny_models
+def test_a_prompt_that_differs_from_the_captured_text_is_refused_before_sampling(run_graph):
+    """The capture's words must be the sampled prompt's: a CLIPTextEncode of another text is an error."""
+    g, loader, _, c = graphs.tiny_graph({"other": "a square with a dot"})
+    model, capture, p, n = capture_graph(g, loader, positive="a circle with a frame")
+    latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
+    samples = graphs.ksampler(g, model, c["other"], n, latent, steps=2)
+    g.node("AttentionRt", capture=capture, samples=samples, **ANALYSIS)
+    with pytest.raises(RuntimeError, match="AttentionCapture: the sampler's positive prompt is not positive_text"):
+        run_graph(g.prompt)
 
+
+def captured_run(tiny, positive=TEXT, negative="glasses", cfg=7.0, model=None, clip=None, noise=None, latent=None,
+                 **inputs):
+    """A 6-step KSampler run through the capture; returns (handle, samples)."""
     import comfy.sample
 
-    clip = tiny_models.tiny_clip()
-    model, capture = call_node("AttentionCapture", model=tiny.model(), clip=clip, positive_text=positive,
-                               negative_text=negative, **CAPTURE | inputs)
-    p, n = tiny_models.encode(clip, positive), tiny_models.encode(clip, negative)
-    comfy.sample.sample(model, tiny.noise, 6, 7.0, "euler", "normal", p, n, tiny.latent, seed=42, disable_pbar=True)
-    return capture
+    captured, handle, p, n = call_node("AttentionCapture", model=model or tiny.model(), clip=clip or tiny.clip,
+                                       positive_text=positive, negative_text=negative, **CAPTURE | inputs)
+    samples = comfy.sample.sample(captured, tiny.noise if noise is None else noise, 6, cfg, "euler", "normal", p, n,
+                                  tiny.latent if latent is None else latent, seed=42, disable_pbar=True)
+    return handle, samples
 
 
-def analyse(capture, **inputs):
-    settings = dict(samples={}, score="frobenius", gate_fraction=0.5, related="", filename_prefix="test/rt") | inputs
-    data, step, start, plot, heatmaps, effects, overlays = call_node("AttentionRt", capture=capture, **settings)
-    if "image" in settings:
-        assert overlays.shape == (len(capture.words["negative"]), *settings["image"].shape[1:])
-    assert plot.shape == (1, 256, 512, 3)
-    assert heatmaps.shape[0] == effects.shape[0] == 1 and heatmaps.shape[-1] == effects.shape[-1] == 3
-    return json.loads(data), step, start
+def analyse(handle, samples, **inputs):
+    """AttentionRt's outputs, with the JSON parsed."""
+    data, step, start, plot, heatmaps, effects, overlays = call_node(
+        "AttentionRt", capture=handle, samples={"samples": samples}, **ANALYSIS | inputs)
+    return json.loads(data), step, start, dict(plot=plot, heatmaps=heatmaps, effects=effects, overlays=overlays)
 
 
 def test_a_negative_equal_to_the_positive_gives_r_one_with_itself(tiny):
-    data, step, start = analyse(captured_run(tiny, TEXT, TEXT))
+    data, step, start, _ = analyse(*captured_run(tiny, TEXT, TEXT))
     assert data["steps"] == [0, 1, 2, 3, 4, 5]
     for word, curve in data["curves"].items():
-        assert curve["related"] == word
+        assert curve["related"] == word and curve["related_by"] == "map correlation"
         assert curve["r"] == pytest.approx([1.0] * 6)
+        assert all(r == pytest.approx([1.0] * 6) for r in curve["per_image"])
     assert (step, start) == (0, 0.0)
 
 
+def test_every_image_of_the_batch_gets_its_own_curve_equal_to_its_run_alone(tiny):
+    handle, samples = captured_run(tiny)
+    data, _, _, images = analyse(handle, samples, related="glasses=woman", image=torch.rand(2, 64, 64, 3))
+    per_image = data["curves"]["glasses"]["per_image"]
+    assert len(per_image) == 2 and data["curves"]["glasses"]["r"] == pytest.approx(
+        [(a + b) / 2 for a, b in zip(*per_image, strict=True)])
+    for b in range(2):
+        alone, alone_samples = captured_run(tiny, noise=tiny.noise[b:b + 1], latent=tiny.latent[b:b + 1])
+        own = analyse(alone, alone_samples, related="glasses=woman")[0]["curves"]["glasses"]["r"]
+        assert own == pytest.approx(per_image[b], rel=1e-5)
+    assert images["overlays"].shape == (2, 64, 64, 3)  # one per image × negative word
+
+
 def test_weighted_syntax_multi_piece_words_and_special_tokens(tiny):
-    capture = captured_run(tiny, "a (zxqvbn:1.3) office", "(glasses:0.8), zxqvbn", special_tokens=True)
-    assert capture.words["positive"] == ["a", "zxqvbn", "office", "<bos>", "<eos>"]
-    assert capture.words["negative"] == ["glasses", "zxqvbn", "<bos>", "<eos>"]
-    maps = next(iter(capture.store.layers(0, "positive").values()))
-    assert maps.shape[1] == 5
-    data, _, _ = analyse(capture, related="glasses=office", image=torch.rand(1, 64, 64, 3))
-    assert data["curves"]["glasses"]["related"] == "office"
+    handle, samples = captured_run(tiny, "a (zxqvbn:1.3) office", "(glasses:0.8), zxqvbn", special_tokens=True)
+    assert handle.words["positive"] == ["a", "zxqvbn", "office", "<bos>", "<eos>", "<pad>"]
+    assert handle.words["negative"] == ["glasses", "zxqvbn", "<bos>", "<eos>", "<pad>"]
+    zxqvbn = next(p for p in handle.recorder.prompts["positive"].words if p.text == "zxqvbn")
+    assert len(zxqvbn.columns) > 1 and zxqvbn.columns[0] == 2
+    data, *_ = analyse(handle, samples, related="glasses=office", image=torch.rand(2, 64, 64, 3))
+    assert data["curves"]["glasses"]["related"] == "office" and data["curves"]["glasses"]["related_by"] == "given"
 
 
-def test_a_multi_piece_word_sums_its_pieces(comfy):
-    import tiny as tiny_models
-    from comfy_helpers import pack_module
+def test_a_word_split_across_a_chunk_boundary_is_found(tiny):
+    """ComfyUI breaks 'a '×74 + 'photorealistic circle' mid-word: the word's pieces in both chunks are its columns."""
+    handle, samples = captured_run(tiny, "a " * 74 + "photorealistic circle", "dot")
+    assert handle.words["positive"] == ["a", "photorealistic", "circle"]
+    word = next(w for w in handle.recorder.prompts["positive"].words if w.text == "photorealistic")
+    assert min(word.columns) < 77 < max(word.columns)
+    assert analyse(handle, samples)[0]["curves"]["dot"]["related"] in handle.words["positive"]
 
-    clip = tiny_models.tiny_clip()
-    columns = pack_module("nodes.attention_nodes").word_columns("AttentionCapture", "positive_words", clip,
-                                                                "a zxqvbn", ["zxqvbn"], False)
-    assert len(columns[0]) > 1 and columns[0][0] == 2
+
+def test_a_1500_word_prompt_works(tiny):
+    vocabulary = ("red", "green", "blue", "cat", "dog", "tree", "house")
+    words = " ".join(vocabulary[i % 7] for i in range(1500))
+    handle, samples = captured_run(tiny, words, "dot", positive_words="tree")
+    assert handle.words["positive"] == ["tree"]
+    assert len(handle.recorder.prompts["positive"].words[0].columns) == 214  # every occurrence, in 21 chunks
+    assert analyse(handle, samples)[0]["curves"]["dot"]["related"] == "tree"
 
 
 def test_a_missing_word_lists_the_prompt_words(tiny):
@@ -100,66 +133,125 @@ def test_a_missing_word_lists_the_prompt_words(tiny):
         captured_run(tiny, TEXT, "glasses, blurry", negative_words="hat")
 
 
-def test_an_empty_capture_gets_a_clear_message(tiny):
+@pytest.fixture
+def embeddings(tmp_path):
+    """An embeddings folder with 'style' (2 vectors of the tiny CLIP's width 64)."""
+    import safetensors.torch
+
+    safetensors.torch.save_file({"clip_l": torch.randn(2, 64, generator=torch.Generator().manual_seed(3))},
+                                str(tmp_path / "style.safetensors"))
+    return str(tmp_path)
+
+
+def test_prompts_with_embeddings_work_and_the_embedding_is_a_word(tiny, embeddings):
     import tiny as tiny_models
 
-    _, capture = call_node("AttentionCapture", model=tiny.model(), clip=tiny_models.tiny_clip(), positive_text=TEXT,
-                           negative_text="glasses", **CAPTURE)
-    with pytest.raises(ValueError, match="^AttentionRt: the capture holds no maps"):
-        analyse(capture)
+    clip = tiny_models.tiny_clip(embedding_directory=embeddings)
+    handle, samples = captured_run(tiny, "a office embedding:style woman", "glasses", clip=clip)
+    assert handle.words["positive"] == ["a", "office", "embedding:style", "woman"]
+    style = next(w for w in handle.recorder.prompts["positive"].words if w.text == "embedding:style")
+    assert style.columns == (3, 4)
+    handle, _ = captured_run(tiny, "a office embedding:style woman", "glasses", clip=clip, positive_words="office")
+    assert handle.words["positive"] == ["office"]
+    handle, _ = captured_run(tiny, "a office embedding:style woman", "glasses", clip=clip, positive_words="style")
+    assert handle.words["positive"] == ["embedding:style"]
 
 
-def test_a_new_run_replaces_the_previous_maps(tiny):
+def test_a_missing_embedding_is_dropped_as_comfyui_drops_it(tiny, embeddings):
     import tiny as tiny_models
-    from comfy_helpers import sample
 
-    model, capture = call_node("AttentionCapture", model=tiny.model(), clip=tiny_models.tiny_clip(),
-                               positive_text=TEXT, negative_text="glasses", **CAPTURE)
-    sample(tiny, model, steps=6)
-    sample(tiny, model, steps=4)
-    assert capture.store.steps() == [0, 1, 2, 3]
+    handle, _ = captured_run(tiny, TEXT, "dot embedding:missing", clip=tiny_models.tiny_clip(embedding_directory=embeddings))
+    assert handle.words["negative"] == ["dot"]
 
 
-def test_exports_land_in_the_output_folder_and_cannot_escape_it(tiny):
-    import csv
+@pytest.mark.parametrize("positive, negative, message", [
+    ("", "", "inputs 'positive_text' and 'negative_text' are both empty"),
+])
+def test_capture_input_errors(tiny, positive, negative, message):
+    with pytest.raises(ValueError, match=f"^AttentionCapture: {message}"):
+        captured_run(tiny, positive, negative)
 
+
+def test_a_capture_whose_model_never_sampled_says_so(tiny):
+    _, handle, _, _ = call_node("AttentionCapture", model=tiny.model(), clip=tiny.clip, positive_text=TEXT,
+                                negative_text="glasses", **CAPTURE)
+    with pytest.raises(ValueError, match="^AttentionRt: the capture recorded no finished run: wire AttentionCapture's "
+                                         "MODEL to the sampler"):
+        analyse(handle, torch.zeros(2, 4, 8, 8))
+
+
+def test_samples_of_another_run_are_refused(tiny):
+    """A cached sampler's output (or any latent but the last run's) is never analysed with another run's maps."""
+    import comfy.sample
+
+    model, handle, p, n = call_node("AttentionCapture", model=tiny.model(), clip=tiny.clip, positive_text=TEXT,
+                                    negative_text="glasses", **CAPTURE)
+    first = comfy.sample.sample(model, tiny.noise, 6, 7.0, "euler", "normal", p, n, tiny.latent, disable_pbar=True)
+    second = comfy.sample.sample(model, tiny.noise * 0.5, 4, 7.0, "euler", "normal", p, n, tiny.latent,
+                                 disable_pbar=True)
+    assert analyse(handle, second)[0]["steps"] == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="^AttentionRt: input 'samples' is not the output of the run the capture "
+                                         "holds"):
+        analyse(handle, first)
+
+
+def test_a_negative_that_was_never_evaluated_says_why(tiny):
+    with pytest.raises(ValueError, match="the sampler ran at cfg 1, where ComfyUI skips the negative prompt"):
+        analyse(*captured_run(tiny, cfg=1.0))
+    with pytest.raises(ValueError, match="^AttentionRt: negative_text of AttentionCapture is empty"):
+        analyse(*captured_run(tiny, negative=""))
+    for settings, reason in ((dict(neg_scale=0.0), "its neg_scale is 0"),
+                             (dict(neg_start=0.26, neg_end=0.3), "its window .* holds no step of this 6-step run")):
+        model = patched(tiny, tiny.model(), empty=None, clip=tiny.clip, **settings)
+        with pytest.raises(ValueError, match=f"NegativeGuidance switched it off at every step: {reason}"):
+            analyse(*captured_run(tiny, model=model))
+
+
+def test_exports_are_numbered_per_run_whatever_dots_the_prefix_has(tiny):
+    import folder_paths
+
+    handle, samples = captured_run(tiny)
+    folder = Path(folder_paths.get_output_directory())
+    for prefix, where, name in (("exports/rt_cfg7.5", "exports", "rt_cfg7.5"), ("..", "", ".."),
+                                (r"..\x", "", r"..\x")):
+        data = [analyse(handle, samples, filename_prefix=prefix)[0] for _ in range(2)]
+        for counter in (1, 2):
+            base = folder / where / f"{name}_{counter:05}_"
+            for suffix in (".json", ".csv", ".safetensors"):
+                assert Path(f"{base}{suffix}").exists(), f"{base}{suffix}"
+        assert json.loads(Path(f"{base}.json").read_text(encoding="utf-8")) == data[-1]
+
+
+def test_exports_hold_every_image_and_the_maps_per_layer(tiny):
     import safetensors.torch
 
     import folder_paths
 
-    capture = captured_run(tiny, TEXT, "glasses")
-    data, _, _ = analyse(capture, filename_prefix="exports/rt")
-    folder = folder_paths.get_output_directory()
-    json_path = sorted((Path(folder) / "exports").glob("rt_*_.json"))[-1]
-    assert json.loads(json_path.read_text()) == data
-    rows = list(csv.DictReader(json_path.with_suffix(".csv").open()))
-    assert len(rows) == 6 and rows[0]["word"] == "glasses"
-    maps = safetensors.torch.load_file(json_path.with_suffix(".safetensors"))
-    assert maps["negative/middle.0.0"].shape == (6, 1, 4, 4)  # 6 steps, 1 word, the tiny UNet's middle at 4×4
-    escape = "^AttentionRt: input 'filename_prefix': .*Saving image outside the output folder"
-    with pytest.raises(ValueError, match=escape):
-        analyse(capture, filename_prefix="../../escape")
+    handle, samples = captured_run(tiny, negative="glasses, blurry")
+    data, *_ = analyse(handle, samples, filename_prefix="per_image/rt")
+    base = sorted((Path(folder_paths.get_output_directory()) / "per_image").glob("rt_*_.json"))[-1]
+    rows = list(csv.DictReader(open(str(base)[:-5] + ".csv", encoding="utf-8")))
+    assert len(rows) == 2 * 3 * 6  # 2 words × (mean + 2 images) × 6 steps
+    assert {r["image"] for r in rows} == {"mean", "0", "1"}
+    maps = safetensors.torch.load_file(str(base)[:-5] + ".safetensors")
+    assert maps["negative/middle.0.0"].shape == (6, 2, 2, 4, 4)  # steps, images, words, the tiny UNet's middle
+
+
+def test_exports_cannot_escape_the_output_folder(tiny):
+    with pytest.raises(ValueError, match="^AttentionRt: input 'filename_prefix': .*Saving image outside the output"):
+        analyse(*captured_run(tiny), filename_prefix="../../escape")
 
 
 def test_effect_maps_with_negative_guidance(tiny):
     """Captured under a gated eq. 8 patch: |s⁻·(n − u)| is recorded only at the steps where the negative is on."""
-    import tiny as tiny_models
-    from comfy_helpers import patched
-
-    import comfy.sample
-
-    clip = tiny_models.tiny_clip()
-    guided = patched(tiny, tiny.model(), neg_start=0.5, empty=tiny_models.encode(clip, ""))
-    model, capture = call_node("AttentionCapture", model=guided, clip=clip, positive_text=TEXT,
-                               negative_text="glasses", **CAPTURE)
-    p, n = tiny_models.encode(clip, TEXT), tiny_models.encode(clip, "glasses")
-    comfy.sample.sample(model, tiny.noise, 6, 7.0, "euler", "normal", p, n, tiny.latent, seed=42, disable_pbar=True)
-    assert sorted(capture.store.effects) == [(3, "negative"), (4, "negative"), (5, "negative")]
-    assert capture.store.effects[(3, "negative")].shape == (2, 8, 8)
-    data, _, _ = analyse(capture)
+    handle, samples = captured_run(tiny, model=patched(tiny, tiny.model(), neg_start=0.5, empty=None, clip=tiny.clip))
+    store = handle.recorder.finished
+    assert sorted(store.effects) == [(3, "negative"), (4, "negative"), (5, "negative")]
+    assert store.effects[(3, "negative")].shape == (2, 8, 8)
+    data, *_ = analyse(handle, samples)
     effect = data["effect"]["negative"]
     assert effect[:3] == [0.0, 0.0, 0.0] and min(effect[3:]) > 0
-    assert data["steps"] == [0, 1, 2, 3, 4, 5]
+    assert data["curves"]["glasses"]["r"][:3] == [None, None, None]
 
 
 def test_the_analysis_reports_progress(tiny):
@@ -168,7 +260,7 @@ def test_the_analysis_reports_progress(tiny):
     calls = []
     comfy.utils.set_progress_bar_global_hook(lambda value, total, preview, node_id=None: calls.append((value, total)))
     try:
-        analyse(captured_run(tiny, TEXT, "glasses, blurry"))
+        analyse(*captured_run(tiny, negative="glasses, blurry"))
     finally:
         comfy.utils.set_progress_bar_global_hook(None)
     assert calls[-2:] == [(1, 2), (2, 2)]  # one tick per negative word

@@ -1,110 +1,211 @@
-"""The attention capture patch on the tiny model: exact maps, unchanged samples, separated branches."""
+"""The attention capture on the tiny SD1 UNet: exact maps, bit-identical samples, separated branches, every LCM copy
+counted, only the guidance's own evaluation recorded, bounded memory."""
 
-import json
+import gc
 import math
+import weakref
 
 import pytest
 import torch
 from comfy_helpers import call_node, pack_module, patched, sample
-from negative_guidance.attention import AttentionStore
 
-EVERY_TOKEN = [[j] for j in range(77)]
-BIG = 2**30
-
-
-def capture(model, store, branches=("positive", "negative")):
-    from comfy_helpers import pack_module
-
-    return pack_module("nodes.capture").capture_model(model, store, {b: EVERY_TOKEN for b in branches})
+TEXT, NEGATIVE = "a photo of a cat", "blurry, dog"
+CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0, over_cap="error")
 
 
-def test_every_layer_map_sums_to_one_over_the_keys(tiny):
-    store = AttentionStore(BIG)
-    sample(tiny, capture(tiny.model(), store))
-    assert store.steps() == [0, 1, 2, 3]
-    layers = store.layers(0, "positive")
-    assert len(layers) == 7  # the tiny UNet's cross-attention layers
+def capture(model, clip, positive=TEXT, negative=NEGATIVE, **inputs):
+    """AttentionCapture's outputs: (MODEL, handle, positive, negative)."""
+    return call_node("AttentionCapture", model=model, clip=clip, positive_text=positive, negative_text=negative,
+                     **CAPTURE | inputs)
+
+
+def store_of(handle):
+    return handle.recorder.finished
+
+
+def run(t, model, p, n, steps=4, cfg=7.0, sampler="euler"):
+    import comfy.sample
+
+    return comfy.sample.sample(model, t.noise, steps, cfg, sampler, "normal", p, n, t.latent, seed=42,
+                               disable_pbar=True)
+
+
+def test_every_column_captured_sums_to_one(tiny):
+    """All words plus <bos>, <eos> and <pad> cover the 77 columns: each pixel's maps sum to 1 over them."""
+    model, handle, p, n = capture(tiny.model(), tiny.clip, negative="blurry dog", special_tokens=True)
+    run(tiny, model, p, n)
+    store = store_of(handle)
+    assert handle.words["positive"] == ["a", "photo", "of", "cat", "<bos>", "<eos>", "<pad>"]
+    assert store.steps() == [0, 1, 2, 3] and len(store.layers(0, "positive")) == 7
     for step in store.steps():
         for branch in ("positive", "negative"):
             for layer, maps in store.layers(step, branch).items():
-                assert maps.shape == (2, 77, layer.height, layer.width)
-                torch.testing.assert_close(maps.float().sum(1), torch.ones(2, layer.height, layer.width),
-                                           rtol=0, atol=2e-2)
+                assert maps.shape == (2, len(handle.words[branch]), *layer.grid)
+                torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
 
 
-def test_capture_leaves_the_samples_unchanged(tiny):
-    plain = sample(tiny, tiny.model())
-    captured = sample(tiny, capture(tiny.model(), AttentionStore(BIG)))
-    assert ((captured - plain).abs().max() / plain.abs().max()).item() <= 1e-4
+def sampled_both_ways(t, model, clip, how):
+    """The same run uncaptured and captured, through KSampler, CFGGuider, our guider or our patch."""
+    import comfy.samplers
+
+    outs = []
+    for captured in (False, True):
+        p, n = t.p, t.n
+        m = model
+        if captured:
+            m, _, p, n = capture(model, clip)
+        if how == "ksampler":
+            outs.append(run(t, m, p, n))
+        elif how == "patch":
+            outs.append(run(t, patched(t, m, empty=None, clip=clip), p, n))
+        else:
+            if how == "cfg_guider":
+                guider = call_node("CFGGuider", model=m, positive=p, negative=n, cfg=7.0)[0]
+            else:
+                guider = call_node("NegativeGuidanceGuider", model=m, positive=p, negative=n, cfg=7.0, clip=clip,
+                                   mode="independent", neg_scale=3.0, neg_start=0.5, neg_end=1.0,
+                                   window_unit="steps", neg_schedule="constant")[0]
+            sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 4)
+            outs.append(guider.sample(t.noise, t.latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42))
+    return outs
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("how", ["ksampler", "cfg_guider", "our_guider", "patch"])
+def test_captured_samples_are_bit_identical_to_uncaptured(tiny, dtype, how):
+    import tiny as tiny_models
+
+    plain, captured = sampled_both_ways(tiny, tiny_models.tiny_model(0, dtype), tiny.clip, how)
+    assert torch.equal(plain, captured)
+
+
+def test_an_attention_override_installed_before_keeps_running_on_captured_layers(tiny):
+    """A sage/flash selector (optimized_attention_override) still computes every captured layer's output."""
+    calls = []
+
+    def override(func, *args, **kwargs):
+        calls.append(args[0].shape)
+        return func(*args, **kwargs)
+
+    model = tiny.model().clone()
+    model.model_options.setdefault("transformer_options", {})["optimized_attention_override"] = override
+    plain = run(tiny, model, tiny.p, tiny.n)
+    plain_calls = len(calls)
+    captured_model, _, p, n = capture(model, tiny.clip)
+    captured = run(tiny, captured_model, p, n)
+    assert plain_calls == 4 * 14 and len(calls) == 2 * plain_calls  # 7 self + 7 cross layers per call
+    assert torch.equal(plain, captured)
 
 
 def test_one_record_per_step_with_heun(tiny):
-    store = AttentionStore(BIG)
-    sample(tiny, capture(tiny.model(), store), sampler="heun", steps=5)
-    assert store.steps() == [0, 1, 2, 3, 4]
+    model, handle, p, n = capture(tiny.model(), tiny.clip)
+    run(tiny, model, p, n, sampler="heun", steps=5)
+    assert store_of(handle).steps() == [0, 1, 2, 3, 4]
+
+
+def alone(t, text, word):
+    """Step 0 maps of ``word`` when ``text`` is the only cond of its batch (CFGGuider at cfg 1): {layer: maps}."""
+    import comfy.samplers
+
+    model, handle, p, _ = capture(t.model(), t.clip, positive=text, negative="", positive_words=word)
+    guider = call_node("CFGGuider", model=model, positive=p, negative=p, cfg=1.0)[0]
+    sigmas = comfy.samplers.calculate_sigmas(t.model().get_model_object("model_sampling"), "normal", 4)
+    guider.sample(t.noise, t.latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42)
+    return store_of(handle).layers(0, "positive"), store_of(handle).layers(0, "positive", "scores")
+
+
+def chunks(k: int) -> str:
+    """A prompt of k 77-token chunks (75 pieces each) whose first word is 'dog'."""
+    return "dog " + "bird " * (75 * k - 1)
+
+
+@pytest.mark.parametrize("other_chunks", [1, 2, 3, 4, 7])
+@pytest.mark.parametrize("batch", ["stock_cfg", "eq8"])
+def test_maps_and_r_t_do_not_depend_on_the_other_prompts_length(tiny, other_chunks, batch):
+    """ComfyUI repeats the shorter context up to the batch's LCM (ratio ≤ 4, else separate calls): the 1-chunk
+    positive's maps, and r_t of the k-chunk negative's 'dog' against 'cat', equal the prompts' maps alone."""
+    negative = chunks(other_chunks)
+    model, handle, p, n = capture(tiny.model(), tiny.clip, negative=negative, positive_words="cat",
+                                  negative_words="dog")
+    assert n[0][0].shape[1] == 77 * other_chunks
+    if batch == "eq8":
+        model = patched(tiny, model, empty=None, clip=tiny.clip)
+    run(tiny, model, p, n)
+    store = store_of(handle)
+    positive_alone, positive_scores = alone(tiny, TEXT, "cat")
+    negative_alone, negative_scores = alone(tiny, negative, "dog")
+    for reference, branch in ((positive_alone, "positive"), (negative_alone, "negative")):
+        ours = store.layers(0, branch)
+        assert ours.keys() == reference.keys()
+        for layer in ours:
+            torch.testing.assert_close(ours[layer].float(), reference[layer].float(), rtol=0, atol=1e-3)
+    report = pack_module("attention.analysis").analyse(store, handle.words, "frobenius", 0.5, {"dog": "cat"})
+    column = 0
+    expected = (sum(s[:, 0, column] for s in negative_scores.values())
+                / sum(s[:, 0, column] for s in positive_scores.values()))
+    torch.testing.assert_close(torch.tensor([r[0] for r in report.curves[0].per_image], dtype=torch.float64),
+                               expected.double(), rtol=1e-5, atol=0)
 
 
 def test_branches_of_a_three_cond_batch_are_separated(tiny):
-    """Step 0 maps of p, n and u inside our eq. 8 batch equal the maps of each cond run alone."""
-    store = AttentionStore(BIG)
-    sample(tiny, capture(patched(tiny, tiny.model()), store, ("positive", "negative", "empty")))
-    for branch, cond in (("positive", tiny.p), ("negative", tiny.n), ("empty", tiny.u)):
-        alone = AttentionStore(BIG)
-        guider = call_node("CFGGuider", model=capture(tiny.model(), alone, ("positive",)), positive=cond,
-                           negative=cond, cfg=1.0)[0]
-        import comfy.samplers
-
-        sigmas = comfy.samplers.calculate_sigmas(tiny.model().get_model_object("model_sampling"), "normal", 4)
-        guider.sample(tiny.noise, tiny.latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42)
-        ours, reference = store.layers(0, branch), alone.layers(0, "positive")
-        assert ours.keys() == reference.keys()
-        for layer in ours:
-            torch.testing.assert_close(ours[layer].float(), reference[layer].float(), rtol=0, atol=2e-3)
+    """Step 0 maps of p and n inside the eq. 8 batch [p, n, u] equal each prompt's maps alone."""
+    model, handle, p, n = capture(tiny.model(), tiny.clip, positive_words="cat", negative_words="dog")
+    run(tiny, patched(tiny, model, empty=None, clip=tiny.clip), p, n)
+    store = store_of(handle)
+    for branch, (text, word) in (("positive", (TEXT, "cat")), ("negative", (NEGATIVE, "dog"))):
+        reference = alone(tiny, text, word)[0]
+        for layer, maps in store.layers(0, branch).items():
+            torch.testing.assert_close(maps.float(), reference[layer].float(), rtol=0, atol=1e-3)
 
 
-def test_capturing_some_branches_of_a_batch_keeps_the_optimized_output_and_the_same_maps(tiny):
-    """Only n captured in the p, n, u batch: the layer output stays ComfyUI's, n's maps equal the full capture's."""
-    full, some = AttentionStore(BIG), AttentionStore(BIG)
-    sampled = [sample(tiny, capture(patched(tiny, tiny.model()), store, branches))
-               for store, branches in ((full, ("positive", "negative", "empty")), (some, ("negative",)))]
-    plain = sample(tiny, patched(tiny, tiny.model()))
-    for out in sampled:
-        assert ((out - plain).abs().max() / plain.abs().max()).item() <= 1e-4
-    assert {b for _, _, b in some.records} == {"negative"}
-    for key, maps in some.records.items():
-        torch.testing.assert_close(maps, full.records[key])
+def test_extra_passes_of_other_hooks_are_never_recorded(tiny):
+    """PAG re-runs the positive after CFG: the capture keeps the guidance's own evaluation (identical at step 0)."""
+    model, handle, p, n = capture(tiny.model(), tiny.clip)
+    run(tiny, model, p, n)
+    plain = store_of(handle)
+    pag = call_node("PerturbedAttentionGuidance", model=tiny.model(), scale=3.0)[0]
+    model, handle, p, n = capture(pag, tiny.clip)
+    run(tiny, model, p, n)
+    with_pag = store_of(handle)
+    for key in (k for k in plain.records if k[0] == 0):
+        assert torch.equal(with_pag.records[key], plain.records[key]), key
+
+
+def test_a_later_node_that_replaces_a_hook_is_refused_before_sampling(tiny):
+    model, _, p, n = capture(tiny.model(), tiny.clip)
+    replaced = model.clone()
+    replaced.set_model_attn2_replace(lambda q, k, v, extra: v, "middle", 0)
+    with pytest.raises(ValueError, match="^AttentionCapture: a node applied after it replaced its attention hook"):
+        run(tiny, replaced, p, n)
 
 
 def test_capture_never_leaks_into_the_source_model(tiny):
     model = tiny.model()
-    before = repr(model.model_options)
-    sample(tiny, capture(model, AttentionStore(BIG)))
-    assert repr(model.model_options) == before
+    before = repr(model.model_options), repr(model.wrappers)
+    captured, _, p, n = capture(model, tiny.clip)
+    run(tiny, captured, p, n)
+    assert (repr(model.model_options), repr(model.wrappers)) == before
     assert "patches_replace" not in model.model_options.get("transformer_options", {})
 
 
 def rss_bytes() -> int:
-    with open("/proc/self/statm") as statm:
+    with open("/proc/self/statm", encoding="utf-8") as statm:
         return int(statm.read().split()[1]) * 4096
 
 
 def test_twenty_captures_in_a_row_do_not_grow_memory(tiny):
-    """Each run's store dies with its patched model: 20 runs hold at most one store's worth of memory."""
-    import gc
-    import weakref
-
-    model, run_bytes, stores = tiny.model(), [], []
-    baseline = None
+    """Each capture's recorder dies with its patched model: 20 runs hold at most one run's worth of memory."""
+    model, run_bytes, recorders, baseline = tiny.model(), [], [], None
     for i in range(20):
-        store = AttentionStore(BIG)
-        sample(tiny, capture(model, store, ("positive", "negative")))
-        run_bytes.append(store.nbytes)
-        stores.append(weakref.ref(store))
-        del store
+        captured, handle, p, n = capture(model, tiny.clip)
+        run(tiny, captured, p, n)
+        run_bytes.append(store_of(handle).nbytes)
+        recorders.append(weakref.ref(handle.recorder))
+        del captured, handle
         gc.collect()
         if i == 1:
             baseline = rss_bytes()
-    assert all(ref() is None for ref in stores)
+    assert all(ref() is None for ref in recorders)
     assert rss_bytes() - baseline < 3 * max(run_bytes) + 8 * 2**20
 
 
@@ -112,37 +213,17 @@ def test_capture_works_on_an_sdxl_shaped_model(tiny):
     """Two text encoders (context 2048), pooled adm, two transformer blocks per layer."""
     import tiny as tiny_models
 
-    import comfy.sample
-
-    clip = tiny_models.tiny_sdxl_clip()
-    p, n = tiny_models.encode(clip, "professional office woman"), tiny_models.encode(clip, "glasses")
+    clip, model = tiny_models.tiny_sdxl_clip(), tiny_models.tiny_sdxl_model()
+    captured, handle, p, n = capture(model, clip, positive="professional office woman", negative="glasses")
     assert p[0][0].shape == (1, 77, 2048) and p[0][1]["pooled_output"].shape == (1, 1280)
-    model = tiny_models.tiny_sdxl_model()
-    plain = comfy.sample.sample(model, tiny.noise, 4, 7.0, "euler", "normal", p, n, tiny.latent, seed=42,
-                                disable_pbar=True)
-    captured, handle = call_node("AttentionCapture", model=model, clip=clip, positive_text="professional office woman",
-                                 negative_text="glasses", positive_words="", negative_words="", special_tokens=False,
-                                 max_mb=64.0, over_cap="error")
-    out = comfy.sample.sample(captured, tiny.noise, 4, 7.0, "euler", "normal", p, n, tiny.latent, seed=42,
-                              disable_pbar=True)
-    assert ((out - plain).abs().max() / plain.abs().max()).item() <= 1e-4
-    layers = handle.store.layers(0, "negative")
+    assert torch.equal(run(tiny, captured, p, n), run(tiny, model, p, n))
+    layers = store_of(handle).layers(0, "negative")
     assert {layer.index for layer in layers} == {0, 1}
-    assert list(layers) == pack_module("nodes.capture").attn2_layers(model, 8, 8)
-    for layer, maps in layers.items():
-        assert maps.shape == (2, 1, layer.height, layer.width)
-    data = call_node("AttentionRt", capture=handle, samples={}, score="frobenius", gate_fraction=0.5, related="",
-                     filename_prefix="sdxl/rt")[0]
-    assert json.loads(data)["curves"]["glasses"]["related"] in ("professional", "office", "woman")
+    assert list(layers) == pack_module("nodes.families.unet").layers(model.model.diffusion_model, (8, 8))
 
 
 TEN_WORDS = ("a professional office woman with red hair at her desk", "glasses hat scarf blur noise dark ugly text "
              "frame watermark")
-
-
-def capture_node(model, clip, max_mb, over_cap, texts=("a photo of a cat", "blurry, dog")):
-    return call_node("AttentionCapture", model=model, clip=clip, positive_text=texts[0], negative_text=texts[1],
-                     positive_words="", negative_words="", special_tokens=False, max_mb=max_mb, over_cap=over_cap)
 
 
 def test_fifty_steps_of_a_512_image_with_ten_words_each_fit_the_default_cap(tiny):
@@ -153,49 +234,49 @@ def test_fifty_steps_of_a_512_image_with_ten_words_each_fit_the_default_cap(tiny
 
     import comfy.sample
 
-    attn2_layers = pack_module("nodes.capture").attn2_layers
+    unet = pack_module("nodes.families.unet")
     model = tiny_models.tiny_sd15_layout_model().clone()
-    for block in {layer.block for layer in attn2_layers(model, 1, 1)}:  # self-attention (4096² maps, 1 s/step) off
-        model.set_model_attn1_replace(lambda q, k, v, extra: v, *block)
-    p, n = (tiny_models.encode(tiny.clip, text) for text in TEN_WORDS)
-    captured, handle = capture_node(model, tiny.clip, 50.0, "downsample", TEN_WORDS)
+    for block in {layer.block for layer in unet.layers(model.model.diffusion_model, (1, 1))}:
+        model.set_model_attn1_replace(lambda q, k, v, extra: v, *block)  # self-attention (4096² maps) off: speed
+    captured, handle, p, n = capture(model, tiny.clip, *TEN_WORDS, max_mb=50.0, over_cap="downsample")
     assert [len(words) for words in handle.words.values()] == [10, 10]
     latent = torch.zeros(1, 4, 64, 64)
     noise = torch.randn(latent.shape, generator=torch.Generator().manual_seed(0))
     comfy.sample.sample(captured, noise, 50, 7.0, "euler", "normal", p, n, latent, seed=0, disable_pbar=True)
-    store = handle.store
-    assert store.steps() == list(range(50))
-    assert store.nbytes <= 50e6
-    layers = attn2_layers(model, 64, 64)
+    store = store_of(handle)
+    assert store.steps() == list(range(50)) and store.nbytes <= 50e6
+    layers = unet.layers(model.model.diffusion_model, (64, 64))
     assert list(store.layers(0, "positive")) == layers and len(layers) == 16
     assert sorted(store.pool.values()) == [2]  # one layer at 32×32, the rest native
 
 
 def test_over_the_cap_the_capture_stops_before_sampling_or_downsamples(tiny):
-    reference = AttentionStore(BIG)
-    sample(tiny, capture(tiny.model(), reference))
-    cap_mb = reference.nbytes / 2**20 / 3
-    words_only, handle = capture_node(tiny.model(), tiny.clip, 64.0, "error")
-    sample(tiny, words_only)
-    with pytest.raises(ValueError, match=r"AttentionCapture: input 'max_mb': the maps of this run need .* MB at "
+    every = dict(negative="blurry dog", special_tokens=True)  # every column captured: maps sum to 1
+    model, handle, p, n = capture(tiny.model(), tiny.clip, **every)
+    run(tiny, model, p, n)
+    reference = store_of(handle)
+    mb = reference.nbytes / 2**20
+    model, _, p, n = capture(tiny.model(), tiny.clip, **every, max_mb=mb / 2)
+    with pytest.raises(ValueError, match=r"^AttentionCapture: input 'max_mb': the maps of this run need .* MB at "
                                          r"native resolution, over the cap"):
-        sample(tiny, capture_node(tiny.model(), tiny.clip, handle.store.nbytes / 2**20 / 2, "error")[0])
-    store = AttentionStore(int(cap_mb * 2**20))
-    sample(tiny, capture(tiny.model(), store))
-    assert 0 < store.nbytes <= cap_mb * 2**20 and store.pool
-    assert store.records.keys() == reference.records.keys()
+        run(tiny, model, p, n)
+    model, handle, p, n = capture(tiny.model(), tiny.clip, **every, max_mb=mb / 3, over_cap="downsample")
+    run(tiny, model, p, n)
+    store = store_of(handle)
+    assert 0 < store.nbytes <= mb / 3 * 2**20 and store.pool and store.records.keys() == reference.records.keys()
     for key, maps in store.records.items():
-        layer, factor = key[1], store.pool.get(key[1], 1)
-        assert maps.shape[-2:] == (math.ceil(layer.height / factor), math.ceil(layer.width / factor))
-        torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *maps.shape[-2:]), rtol=0, atol=2e-2)
+        factor = store.pool.get(key[1], 1)
+        assert maps.shape[-2:] == tuple(math.ceil(s / factor) for s in key[1].grid)
+        torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *maps.shape[-2:]), rtol=0, atol=4e-3)
         torch.testing.assert_close(store.scores[key], reference.scores[key])  # r_t reads the native maps
 
 
 def test_the_planned_layers_are_the_recorded_ones_at_odd_latent_sizes(tiny):
     import comfy.sample
 
-    store = AttentionStore(BIG)
+    model, handle, p, n = capture(tiny.model(), tiny.clip)
     latent = torch.zeros(1, 4, 9, 7)
-    comfy.sample.sample(capture(tiny.model(), store), torch.randn(latent.shape), 2, 7.0, "euler", "normal", tiny.p,
-                        tiny.n, latent, seed=0, disable_pbar=True)
-    assert list(store.layers(0, "positive")) == pack_module("nodes.capture").attn2_layers(tiny.model(), 9, 7)
+    comfy.sample.sample(model, torch.randn(latent.shape), 2, 7.0, "euler", "normal", p, n, latent, seed=0,
+                        disable_pbar=True)
+    expected = pack_module("nodes.families.unet").layers(tiny.model().model.diffusion_model, (9, 7))
+    assert list(store_of(handle).layers(0, "positive")) == expected

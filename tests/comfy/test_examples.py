@@ -5,11 +5,11 @@ import json
 from pathlib import Path
 
 import examples
-import locate
+import harness
 import pytest
 import workflows
 
-EXAMPLES = sorted((locate.PACK_ROOT / "example_workflows").glob("*.json"))
+EXAMPLES = sorted((harness.PACK_ROOT / "example_workflows").glob("*.json"))
 
 
 def load(path: Path) -> dict:

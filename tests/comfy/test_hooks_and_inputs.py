@@ -3,6 +3,7 @@
 import logging
 import math
 
+import graphs
 import pytest
 import torch
 from comfy_helpers import Recorder, call_node, patched, sample
@@ -65,12 +66,24 @@ def test_cfg_zero_star_applies_its_formula_to_our_output(tiny, ours_at_first_cal
 
 
 @pytest.mark.parametrize("node, inputs", [("APG", dict(eta=0.0, norm_threshold=5.0, momentum=-0.5)),
-                                          ("PerturbedAttentionGuidance", dict(scale=3.0))])
-def test_apg_and_pag_run_on_top(tiny, node, inputs):
-    ours = sample(tiny, patched(tiny, tiny.model()))
-    on_top = sample(tiny, call_node(node, model=patched(tiny, tiny.model()), **inputs)[0])
-    assert torch.isfinite(on_top).all()
-    assert not torch.equal(on_top, ours)
+                                          ("PerturbedAttentionGuidance", dict(scale=3.0)),
+                                          ("SelfAttentionGuidance", dict(scale=0.5, blur_sigma=2.0))])
+def test_hooks_on_top_of_standard_mode_equal_the_hooks_on_the_ksampler(tiny, node, inputs):
+    """Standard mode hands ComfyUI's cfg hooks exactly the KSampler's (p, n): APG, PAG and SAG give the same
+    latents bit for bit."""
+    ours = sample(tiny, call_node(node, model=patched(tiny, tiny.model(), mode="standard"), **inputs)[0])
+    oracle = sample(tiny, call_node(node, model=tiny.model(), **inputs)[0])
+    assert torch.equal(ours, oracle)
+
+
+@pytest.mark.parametrize("settings", [dict(mode="independent"), dict(mode="standard", neg_start=0.5)])
+def test_sag_is_refused_where_the_effective_uncond_is_not_the_samplers_negative(tiny, settings):
+    """SAG re-evaluates the KSampler's negative and mixes it with ū: right only when ū = n at every step."""
+    sag = call_node("SelfAttentionGuidance", model=patched(tiny, tiny.model(), **settings), scale=0.5,
+                    blur_sigma=2.0)[0]
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: SelfAttentionGuidance re-evaluates the sampler's "
+                                         "negative prompt"):
+        sample(tiny, sag)
 
 
 def snapshot(model):
@@ -95,12 +108,23 @@ def test_cost_is_reported_in_the_log_and_the_node_text(tiny, caplog):
     import nodes
 
     output = nodes.NODE_CLASS_MAPPINGS["NegativeGuidanceCFG"].execute(
-        model=tiny.model(), empty=tiny.u, mode="independent", neg_scale=3.0, neg_start=0.5, neg_end=1.0,
+        model=tiny.model(), clip=tiny.clip, mode="independent", neg_scale=3.0, neg_start=0.5, neg_end=1.0,
         window_unit="steps", neg_schedule="constant")
-    assert output.ui.as_dict()["text"][0].startswith("2–3 model evaluations per step")
+    assert output.ui.as_dict()["text"][0].startswith("2–3 conditionings per model call at the KSampler's cfg")
     with caplog.at_level(logging.INFO):
-        sample(tiny, output.args[0], steps=6)
-    assert "NegativeGuidanceCFG: model evaluations per step: 2 (steps 0–2), 3 (steps 3–5); 15 in all" in caplog.text
+        sample(tiny, output.args[0], steps=6, sampler="heun")
+    assert "NegativeGuidanceCFG: conditionings per model call: 2 (steps 0–2), 3 (steps 3–5)" in caplog.text
+    assert "NegativeGuidanceCFG: this run made 11 model calls, which evaluated 28 conditionings" in caplog.text
+
+
+def test_the_guiders_readout_uses_its_own_cfg(tiny):
+    """cfg 4, neg_scale 3: c_u = 1 − 4 + 3 = 0, so u is never evaluated: 2 conditionings per call."""
+    import nodes
+
+    output = nodes.NODE_CLASS_MAPPINGS["NegativeGuidanceGuider"].execute(
+        model=tiny.model(), positive=tiny.p, negative=tiny.n, cfg=4.0, clip=tiny.clip, mode="independent",
+        neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+    assert output.ui.as_dict()["text"][0].startswith("2 conditionings per model call, in one batch")
 
 
 MAIN = dict(mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
@@ -120,10 +144,15 @@ OTHER_FAMILY = [[torch.zeros(1, 77, 768), {"pooled_output": torch.zeros(1, 768)}
         (dict(empty=OTHER_FAMILY), "empty", "context width 768"),
         (dict(empty=None), "empty", "is needed"),
         (dict(mode="standard", neg_start=0.3, empty=None), "empty", "is needed"),
+        (dict(empty="dot", clip="tiny"), "empty", "is not the empty prompt of input 'clip'"),
     ],
 )
 def test_bad_input_names_the_node_and_the_input(tiny, node, change, input_name, message):
+    import tiny as tiny_models
+
     inputs = MAIN | {"model": tiny.model(), "empty": tiny.u} | change
+    if inputs["empty"] == "dot":
+        inputs |= dict(empty=tiny_models.encode(tiny.clip, "dot"), clip=tiny.clip)
     if node == "NegativeGuidanceGuider":
         inputs |= dict(positive=tiny.p, negative=tiny.n, cfg=7.0)
     with pytest.raises(ValueError) as error:
@@ -184,21 +213,53 @@ def test_a_later_batch_function_override_fails_before_the_first_step(tiny):
     assert recorder.calls == []
 
 
-def test_an_earlier_batch_function_is_chained(tiny):
+def test_an_earlier_batch_function_is_refused_naming_it(tiny):
+    """ppm's SkipFirstStepCFG-style hooks blank slot 1, taking it for the empty prompt: in our [p, n, u, …] batch
+    that would zero the negative, so any earlier batch function is refused."""
+    def skip_first_step(args):
+        return [args["input"]] * len(args["conds"])
+
+    model = tiny.model().clone()
+    model.set_model_sampler_calc_cond_batch_function(skip_first_step)
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: input 'model' carries .*skip_first_step, a "
+                                         "sampler_calc_cond_batch_function from an earlier node"):
+        patched(tiny, model)
+
+
+def test_a_guider_without_a_negative_is_refused_before_the_first_step(tiny):
+    """BasicGuider hands the patch no negative: n would be 0 (a latent mean of 17928 against 0.58)."""
     import comfy.samplers
 
-    seen = []
+    basic = call_node("BasicGuider", model=patched(tiny, tiny.model()), conditioning=tiny.p)[0]
+    sigmas = comfy.samplers.calculate_sigmas(tiny.model().get_model_object("model_sampling"), "normal", 4)
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: the patched model went to Guider_Basic, which gives "
+                                         "it no negative prompt"):
+        basic.sample(tiny.noise, tiny.latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42)
 
-    def earlier(args):
-        seen.append(len(args["conds"]))
-        return comfy.samplers.calc_cond_batch(args["model"], args["conds"], args["input"], args["sigma"],
-                                              args["model_options"])
 
-    model = tiny.model()
-    model.set_model_sampler_calc_cond_batch_function(earlier)
-    out = sample(tiny, patched(tiny, model))
-    assert seen == [3, 3, 3, 3]
-    torch.testing.assert_close(out, sample(tiny, patched(tiny, tiny.model())))
+def test_a_nan_cfg_on_a_patched_model_names_the_cfg(tiny):
+    with pytest.raises(ValueError, match="^NegativeGuidanceCFG: the sampler's cfg is nan"):
+        sample(tiny, patched(tiny, tiny.model()), cfg=math.nan)
+
+
+def test_the_empty_prompt_is_encoded_from_clip(tiny):
+    """clip instead of a wired empty: the same samples as CLIPTextEncode("") wired."""
+    assert torch.equal(sample(tiny, patched(tiny, tiny.model(), empty=None, clip=tiny.clip)),
+                       sample(tiny, patched(tiny, tiny.model(), empty=tiny.u)))
+
+
+def test_an_empty_equal_to_the_negative_is_refused(tiny):
+    with pytest.raises(ValueError, match="^NegativeGuidanceGuider: input 'empty' is the same conditioning as input "
+                                         "'negative'"):
+        call_node("NegativeGuidanceGuider", model=tiny.model(), positive=tiny.p, negative=tiny.n, empty=tiny.n,
+                  cfg=7.0, **MAIN)
+
+
+def test_a_wired_empty_without_clip_is_flagged_in_the_readout(tiny):
+    import nodes
+
+    output = nodes.NODE_CLASS_MAPPINGS["NegativeGuidanceCFG"].execute(model=tiny.model(), empty=tiny.u, **MAIN)
+    assert "empty is unchecked: connect clip" in output.ui.as_dict()["text"][0]
 
 
 def test_a_window_that_holds_no_step_is_reported(tiny, caplog):
@@ -206,3 +267,61 @@ def test_a_window_that_holds_no_step_is_reported(tiny, caplog):
         sample(tiny, patched(tiny, tiny.model(), neg_start=0.26, neg_end=0.49))  # int(1.04) = int(1.96) = 1
     assert "NegativeGuidanceCFG: the window" in caplog.text
     assert "of the negative holds no step of this 4-step run, so it is never applied" in caplog.text
+
+
+def graph_with(node_type: str, **inputs):
+    """The tiny graph: one node of ``node_type`` with ``inputs`` wired where it matters, through a KSampler."""
+    g, loader, vae, c = graphs.tiny_graph({"p": "a cat", "n": "dog"})
+    latent = g.node("EmptyLatentImage", width=64, height=64, batch_size=1)
+    if node_type == "AttentionCapture":
+        settings = dict(positive_text="a cat", negative_text="dog", positive_words="", negative_words="",
+                        special_tokens=False, max_mb=50.0, over_cap="downsample") | inputs
+        node = g.node("AttentionCapture", model=loader, clip=g.out(loader, 1), **settings)
+        samples = graphs.ksampler(g, node, g.out(node, 2), g.out(node, 3), latent, steps=2)
+        g.node("AttentionRt", capture=g.out(node, 1), samples=samples, score="frobenius", gate_fraction=0.5,
+               related="", filename_prefix="x/rt")
+    elif node_type == "AttentionRt":
+        node = g.node("AttentionCapture", model=loader, clip=g.out(loader, 1), positive_text="a cat",
+                      negative_text="dog", positive_words="", negative_words="", special_tokens=False, max_mb=50.0,
+                      over_cap="downsample")
+        samples = graphs.ksampler(g, node, g.out(node, 2), g.out(node, 3), latent, steps=2)
+        g.node("AttentionRt", capture=g.out(node, 1), samples=samples, **dict(
+            score="frobenius", gate_fraction=0.5, related="", filename_prefix="x/rt") | inputs)
+    else:
+        settings = MAIN | inputs
+        patched_model = g.node("NegativeGuidanceCFG", model=loader, clip=g.out(loader, 1), **settings)
+        graphs.save_latent(g, graphs.ksampler(g, patched_model, c["p"], c["n"], latent, steps=2), "x/latent")
+    return g.prompt
+
+
+@pytest.mark.parametrize("node, change, message", [
+    ("NegativeGuidanceCFG", dict(mode="eq9"), "input 'mode' is 'eq9'; choose one of independent, standard"),
+    ("NegativeGuidanceCFG", dict(window_unit="sigma"), "input 'window_unit' is 'sigma'; choose one of steps, "
+                                                       "percent"),
+    ("NegativeGuidanceCFG", dict(neg_schedule="square"), "input 'neg_schedule' is 'square'"),
+    ("NegativeGuidanceCFG", dict(neg_scale=math.nan), "input 'neg_scale' is nan; give a number from -100 to 100"),
+    ("AttentionCapture", dict(over_cap="bogus"), "input 'over_cap' is 'bogus'; choose one of downsample, error"),
+    ("AttentionCapture", dict(max_mb=math.nan), "input 'max_mb' is nan"),
+    ("AttentionRt", dict(score="l1"), "input 'score' is 'l1'; choose one of frobenius, mean_square"),
+    ("AttentionRt", dict(gate_fraction=math.nan), "input 'gate_fraction' is nan"),
+    ("AttentionRt", dict(filename_prefix="rt\0x"), "input 'filename_prefix' contains a NUL byte"),
+    ("AttentionRt", dict(filename_prefix="x" * 300), "input 'filename_prefix' has a name of 300 bytes"),
+])
+def test_bad_widget_values_sent_over_the_api_are_refused_before_anything_runs(run_graph, node, change, message):
+    with pytest.raises(ValueError, match="invalid prompt") as error:
+        run_graph(graph_with(node, **change))
+    assert f"{node}: {message}" in str(error.value)
+
+
+def test_node_execution_stays_fast_with_twenty_terms(tiny):
+    """The planner's reach over every window state is computed in closed form, not over 3²⁰ cases."""
+    import time
+
+    terms = None
+    for i in range(20):
+        terms = call_node("NegativeTerm", conditioning=tiny.n, weight=1.0 + i, start=0.05 * i, end=1.0,
+                          window_unit="steps", schedule="linear" if i % 2 else "constant", terms=terms)[0]
+    model = tiny.model()
+    start = time.perf_counter()
+    call_node("NegativeGuidanceCFG", model=model, empty=tiny.u, terms=terms, **MAIN)
+    assert time.perf_counter() - start < 0.010

@@ -3,13 +3,16 @@
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-import locate
+import harness
 import pytest
 import safetensors.torch
 import torch
 from comfy_helpers import call_node, noise_per_seed
-from negative_guidance.toy import detect
+import pack
+
+detect = pack.module("toy.detect")
 
 MARGIN = 0.2  # measured drops on these 8 seeds: blue 0.375 → 0 (eq. 9), dot 0.375 → 0.125 (eq. 8, s⁻ = 8)
 
@@ -34,7 +37,7 @@ def sample(model, clip, vae, positive: str, negative: str | None, neg_scale: flo
 
 
 def test_the_shipped_weights_are_small_and_load_deterministically(comfy):
-    from negative_guidance.toy.model import WEIGHTS
+    WEIGHTS = pack.module("toy.model").WEIGHTS
 
     assert WEIGHTS.stat().st_size <= 20e6
     first, second = call_node("ToyConceptModelLoader"), call_node("ToyConceptModelLoader")
@@ -66,7 +69,7 @@ def test_a_negative_lowers_its_concept_rate(comfy, positive, negative, neg_scale
 
 
 def test_training_is_reproducible(comfy, tmp_path):
-    from negative_guidance.toy.train import train
+    train = pack.module("toy.train").train
 
     for name in ("a", "b"):
         train(steps=2, batch_size=4, pool=8, lr=1e-3, ema_decay=0.9, out=tmp_path / f"{name}.safetensors", seed=5)
@@ -74,14 +77,19 @@ def test_training_is_reproducible(comfy, tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
-def test_the_offline_demo_writes_images_the_rt_plot_and_csv(comfy, tmp_path):
-    """The README's main job, as a user runs it: python -m toy.demo from the pack root, in a fresh process."""
-    env = os.environ | {"COMFYUI_PATH": str(locate.find_comfyui())}
-    result = subprocess.run([sys.executable, "-m", "toy.demo", "--out", str(tmp_path)], cwd=locate.PACK_ROOT,
-                            env=env, capture_output=True, text=True, timeout=300)
+def test_the_offline_demo_tells_its_story_and_leaves_only_its_output(comfy, tmp_path):
+    """The README's main job, as a user runs it (bash scripts/demo.sh), in a fresh process."""
+    env = os.environ | {"COMFYUI_PATH": str(harness.find_comfyui()), "NEGATIVE_GUIDANCE_PYTHON": sys.executable,
+                        "TMPDIR": str(tmp_path / "tmp")}
+    (tmp_path / "tmp").mkdir()
+    result = subprocess.run(["bash", str(harness.PACK_ROOT / "scripts" / "demo.sh"), "--out", str(tmp_path / "out")],
+                            env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
-    names = {path.name for path in tmp_path.rglob("*") if path.is_file()}
-    for prefix in ("1_no_negative", "2_negative", "3_negative_from_step_5", "4_r_t_plot", "5_heatmaps"):
+    names = {path.name for path in (tmp_path / "out").rglob("*") if path.is_file()}
+    for prefix in ("1_no_negative", "2_negative", "3_negative_from_step_5", "4_r_t_plot", "5_heatmaps",
+                   "6_overlays"):
         assert any(name.startswith(prefix) and name.endswith(".png") for name in names), prefix
-    assert any(name.endswith(".csv") for name in names) and any(name.endswith(".json") for name in names)
-    assert "a dot in" in result.stdout
+    assert {".csv", ".json", ".safetensors"} <= {Path(name).suffix for name in names}
+    assert "How often the 8 images show a dot" in result.stdout and "r_t of the second run" in result.stdout
+    assert "WARNING" not in result.stdout + result.stderr and "it/s" not in result.stdout + result.stderr
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing left behind but the output folder

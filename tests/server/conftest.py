@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import live_server
-import locate
+import harness
 import pytest
 
 CHECKPOINT = "rand_sd15.safetensors"
@@ -16,9 +16,9 @@ CHECKPOINT = "rand_sd15.safetensors"
 @pytest.fixture(scope="session")
 def checkpoint() -> Path:
     """The deterministic random SD1.5 checkpoint, generated once into the cache (about 20 s, 2 GB)."""
-    path = locate.cache_dir() / CHECKPOINT
+    path = harness.cache_dir() / CHECKPOINT
     if not path.exists():
-        script = locate.PACK_ROOT / "tests" / "support" / "random_sd15.py"
+        script = harness.PACK_ROOT / "tests" / "support" / "random_sd15.py"
         subprocess.run([sys.executable, str(script), str(path)], check=True)
     return path
 

@@ -1,4 +1,4 @@
-"""The study runner (python -m experiments) against two real ComfyUI servers with the tiny test model."""
+"""The study runner (python scripts/study.py) against two real ComfyUI servers with the tiny test model."""
 
 import csv
 import json
@@ -8,7 +8,7 @@ import time
 
 import examples
 import live_server
-import locate
+import harness
 import pytest
 
 GRID = ["--grid", "delay=0,0.5", "--grid", "neg_scale=3", "--grid", "cfg=7"]
@@ -28,7 +28,7 @@ def two_servers(tmp_path_factory):
 @pytest.fixture
 def study(tmp_path):
     """The shipped SD1.5 template on the tiny model (64×64, 6 steps), and a 3-pair prompt file."""
-    template = json.loads((locate.PACK_ROOT / "experiments" / "templates" / "rt_study_sd15.json").read_text())
+    template = json.loads((harness.PACK_ROOT / "experiments" / "templates" / "rt_study_sd15.json").read_text())
     template = examples.on_test_models(template)
     next(n for n in template.values() if n["class_type"] == "KSampler")["inputs"]["steps"] = STEPS
     (tmp_path / "template.json").write_text(json.dumps(template))
@@ -39,11 +39,11 @@ def study(tmp_path):
 
 
 def runner(study, servers, *extra, seeds="1-4"):
-    """Start python -m experiments on the study; the process (stdout and stderr piped)."""
+    """Start python scripts/study.py on the study; the process (stdout and stderr piped)."""
     urls = [arg for s in servers for arg in ("--server", s if isinstance(s, str) else s.url)]
-    command = [sys.executable, "-m", "experiments", "--template", str(study / "template.json"), "--pairs",
+    command = [sys.executable, str(harness.PACK_ROOT / "scripts" / "study.py"), "--template", str(study / "template.json"), "--pairs",
                str(study / "pairs.csv"), "--seeds", seeds, *GRID, *urls, "--out", str(study / "out"), *extra]
-    return subprocess.Popen(command, cwd=locate.PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(command, cwd=harness.PACK_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finish(process, timeout=300) -> str:

@@ -1,7 +1,17 @@
-"""Helpers of the comfy tier: run nodes by id, record model calls, sample on the tiny models.
+"""Helpers of the comfy tier: boot ComfyUI with the test pack, run nodes by id, record model calls, sample on the
+tiny models.
 
-ComfyUI is imported inside the functions: it is on sys.path only once the ``comfy`` fixture has booted it.
+ComfyUI is imported inside the functions: it is on sys.path only once ``boot`` has run.
 """
+
+import harness
+
+TESTING_PACK = harness.PACK_ROOT / "tests" / "support" / "testing_pack"
+
+
+def boot(workdir):
+    """ComfyUI in this process with this pack and the test-only loader pack; outputs go to workdir."""
+    return harness.boot(workdir, {"negative_guidance_testing": TESTING_PACK})
 
 
 def call_node(name: str, **inputs):
@@ -59,10 +69,4 @@ def patched(t, model, **inputs):
     return call_node("NegativeGuidanceCFG", model=model, **settings)[0]
 
 
-def pack_module(name: str):
-    """A submodule of the pack as ComfyUI loaded it (e.g. 'nodes.capture')."""
-    import importlib
-    import sys
-
-    pack = next(m for m in sys.modules if m.endswith("custom_nodes/negative_guidance"))
-    return importlib.import_module(f"{pack}.{name}")
+pack_module = harness.module  # a submodule of the pack as ComfyUI loaded it, e.g. pack_module("nodes.capture")

@@ -7,11 +7,14 @@ a real checkpoint, put a Load Checkpoint in its place, a 512×512 latent and pro
 from __future__ import annotations
 
 import json
+import sys
 import tempfile
 from pathlib import Path
 
-import locate
-from graphs import Graph, custom_sample, ksampler
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # the harness, when run as a script
+
+import harness  # noqa: E402
+from graphs import Graph, custom_sample, ksampler  # noqa: E402
 
 POSITIVE, NEGATIVE = "a circle with a frame", "dot"
 STANDARD = dict(mode="standard", neg_scale=6.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
@@ -41,9 +44,9 @@ def standard_negative() -> dict:
 
 def independent_scales() -> dict:
     """Eq. 8: x̂ = u + cfg·(p − u) − neg_scale·(n − u), NegativeGuidanceGuider into SamplerCustomAdvanced."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE, "u": ""})
-    guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0, empty=c["u"],
-                    mode="independent", neg_scale=4.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE})
+    guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0,
+                    clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
                     neg_schedule="constant")
     save(g, custom_sample(g, model, guider, latent, steps=20, seed=1), vae, "negative_guidance/eq8")
     return g.prompt
@@ -51,26 +54,27 @@ def independent_scales() -> dict:
 
 def delayed_negative() -> dict:
     """Ban et al.'s setup: 50 steps, the same negative from step 0 and from step 5 (neg_start 0.1), side by side."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE, "u": ""})
+    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE})
     for start, name in ((0.0, "undelayed"), (0.1, "from_step_5")):  # before step 5, p is guided against u
-        patched = g.node("NegativeGuidanceCFG", model=model, empty=c["u"], neg_start=start, **STANDARD)
+        patched = g.node("NegativeGuidanceCFG", model=model, clip=g.out(model, 1), neg_start=start, **STANDARD)
         save(g, ksampler(g, patched, c["p"], c["n"], latent, steps=50, seed=1), vae, f"negative_guidance/{name}")
     return g.prompt
 
 
 def attention_analysis() -> dict:
     """r_t curves and heatmaps of a first run; its suggested gate start drives the guider of a second run."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE, "u": ""})
+    g, model, vae, _, latent = base({})
     captured = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=POSITIVE,
                       negative_text=NEGATIVE, positive_words="", negative_words="", special_tokens=False,
                       max_mb=50.0, over_cap="downsample")
-    first = ksampler(g, captured, c["p"], c["n"], latent, steps=30, seed=1)
+    p, n = g.out(captured, 2), g.out(captured, 3)  # each prompt typed once, in the capture
+    first = ksampler(g, captured, p, n, latent, steps=30, seed=1)
     image = g.node("VAEDecode", samples=first, vae=vae)
     rt = g.node("AttentionRt", capture=g.out(captured, 1), samples=first, score="frobenius", gate_fraction=0.5,
                 related="", filename_prefix="negative_guidance/rt", image=image)
     for index in (3, 4, 6):  # r_t_plot, heatmaps, overlay
         g.node("PreviewImage", images=g.out(rt, index))
-    guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0, empty=c["u"],
+    guider = g.node("NegativeGuidanceGuider", model=model, positive=p, negative=n, cfg=7.0, clip=g.out(model, 1),
                     mode="standard", neg_scale=6.0, neg_start=g.out(rt, 2), neg_end=1.0, window_unit="steps",
                     neg_schedule="constant")
     save(g, custom_sample(g, model, guider, latent, steps=30, seed=1), vae, "negative_guidance/gated")
@@ -84,8 +88,8 @@ def several_negatives() -> dict:
                  schedule="constant")
     blue = g.node("NegativeTerm", conditioning=c["blue"], weight=2.0, start=0.0, end=0.6, window_unit="steps",
                  schedule="linear", terms=dot)
-    guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0, empty=g.node(
-        "CLIPTextEncode", text="", clip=g.out(model, 1)), mode="independent", neg_scale=4.0, neg_start=0.0,
+    guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0,
+                    clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0,
         neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=blue)
     save(g, custom_sample(g, model, guider, latent, steps=20, seed=1), vae, "negative_guidance/several")
     return g.prompt
@@ -111,13 +115,14 @@ def on_test_models(prompt: dict) -> dict:
 
 
 def main() -> None:
-    import comfy_boot
+    import comfy_helpers
     import workflows
 
-    comfy_boot.boot(Path(tempfile.mkdtemp(prefix="examples_")))
-    out = locate.PACK_ROOT / "example_workflows"
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="examples_")))
+    out = harness.PACK_ROOT / "example_workflows"
     for name, build in EXAMPLES.items():
-        (out / f"{name}.json").write_text(json.dumps(workflows.to_ui(build(), workflows.node_info), indent=1) + "\n")
+        (out / f"{name}.json").write_text(json.dumps(workflows.to_ui(build(), workflows.node_info), indent=1) + "\n",
+                                          encoding="utf-8")
         print("wrote", out / f"{name}.json")
 
 

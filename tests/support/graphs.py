@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from locate import headless
+import harness as headless
 
 Graph, ksampler, custom_sample = headless.Graph, headless.ksampler, headless.custom_sample
 

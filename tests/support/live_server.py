@@ -11,9 +11,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import locate
+import harness
 
-TESTING_PACK = locate.PACK_ROOT / "tests" / "support" / "testing_pack"
+TESTING_PACK = harness.PACK_ROOT / "tests" / "support" / "testing_pack"
 
 
 def free_port() -> int:
@@ -65,7 +65,7 @@ class Server:
 def make_base(base: Path, checkpoints: dict[str, Path] | None = None) -> Path:
     """A base dir whose custom_nodes hold this pack and the test-only tiny loader, and whose checkpoints are links."""
     (base / "custom_nodes").mkdir(parents=True)
-    (base / "custom_nodes" / "comfyui-negative-guidance").symlink_to(locate.PACK_ROOT)
+    (base / "custom_nodes" / "comfyui-negative-guidance").symlink_to(harness.PACK_ROOT)
     (base / "custom_nodes" / "negative_guidance_testing").symlink_to(TESTING_PACK)
     (base / "models" / "checkpoints").mkdir(parents=True)
     for name, path in (checkpoints or {}).items():
@@ -76,12 +76,12 @@ def make_base(base: Path, checkpoints: dict[str, Path] | None = None) -> Path:
 def serve(base: Path, port: int | None = None) -> Iterator[Server]:
     """Start main.py on the base dir (log in base/server.log), wait for /object_info, yield a Server, stop it."""
     port = port or free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(locate.PACK_ROOT / "tests" / "support")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(harness.PACK_ROOT / "tests" / "support")}
     with open(base / "server.log", "a") as log:
         process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
              str(base), "--disable-auto-launch"],
-            cwd=locate.find_comfyui(), stdout=log, stderr=subprocess.STDOUT, env=env,
+            cwd=harness.find_comfyui(), stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     server = Server(f"http://127.0.0.1:{port}", base)
     try:

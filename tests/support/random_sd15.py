@@ -68,9 +68,9 @@ def write(out: Path, comfy_root: Path) -> None:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).parent))
-    import locate
+    import harness
 
-    root = locate.find_comfyui()
+    root = harness.find_comfyui()
     sys.path.insert(0, str(root))
     from comfy.cli_args import args
 

@@ -74,23 +74,27 @@ class TinySD1Clip(comfy.sd1_clip.SD1ClipModel):
         super().__init__(device=device, dtype=dtype, model_options=model_options or {}, clip_model=TinyClip)
 
 
-def seeded_model(model_class, config_class, seed: int) -> comfy.model_patcher.ModelPatcher:
-    """A MODEL of ``model_class`` (BaseModel, SDXL) built from a tiny config, weights filled from ``seed``."""
-    model = model_class(config_class(config_class.unet_config), device=CPU)
+def seeded_model(model_class, config_class, seed: int, dtype: torch.dtype = torch.float32
+                 ) -> comfy.model_patcher.ModelPatcher:
+    """A MODEL of ``model_class`` (BaseModel, SDXL) built from a tiny config, weights filled from ``seed`` (the same
+    fp32 draws, rounded to ``dtype``, which is also the compute dtype)."""
+    model = model_class(config_class(config_class.unet_config | {"dtype": dtype}), device=CPU)
     fill_(model.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(model, load_device=CPU, offload_device=CPU)
 
 
-def seeded_clip(tokenizer, clip_model, seed: int) -> comfy.sd.CLIP:
-    """A CLIP of ``clip_model`` behind ``tokenizer``, weights filled from ``seed``."""
-    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(tokenizer, clip_model))
+def seeded_clip(tokenizer, clip_model, seed: int, embedding_directory: str | None = None) -> comfy.sd.CLIP:
+    """A CLIP of ``clip_model`` behind ``tokenizer``, weights filled from ``seed``; with ``embedding_directory``, it
+    reads embeddings from there as checkpoint CLIPs read the embeddings folder."""
+    clip = comfy.sd.CLIP(comfy.supported_models_base.ClipTarget(tokenizer, clip_model),
+                         embedding_directory=embedding_directory)
     fill_(clip.cond_stage_model, seed)
     return clip
 
 
-def tiny_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
+def tiny_model(seed: int = 0, dtype: torch.dtype = torch.float32) -> comfy.model_patcher.ModelPatcher:
     """The tiny SD1-shaped UNet as a MODEL."""
-    return seeded_model(comfy.model_base.BaseModel, TinySD1, seed)
+    return seeded_model(comfy.model_base.BaseModel, TinySD1, seed, dtype)
 
 
 def tiny_sd15_layout_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
@@ -98,9 +102,9 @@ def tiny_sd15_layout_model(seed: int = 0) -> comfy.model_patcher.ModelPatcher:
     return seeded_model(comfy.model_base.BaseModel, TinySD15Layout, seed)
 
 
-def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
+def tiny_clip(seed: int = 1, embedding_directory: str | None = None) -> comfy.sd.CLIP:
     """The tiny 2-layer CLIP with the SD1 tokenizer as a CLIP."""
-    return seeded_clip(comfy.sd1_clip.SD1Tokenizer, TinySD1Clip, seed)
+    return seeded_clip(comfy.sd1_clip.SD1Tokenizer, TinySD1Clip, seed, embedding_directory)
 
 
 def tiny_vae(seed: int = 2) -> comfy.sd.VAE:

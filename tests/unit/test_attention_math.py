@@ -1,22 +1,17 @@
-"""Unit tests of attention/ alone: recomputed maps and the r_t metrics."""
+"""Unit tests of attention/ alone: recomputed maps, word columns, the bounded store and the r_t metrics."""
 
 import math
+from operator import attrgetter
 
 import pytest
 import torch
-from negative_guidance.attention import (
-    AttentionStore,
-    LayerId,
-    attention_probs,
-    map_scores,
-    r_curve,
-    r_t,
-    related_token,
-    score_index,
-    suggested_start,
-    word_maps,
-)
-from negative_guidance.attention.store import pooled_pixels, pooling_plan
+from pack import attention
+
+(AttentionStore, LayerId, column_matrix, map_scores, r_t, related_token, score_index, suggested_start,
+ text_attention, word_maps) = attrgetter(
+    "AttentionStore", "LayerId", "column_matrix", "map_scores", "r_t", "related_token", "score_index",
+    "suggested_start", "text_attention", "word_maps")(attention)
+store_module = attention.store
 
 
 @pytest.fixture
@@ -25,53 +20,78 @@ def qk():
     return torch.randn(2, 64, 4 * 8, generator=g), torch.randn(2, 77, 4 * 8, generator=g)
 
 
-def test_maps_sum_to_one_over_the_keys(qk):
-    probs = attention_probs(*qk, heads=4)
+def reference(q, k, heads):
+    """softmax(QKᵀ/√d) per head, averaged over heads, written out."""
+    b, n, width = q.shape
+    split = lambda t: t.reshape(b, -1, heads, width // heads).transpose(1, 2)  # noqa: E731
+    return (split(q) @ split(k).transpose(-1, -2) / math.sqrt(width // heads)).softmax(-1).mean(1)
+
+
+def test_cross_attention_maps_are_the_softmax_over_the_keys(qk):
+    probs = text_attention(*qk, heads=4, queries=slice(None), keys=slice(None))
     assert probs.shape == (2, 64, 77)
+    torch.testing.assert_close(probs, reference(*qk, 4))
     torch.testing.assert_close(probs.sum(-1), torch.ones(2, 64))
+    torch.testing.assert_close(text_attention(*qk, 4, slice(None), slice(None), chunk=7), probs)
 
 
-def test_chunking_does_not_change_the_maps(qk):
-    torch.testing.assert_close(attention_probs(*qk, heads=4, chunk=7), attention_probs(*qk, heads=4))
+def test_joint_attention_maps_are_the_image_rows_over_the_text_keys(qk):
+    """[text, image] joint q/k in either layout: the image queries' softmax restricted to the text keys."""
+    q_img, k_txt = qk
+    g = torch.Generator().manual_seed(1)
+    q = torch.cat([torch.randn(2, 77, 32, generator=g), q_img], 1)
+    k = torch.cat([k_txt, torch.randn(2, 64, 32, generator=g)], 1)
+    expected = reference(q_img, k_txt, 4)
+    torch.testing.assert_close(text_attention(q, k, 4, slice(77, None), slice(0, 77)), expected)
+    split = lambda t: t.view(2, -1, 4, 8).transpose(1, 2)  # noqa: E731
+    torch.testing.assert_close(text_attention(split(q), split(k), 4, slice(77, None), slice(0, 77), True), expected)
 
 
-def test_attention_output_matches_scaled_dot_product(qk):
+def test_repeated_contexts_give_the_same_word_maps(qk):
+    """ComfyUI repeats a shorter context up to the LCM of a batch: counting every copy gives the same maps."""
     q, k = qk
-    v = torch.randn_like(k)
-    heads, d = 4, 8
-    split = lambda t: t.reshape(2, -1, heads, d).transpose(1, 2)  # noqa: E731
-    sdpa = torch.nn.functional.scaled_dot_product_attention(split(q), split(k), split(v))
-    per_head = (split(q) @ split(k).transpose(-1, -2) * d**-0.5).softmax(-1)
-    torch.testing.assert_close(per_head @ split(v), sdpa, rtol=1e-4, atol=1e-4)
-    torch.testing.assert_close(per_head.mean(1), attention_probs(q, k, heads))
+    columns = [(1,), (2, 3), (76,)]
+    once = word_maps(text_attention(q, k, 4, slice(None), slice(None)), column_matrix(columns, 77, 77), (8, 8))
+    for copies in (2, 3, 4):
+        repeated = text_attention(q, k.repeat(1, copies, 1), 4, slice(None), slice(None))
+        maps = word_maps(repeated, column_matrix(columns, 77, 77 * copies), (8, 8))
+        torch.testing.assert_close(maps, once, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="not a repeat"):
+        column_matrix(columns, 77, 100)
 
 
-def test_word_maps_sum_pieces(qk):
-    probs = attention_probs(*qk, heads=4)
-    maps = word_maps(probs, [[1], [2, 3]], 8, 8)
+def test_word_maps_sum_their_pieces_into_the_grid(qk):
+    probs = text_attention(*qk, 4, slice(None), slice(None))
+    maps = word_maps(probs, column_matrix([(1,), (2, 3)], 77, 77), (8, 8))
     assert maps.shape == (2, 2, 8, 8)
     torch.testing.assert_close(maps[:, 1].flatten(1), probs[..., 2] + probs[..., 3])
+    video = word_maps(probs, column_matrix([(5,)], 77, 77), (4, 4, 4))
+    torch.testing.assert_close(video.flatten(2), probs[..., 5][:, None])
 
 
-def test_scores():
-    a = torch.full((3, 4, 4), 0.5)
-    torch.testing.assert_close(map_scores(a), torch.tensor([[2.0, 0.25]] * 3))
+def test_scores_cover_the_whole_grid_frames_included():
+    a = torch.full((1, 3, 4, 4), 0.5)
+    torch.testing.assert_close(map_scores(a), torch.tensor([[[2.0, 0.25]] * 3]))
+    video = torch.full((1, 1, 2, 4, 4), 0.5)
+    torch.testing.assert_close(map_scores(video), torch.tensor([[[2.0 * math.sqrt(2), 0.25]]]))
     with pytest.raises(ValueError, match="score must be one of"):
         score_index("l1")
 
 
-def test_equal_scores_give_r_equal_one():
-    g = torch.Generator().manual_seed(1)
-    layers = {t: torch.rand(2, generator=g).tolist() for t in range(5)}
-    assert r_curve(layers, layers, range(5)) == pytest.approx([1.0] * 5)
-    assert math.isnan(r_curve({0: []}, layers, [0])[0])
+def test_r_t_is_a_ratio_of_sums():
+    assert r_t([1.0, 2.0], [1.5, 1.5]) == 1.0
     assert math.isnan(r_t([1.0], [0.0]))
 
 
-def test_related_token_is_the_best_correlated_map():
+def test_related_token_is_pearson_correlation_not_a_dot_product():
+    """A negative map equal to positive 0's shape but offset and scaled correlates 1 with it; positive 1 is brighter
+    everywhere (the larger dot product) but uncorrelated."""
     g = torch.Generator().manual_seed(2)
-    positives = torch.rand(3, 8, 8, generator=g)
-    assert related_token(positives[2] * 3 + 1, positives) == 2
+    shape = torch.rand(8, 8, generator=g)
+    bright = torch.rand(8, 8, generator=g) + 10.0
+    negative = shape * 3 + 1
+    assert (negative.flatten() @ bright.flatten()) > (negative.flatten() @ shape.flatten())
+    assert related_token(negative, torch.stack([shape, bright])) == 0
 
 
 def test_suggested_start():
@@ -81,87 +101,80 @@ def test_suggested_start():
         suggested_start([float("nan")])
 
 
-def test_prompt_words_drop_weight_syntax():
-    from negative_guidance.attention.tokens import prompt_words
-
-    assert prompt_words("a man wearing (glasses:1.2), Smiling man, (red:.8) don't") == [
-        "a", "man", "wearing", "glasses", "smiling", "red", "don't",
-    ]
+def layer(block, size):
+    return LayerId(block, 0, (size, size))
 
 
-def test_find_columns_sums_pieces_and_occurrences():
-    from negative_guidance.attention.tokens import find_columns
-
-    rows = [[49406, 5, 6, 7, 5, 6, 49407, 49407], [49406, 5, 6, 49407, 49407, 49407, 49407, 49407]]
-    assert find_columns(rows, [5, 6]) == [1, 2, 4, 5, 9, 10]
-    assert find_columns(rows, [8]) == []
-
-
-def test_line_plot_draws_each_curve_in_its_colour():
-    from negative_guidance.attention.render import PALETTE, line_plot
-
-    image = line_plot([[0.0, 1.0, 0.5], [0.2, 0.2, 0.2]], marker=1)
-    assert image.shape == (256, 512, 3)
-    for k in range(2):
-        assert (image == PALETTE[k]).all(-1).sum() > 100
-
-
-def test_heatmap_grid_layout_and_scaling():
-    from negative_guidance.attention.render import RAMP, heatmap_grid
-
-    maps = torch.zeros(2, 3, 4, 4)
-    maps[1, 2] = 5.0
-    grid = heatmap_grid(maps, cell=8, gap=2)
-    assert grid.shape == (20, 30, 3)
-    torch.testing.assert_close(grid[10 + 4, 20 + 4], RAMP[-1])  # word 1's peak cell is the top of the ramp
-    torch.testing.assert_close(grid[4, 4], RAMP[0])
-
-
-def test_overlay_blends_the_scaled_map_over_the_image():
-    from negative_guidance.attention.render import RAMP, overlay
-
-    image = torch.zeros(16, 16, 3)
-    attention_map = torch.zeros(4, 4)
-    attention_map[0, 0] = 2.0
-    out = overlay(image, attention_map, alpha=0.5)
-    assert out.shape == (16, 16, 3)
-    torch.testing.assert_close(out[0, 0], 0.5 * RAMP[-1])
-    torch.testing.assert_close(out[15, 15], 0.5 * RAMP[0])
+def test_a_step_stays_on_the_device_until_the_next_begins_and_a_later_call_replaces_an_earlier():
+    store = AttentionStore(2**20)
+    first, second = layer(("input", 1), 4), layer(("middle", 0), 2)
+    store.begin_step(0, 14.6)
+    store.add(first, "positive", torch.full((1, 2, 4, 4), 1.0))
+    store.add(first, "positive", torch.full((1, 2, 4, 4), 0.5))  # Heun's predictor after the corrector
+    store.add_effect("negative", torch.ones(1, 8, 8))
+    assert not store.records and store.pending_maps
+    store.begin_step(1, 5.0)
+    store.add(second, "negative", torch.full((1, 2, 2, 2), 0.25))
+    store.flush()
+    assert set(store.records) == {(0, first, "positive"), (1, second, "negative")}
+    assert store.records[(0, first, "positive")].dtype == torch.float16
+    assert (store.records[(0, first, "positive")] == 0.5).all()
+    torch.testing.assert_close(store.scores[(0, first, "positive")], map_scores(torch.full((1, 2, 4, 4), 0.5)))
+    assert store.effects[(0, "negative")].shape == (1, 8, 8)
+    assert store.nbytes == 2 * (32 + 8 + 64) and store.steps() == [0, 1]
 
 
 def test_store_series_fills_missing_steps_with_zeros():
-    from negative_guidance.attention import AttentionStore
-
     store = AttentionStore(2**20)
-    store.add_effect(0, 14.6, "negative", torch.ones(2, 4, 4))
-    store.add_effect(2, 5.0, "other", torch.ones(2, 4, 4))
+    for step, term in ((0, "negative"), (2, "other")):
+        store.begin_step(step, 1.0)
+        store.add_effect(term, torch.ones(2, 4, 4))
+    store.flush()
     series = store.series(lambda t: store.effects.get((t, "negative")))
-    assert series.shape == (2, 4, 4)  # steps 0 and 2 were recorded
-    assert series[0].sum() == 16 and series[1].sum() == 0
+    assert series.shape == (2, 2, 4, 4)  # steps 0 and 2 were recorded
+    assert series[0].sum() == 32 and series[1].sum() == 0
 
 
-SD15_AT_64 = [LayerId(("input", i), 0, s, s) for i, s in ((1, 64), (2, 64), (4, 32), (5, 32), (7, 16), (8, 16))] + [
-    LayerId(("middle", 0), 0, 8, 8)] + [LayerId(("output", i), 0, s, s) for i, s in
-                                       ((3, 16), (4, 16), (5, 16), (6, 32), (7, 32), (8, 32), (9, 64), (10, 64),
-                                        (11, 64))]
+SD15_AT_64 = [layer(("input", i), s) for i, s in ((1, 64), (2, 64), (4, 32), (5, 32), (7, 16), (8, 16))] + [
+    layer(("middle", 0), 8)] + [layer(("output", i), s) for i, s in
+                                ((3, 16), (4, 16), (5, 16), (6, 32), (7, 32), (8, 32), (9, 64), (10, 64), (11, 64))]
 
 
 def test_pooling_plan_halves_the_largest_maps_until_the_run_fits():
     per_pixel = 2 * 20 * 50  # fp16 × 20 words × 50 steps
-    assert per_pixel * sum(layer.height * layer.width for layer in SD15_AT_64) == 53_888_000
-    plan = pooling_plan(SD15_AT_64, per_pixel, 50 * 2**20)
+    assert per_pixel * sum(math.prod(layer.grid) for layer in SD15_AT_64) == 53_888_000
+    plan = store_module.pooling_plan(SD15_AT_64, per_pixel, 50 * 2**20)
     assert plan == {SD15_AT_64[0]: 2}
-    assert pooling_plan(SD15_AT_64, per_pixel, 54 * 10**6) == {}
-    tight = pooling_plan(SD15_AT_64, per_pixel, 10 * 2**20)
-    assert per_pixel * sum(pooled_pixels(layer, tight.get(layer, 1)) for layer in SD15_AT_64) <= 10 * 2**20
+    assert store_module.pooling_plan(SD15_AT_64, per_pixel, 54 * 10**6) == {}
+    tight = store_module.pooling_plan(SD15_AT_64, per_pixel, 10 * 2**20)
+    assert per_pixel * sum(store_module.pooled_pixels(x, tight.get(x, 1)) for x in SD15_AT_64) <= 10 * 2**20
     with pytest.raises(MemoryError, match="even 1×1 maps"):
-        pooling_plan(SD15_AT_64, per_pixel, 1000)
+        store_module.pooling_plan(SD15_AT_64, per_pixel, 1000)
 
 
-def test_the_store_refuses_a_run_over_its_cap_or_a_record_past_it():
+def test_video_maps_pool_only_their_spatial_dims():
+    frames = LayerId(("double_block", 0), 0, (3, 16, 16))
+    plan = store_module.pooling_plan([frames], 2, 2 * 3 * 8 * 8)
+    assert plan == {frames: 2} and store_module.pooled_grid(frames.grid, 2) == (3, 8, 8)
+    pooled = store_module.pool(torch.ones(1, 2, 3, 16, 16), 2)
+    assert pooled.shape == (1, 2, 3, 8, 8)
+
+
+def test_the_effect_maps_count_against_the_cap():
+    store = AttentionStore(50 * 2**20)
+    store.plan(SD15_AT_64, 20, 50)
+    assert store.pool == {SD15_AT_64[0]: 2}
+    store.plan(SD15_AT_64, 20, 50, effect_pixels=2 * 6 * 64 * 64)  # 2 negatives × 6 images × 50 steps: 4.9 MB
+    assert sorted(store.pool.values()) == [2, 2]
+    with pytest.raises(MemoryError, match="over the cap"):
+        AttentionStore(2**20, downsample=True).plan(SD15_AT_64, 20, 50, effect_pixels=10 * 64 * 64)
+
+
+def test_the_store_refuses_a_run_over_its_cap_or_a_step_past_it():
     with pytest.raises(MemoryError, match="need 51.4 MB at native resolution, over the cap of 50.0 MB"):
         AttentionStore(50 * 2**20, downsample=False).plan(SD15_AT_64, 20, 50)
     store = AttentionStore(100)
-    with pytest.raises(MemoryError, match="exceed its cap"):
-        store.add(0, 1.0, SD15_AT_64[0], "positive", torch.rand(1, 1, 8, 8))
-    assert not store.records
+    store.begin_step(0, 1.0)
+    store.add(SD15_AT_64[0], "positive", torch.rand(1, 1, 8, 8))
+    with pytest.raises(MemoryError, match="passed its cap"):
+        store.flush()

@@ -1,11 +1,15 @@
 """The study runner's pure parts: jobs from pairs × seeds × grid, placeholders, the manifest."""
 
 import json
+from operator import attrgetter
 
 import pytest
 
-from experiments.jobs import Job, StudyError, expand, fill, parse_assignments
-from experiments.runner import read_manifest
+import pack
+
+Job, StudyError, expand, fill, parse_assignments = attrgetter("Job", "StudyError", "expand", "fill", "parse_assignments")(
+    pack.module("experiments.jobs"))
+read_manifest = pack.module("experiments.runner").read_manifest
 
 TEMPLATE = {"1": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "cfg": "{{cfg}}"}},
             "2": {"class_type": "CLIPTextEncode", "inputs": {"text": "a photo, {{positive}}"}},

@@ -1,24 +1,16 @@
 """Unit tests of guidance/ alone: the algebra of eq. 8 and eq. 9, schedules, windows and the planner."""
 
 import math
+from operator import attrgetter
 
 import pytest
 import torch
-from negative_guidance.guidance import (
-    EMPTY,
-    SCHEDULES,
-    GuidanceTerm,
-    InvalidInput,
-    Window,
-    effective_uncond,
-    eq8_terms,
-    evaluation_range,
-    guided,
-    needs_empty,
-    plan_call,
-    standard_neg_scale,
-    term_weight,
-)
+from pack import guidance
+
+(EMPTY, SCHEDULES, GuidanceTerm, InvalidInput, Window, effective_uncond, eq8_terms, evaluation_range, guided,
+ needs_empty, plan_call, standard_neg_scale, term_weight) = attrgetter(
+    "EMPTY", "SCHEDULES", "GuidanceTerm", "InvalidInput", "Window", "effective_uncond", "eq8_terms",
+    "evaluation_range", "guided", "needs_empty", "plan_call", "standard_neg_scale", "term_weight")(guidance)
 
 SIGMAS = [14.6, 9.7, 6.0, 3.9, 2.4, 1.5, 0.9, 0.5, 0.25, 0.1, 0.0]  # a 10-step schedule, σ_N = 0
 

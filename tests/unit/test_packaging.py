@@ -2,11 +2,11 @@
 
 import re
 
-import locate
+import harness
 import pytest
 import tomllib
 
-ROOT = locate.PACK_ROOT
+ROOT = harness.PACK_ROOT
 COMFYUI_HAS = {"torch", "numpy", "safetensors", "einops"}
 
 
@@ -28,7 +28,7 @@ def requirement_names(text: str) -> set[str]:
 def test_requirements_add_nothing_comfyui_lacks():
     ours = requirement_names((ROOT / "requirements.txt").read_text())
     assert ours <= COMFYUI_HAS
-    comfyui = locate.find_comfyui()
+    comfyui = harness.find_comfyui()
     if comfyui is None:
         pytest.skip("ComfyUI not found: its requirements.txt cannot be compared")
     assert requirement_names((comfyui / "requirements.txt").read_text()) >= COMFYUI_HAS

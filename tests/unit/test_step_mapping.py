@@ -8,7 +8,9 @@ step (σ_{i+1} = 0) is a plain Euler step for heun and dpmpp_sde.
 import math
 
 import pytest
-from negative_guidance.guidance import Window, step_index
+from pack import guidance
+
+Window, step_index = guidance.Window, guidance.step_index
 
 
 def karras(n, sigma_min=0.0292, sigma_max=14.6146, rho=7.0):

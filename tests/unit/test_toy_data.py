@@ -1,7 +1,9 @@
 """The toy concept dataset and its pixel-rule detectors (pure numpy, no ComfyUI)."""
 
 import numpy as np
-from negative_guidance.toy import data, detect
+import pack
+
+data, detect = pack.module("toy.data"), pack.module("toy.detect")
 
 HELD_OUT_SEED = 2026  # training draws its scenes from seed 0
 

@@ -1,25 +1,36 @@
-"""ComfyUI in this process, on the CPU, with no server: graphs run through ``execution.PromptExecutor``.
+"""ComfyUI for the pack's tests, benchmarks, demo and study runner: find it, boot it in this process on the CPU,
+load this pack the way ComfyUI does, and run API-format graphs through its executor, with no server.
+
+The pack is one package under one name: the name ComfyUI's loader gives it (``nodes.load_custom_node``: the
+folder's path, dots as "_x_"), from a fixed link to this checkout in the cache. ``load_pack`` imports it under that
+name before ComfyUI boots (for the pure guidance/attention/toy modules), and ComfyUI's own loader then reuses its
+modules. This file imports nothing from the pack and never puts the pack's root on sys.path, where its ``nodes/``
+would shadow ComfyUI's ``nodes`` module.
 
 ComfyUI is found at ``$COMFYUI_PATH``, else as the ComfyUI whose ``custom_nodes/`` holds this pack, else in the cache
-``~/.cache/comfyui-negative-guidance/ComfyUI`` (``$NEGATIVE_GUIDANCE_CACHE`` moves the cache). This module imports
-nothing heavy until ``boot``, so it also answers "where is ComfyUI" to plain Python.
+``~/.cache/comfyui-negative-guidance/ComfyUI`` (``$NEGATIVE_GUIDANCE_CACHE`` moves the cache).
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import importlib
+import importlib.util
 import itertools
 import os
 import sys
 import uuid
 from pathlib import Path
+from types import ModuleType
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
 PINNED_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"  # ComfyUI v0.3.64
+PACK_FOLDER = "negative_guidance"
 
 
 def cache_dir() -> Path:
-    """The folder that holds the test venv, the pinned ComfyUI and the random checkpoint."""
+    """The folder that holds the test venv, the pinned ComfyUI, the random checkpoint and the pack links."""
     default = Path.home() / ".cache" / "comfyui-negative-guidance"
     return Path(os.environ.get("NEGATIVE_GUIDANCE_CACHE", default))
 
@@ -40,9 +51,51 @@ def find_comfyui() -> Path | None:
     return next((path.resolve() for path in candidates if is_comfyui(path)), None)
 
 
-def boot(workdir: Path, extra_packs: dict[str, Path] | None = None, output: Path | None = None) -> None:
+def links_dir(kind: str) -> Path:
+    """A custom_nodes folder of links for this checkout: 'pack' holds only this pack, 'extra' the test packs."""
+    checkout = hashlib.sha1(str(PACK_ROOT).encode("utf-8")).hexdigest()[:12]
+    return cache_dir() / "packs" / checkout / kind
+
+
+def link(folder: Path, name: str, target: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    if not path.is_symlink() or path.resolve() != target.resolve():
+        path.unlink(missing_ok=True)
+        path.symlink_to(target, target_is_directory=True)
+    return path
+
+
+def pack_dir() -> Path:
+    """The folder ComfyUI loads the pack from: a link to this checkout."""
+    return link(links_dir("pack"), PACK_FOLDER, PACK_ROOT)
+
+
+def pack_name() -> str:
+    """The module name ComfyUI's loader gives the pack (nodes.load_custom_node)."""
+    return str(pack_dir()).replace(".", "_x_")
+
+
+def load_pack() -> ModuleType:
+    """The pack as a package under ComfyUI's name for it, imported the way ComfyUI's loader imports it."""
+    name = pack_name()
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, pack_dir() / "__init__.py")
+        package = importlib.util.module_from_spec(spec)
+        sys.modules[name] = package
+        spec.loader.exec_module(package)
+    return sys.modules[name]
+
+
+def module(name: str) -> ModuleType:
+    """A submodule of the pack, e.g. module('attention.words')."""
+    load_pack()
+    return importlib.import_module(f"{pack_name()}.{name}")
+
+
+def boot(workdir: Path, extra_packs: dict[str, Path] | None = None, output: Path | None = None) -> ModuleType:
     """Import ComfyUI on the CPU and load its nodes, this pack and ``extra_packs`` {name: folder} as custom nodes;
-    outputs go to ``output`` (default ``workdir``/output)."""
+    outputs go to ``output`` (default ``workdir``/output). Returns the pack as ComfyUI loaded it."""
     comfyui = find_comfyui()
     if comfyui is None:
         raise SystemExit("ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout")
@@ -56,12 +109,11 @@ def boot(workdir: Path, extra_packs: dict[str, Path] | None = None, output: Path
     import nodes
     import server  # noqa: F401
 
-    packs = workdir / "custom_nodes"
-    packs.mkdir(parents=True, exist_ok=True)
-    for name, target in {"negative_guidance": PACK_ROOT, **(extra_packs or {})}.items():
-        if not (packs / name).exists():
-            (packs / name).symlink_to(target)
-    folder_paths.folder_names_and_paths["custom_nodes"] = ([str(packs)], set())
+    load_pack()
+    folders = [str(pack_dir().parent)]
+    for name, target in (extra_packs or {}).items():
+        folders.append(str(link(links_dir("extra"), name, target).parent))
+    folder_paths.folder_names_and_paths["custom_nodes"] = (list(dict.fromkeys(folders)), set())
     output = output or workdir / "output"
     for folder in (output, workdir / "temp"):
         folder.mkdir(parents=True, exist_ok=True)
@@ -70,6 +122,7 @@ def boot(workdir: Path, extra_packs: dict[str, Path] | None = None, output: Path
     asyncio.run(nodes.init_extra_nodes(init_custom_nodes=True, init_api_nodes=False))
     if "NegativeGuidanceGuider" not in nodes.NODE_CLASS_MAPPINGS:
         raise RuntimeError("the pack did not load: see ComfyUI's log above")
+    return sys.modules[pack_name()]
 
 
 class QuietServer:
@@ -133,3 +186,8 @@ def custom_sample(g: Graph, model, guider, latent, steps=4, sampler="euler", see
     sigmas = g.node("BasicScheduler", model=model, scheduler=scheduler, steps=steps, denoise=denoise)
     return g.node("SamplerCustomAdvanced", noise=noise, guider=guider, sampler=select, sigmas=sigmas,
                   latent_image=latent)
+
+
+if __name__ == "__main__":  # where is ComfyUI? (scripts/test.sh)
+    found = find_comfyui()
+    print(found if found else "")
