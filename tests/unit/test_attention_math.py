@@ -97,38 +97,6 @@ def test_find_columns_sums_pieces_and_occurrences():
     assert find_columns(rows, [8]) == []
 
 
-def test_line_plot_draws_each_curve_in_its_colour():
-    from negative_guidance.attention.render import PALETTE, line_plot
-
-    image = line_plot([[0.0, 1.0, 0.5], [0.2, 0.2, 0.2]], marker=1)
-    assert image.shape == (256, 512, 3)
-    for k in range(2):
-        assert (image == PALETTE[k]).all(-1).sum() > 100
-
-
-def test_heatmap_grid_layout_and_scaling():
-    from negative_guidance.attention.render import RAMP, heatmap_grid
-
-    maps = torch.zeros(2, 3, 4, 4)
-    maps[1, 2] = 5.0
-    grid = heatmap_grid(maps, cell=8, gap=2)
-    assert grid.shape == (20, 30, 3)
-    torch.testing.assert_close(grid[10 + 4, 20 + 4], RAMP[-1])  # word 1's peak cell is the top of the ramp
-    torch.testing.assert_close(grid[4, 4], RAMP[0])
-
-
-def test_overlay_blends_the_scaled_map_over_the_image():
-    from negative_guidance.attention.render import RAMP, overlay
-
-    image = torch.zeros(16, 16, 3)
-    attention_map = torch.zeros(4, 4)
-    attention_map[0, 0] = 2.0
-    out = overlay(image, attention_map, alpha=0.5)
-    assert out.shape == (16, 16, 3)
-    torch.testing.assert_close(out[0, 0], 0.5 * RAMP[-1])
-    torch.testing.assert_close(out[15, 15], 0.5 * RAMP[0])
-
-
 def test_store_series_fills_missing_steps_with_zeros():
     from negative_guidance.attention import AttentionStore
 
