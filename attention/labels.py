@@ -6,14 +6,16 @@ otherwise; Linux, Windows and macOS names) in the usual font folders and in thos
 says covers the character, where it is installed. A font has a character when the character's rendering differs
 from the font's .notdef glyph (the rendering of U+10FFFF, which no font maps). A character that no font has is
 drawn in the Latin font as its code point (a few signs such as "→" or "−" as their ASCII look-alikes, ``ASCII``),
-never as a tofu box. Arabic is shaped and laid right to left where Pillow has libraqm (its PyPI wheels do); a
-label's words keep their left-to-right order. Fonts, glyph checks and drawn labels are cached.
+never as a tofu box. Arabic and Hebrew are shaped and laid right to left where Pillow has libraqm (with fribidi);
+without it their letters are unshaped, in right-to-left order. A label's words keep their left-to-right order.
+Fonts, glyph checks and drawn labels are cached.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import re
 import shutil
 import subprocess
 import unicodedata
@@ -37,6 +39,8 @@ FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.local/share/fonts
 STRIKES = (109, 136, 160, 128, 96, 64, 48, 32, 20)  # pixel sizes of bitmap (colour emoji) fonts, tried in order
 JOINERS = {0x200D, 0x20E3} | set(range(0xFE00, 0xFE10)) | set(range(0x1F3FB, 0x1F400)) | set(range(0xE0020, 0xE0080))
 NOTDEF = "\U0010ffff"
+RTL_LETTERS = "\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufefe"  # Hebrew, Arabic, Syriac, Thaana, ... and their forms
+RTL = re.compile(f"[{RTL_LETTERS}]+(?:\\s+[{RTL_LETTERS}]+)*")  # right-to-left words and the spaces between
 ASCII = {"→": "->", "←": "<-", "−": "-", "–": "-", "—": "-", "⁻": "-", "⁺": "+", "×": "x"}  # before code points
 
 
@@ -88,6 +92,11 @@ def load(path: str, size: int) -> tuple[ImageFont.FreeTypeFont, float]:
 def ltr(font: ImageFont.FreeTypeFont) -> dict[str, str]:
     """Layout options that keep a label's runs left to right (libraqm only; the basic layout always is)."""
     return {"direction": "ltr"} if font.layout_engine == ImageFont.Layout.RAQM else {}
+
+
+def visual(font: ImageFont.FreeTypeFont, text: str) -> str:
+    """``text`` in display order: libraqm orders it itself; the basic layout gets right-to-left stretches reversed."""
+    return text if font.layout_engine == ImageFont.Layout.RAQM else RTL.sub(lambda found: found[0][::-1], text)
 
 
 def glyph(font: ImageFont.FreeTypeFont, text: str) -> np.ndarray:
@@ -181,6 +190,7 @@ def text_image(text: str, size: int = 12, fill: str = "#222222") -> Image.Image:
     pieces = []
     for path, piece in runs(text):
         font, scale = load(path, size)
+        piece = visual(font, piece)
         left, top, right, bottom = font.getbbox(piece, anchor="ls", **ltr(font))
         ascent, descent = font.getmetrics()
         advance = font.getlength(piece, **ltr(font))

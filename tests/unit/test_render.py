@@ -115,6 +115,12 @@ def test_a_character_no_font_has_is_its_code_point_not_a_tofu_box(no_fonts):
     assert np.asarray(labels.text_image("猫")).shape != tofu.shape
 
 
+def test_without_libraqm_right_to_left_words_are_reversed_for_display():
+    basic, _ = labels.load(labels.BUILTIN, 12)  # Pillow's built-in font uses the basic layout
+    assert basic.layout_engine == labels.ImageFont.Layout.BASIC
+    assert labels.visual(basic, "negative: قطة سوداء!") == "negative: ءادوس ةطق!"
+
+
 def test_an_unassigned_code_point_is_drawn_as_such_with_the_system_fonts():
     pieces = "".join(piece for _, piece in labels.runs("x\u0378y"))
     assert pieces == "x U+0378 y"
