@@ -9,7 +9,7 @@ import zlib
 from collections import defaultdict
 from pathlib import Path
 
-from ..attention.render import line_plot
+from ..attention.render import Series, rt_plot
 
 
 def mean_over_words(payload: dict) -> list[float]:
@@ -83,10 +83,11 @@ def write_report(records: list[dict], grid: list[str], out: Path) -> dict[str, P
 
 
 def plot_groups(groups: dict[str, tuple[list[float], list[float], int]], path: Path) -> None:
-    """Each group's mean curve with mean ± std around it, one colour per group, as a PNG."""
-    curves, colours = [], []
-    for k, (mean, std, _) in enumerate(groups.values()):
-        curves += [mean, [m + s for m, s in zip(mean, std, strict=True)], [m - s for m, s in zip(mean, std,
-                                                                                               strict=True)]]
-        colours += [k, k, k]
-    png(line_plot(curves, colours=colours), path)
+    """Each group's mean curve, labelled with its job count, between dashed mean ± std lines, one colour per
+    group, as a PNG."""
+    series = []
+    for k, (label, (mean, std, jobs)) in enumerate(groups.items()):
+        series += [Series(f"{label} (n={jobs})", mean, k),
+                   *(Series("", [m + sign * s for m, s in zip(mean, std, strict=True)], k, 1.0, dashed=True)
+                     for sign in (1, -1))]
+    png(rt_plot(series, title="mean r_t ± std per step"), path)

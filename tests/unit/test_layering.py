@@ -1,6 +1,6 @@
-"""Import direction is the architecture: guidance/ and attention/ use only torch, numpy, einops, safetensors
-and the standard library; the toy dataset and detectors only numpy; nodes/ is the adapter to ComfyUI (with the
-toy model's builder and the headless runner in toy/)."""
+"""Import direction is the architecture: guidance/ and attention/ use only torch, numpy, einops, safetensors,
+Pillow (all of which come with ComfyUI) and the standard library; the toy dataset and detectors only numpy; nodes/
+is the adapter to ComfyUI (with the toy model's builder and the headless runner in toy/)."""
 
 import ast
 import subprocess
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNTIME = {"torch", "numpy", "einops", "safetensors"}
+RUNTIME = {"torch", "numpy", "einops", "safetensors", "PIL"}  # Pillow draws the pictures' text
 
 
 def imported_roots(path: Path) -> set[str]:

@@ -4,7 +4,9 @@ import { app } from "../../../scripts/app.js";
 
 const RT_NODE = "AttentionRt";
 const COST_NODES = ["NegativeGuidanceGuider", "NegativeGuidanceCFG"];
-const COLOURS = ["#e69f00", "#56b4e9", "#009e73", "#f0e442", "#0072b2", "#d55e00", "#cc79a7", "#ffffff"];
+// Word colours: the i-th negative word in COLOURS[i], as in the PNGs (attention/render.py PALETTE; a unit test
+// compares the two lists).
+const COLOURS = ["#0072b2", "#e69f00", "#009e73", "#d55e00", "#56b4e9", "#cc79a7"];
 const PAD = { left: 34, right: 8, top: 8, bottom: 18 };
 
 /** Call `extra` after the prototype's own `name` method, keeping its result. */
