@@ -236,12 +236,6 @@ def rt_plot(series: Sequence[Series], gate_step: int | None = None, title: str =
     return rt_figure(series, gate_step, title, width, height).tensor()
 
 
-def line_plot(curves: Sequence[Sequence[float]], marker: int | None = None) -> torch.Tensor:
-    """Unlabelled curves, the i-th in palette colour i, with the suggested gate at ``marker``, 512 × 256:
-    AttentionRt's call until it passes labelled Series to rt_plot."""
-    return rt_plot([Series("", curve, i) for i, curve in enumerate(curves)], marker, width=512, height=256)
-
-
 def shown_steps(steps: int) -> list[int]:
     """Every step, or MAX_COLUMNS evenly spaced ones (first and last included) when there are more."""
     if steps <= MAX_COLUMNS:

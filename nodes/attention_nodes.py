@@ -17,7 +17,7 @@ from comfy_api.v0_0_2 import io
 from ..attention import SCORES
 from ..attention.analysis import Report, analyse
 from ..attention.export import write_exports
-from ..attention.render import heatmap_grid, line_plot, overlay
+from ..attention.pictures import effects_picture, heatmaps_picture, overlay_pictures, rt_picture
 from ..attention.words import choose, default_words, prompt_words, special_words
 from .capture import Prompt, Recorder, capture_model, fingerprint
 from .families import UnsupportedModel, family_of
@@ -248,8 +248,7 @@ class AttentionRt(io.ComfyNode):
         report = analyse(store, capture.words, score, gate_fraction, pairs, lambda: progress.update(1))
         data = report.to_json()
         write_exports(export_base(node, filename_prefix), data, store)
-        device = comfy.model_management.intermediate_device()
-        plot, heatmaps, effects, overlays = (x.to(device) for x in pictures(report, image))
+        plot, heatmaps, effects, overlays = pictures(report, capture.words, image)
         shown = {"text": (summary(report),), "negative_guidance_rt": (curves_ui(report),)}  # drawn by web/js
         return io.NodeOutput(json.dumps(data), report.gate_step, report.gate_start, plot, heatmaps, effects, overlays,
                              ui=shown)
@@ -271,16 +270,13 @@ def curves_ui(report: Report) -> dict:
             "score": report.score}
 
 
-def pictures(report: Report, image: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
-    """The r_t plot, the word × step heatmaps, the effect maps and the overlays, as IMAGE batches."""
-    plot = line_plot([c.r for c in report.curves], marker=report.gate_step)[None]
-    rows = torch.cat([report.maps["positive"].mean(1), report.maps["negative"].mean(1)], dim=1).transpose(0, 1)
-    heatmaps = heatmap_grid(rows)[None]
-    effects = (heatmap_grid(torch.stack(list(report.effects.values())))[None] if report.effects
-               else torch.zeros(1, 64, 64, 3))
-    if image is None:
-        return plot, heatmaps, effects, torch.zeros(1, 64, 64, 3)
-    aggregate = report.maps["negative"].sum(0)  # (B, words, h, w)
-    overlays = [overlay(image[b], aggregate[min(b, len(aggregate) - 1), i])
-                for b in range(len(image)) for i in range(len(report.curves))]
-    return plot, heatmaps, effects, torch.stack(overlays)
+def pictures(report: Report, words: dict[str, list[str]], image: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+    """The r_t plot, the word × step heatmaps, the effect maps and the overlays, as IMAGE batches on ComfyUI's
+    IMAGE device; a small grey placeholder where there is nothing to show."""
+    placeholder = torch.full((1, 64, 64, 3), 0.5)
+    effects = effects_picture(report)
+    shown = (rt_picture(report)[None], heatmaps_picture(report, words)[None],
+             placeholder if effects is None else effects[None],
+             placeholder if image is None else overlay_pictures(report, image.cpu()))
+    device = comfy.model_management.intermediate_device()
+    return tuple(x.to(device) for x in shown)
