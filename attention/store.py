@@ -85,6 +85,7 @@ class AttentionStore:
         self.step: int | None = None
         self.pending_maps: dict[tuple[LayerId, str], torch.Tensor] = {}
         self.pending_effects: dict[str, torch.Tensor] = {}
+        self.planned = 0  # bytes the planned run will hold
         self.fingerprint: str | None = None  # the run's output latent, once it has finished
 
     def plan(self, layers: Sequence[LayerId], maps_per_step: int, steps: int, effect_pixels: int = 0) -> None:
@@ -99,6 +100,8 @@ class AttentionStore:
                               f"of {self.max_bytes / 2**20:.1f} MB: raise it, allow downsampling, or capture fewer "
                               "words or steps")
         self.pool = pooling_plan(layers, bytes_per_pixel, budget)
+        self.planned = (bytes_per_pixel * sum(pooled_pixels(layer, self.pool.get(layer, 1)) for layer in layers)
+                        + MAP_BYTES * effect_pixels * steps)
 
     def begin_step(self, step: int, sigma: float) -> None:
         """Calls at ``step`` follow: the previous step's maps move to the CPU."""

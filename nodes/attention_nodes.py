@@ -157,23 +157,22 @@ def export_base(node: str, prefix: str) -> str:
 def finished_run(node: str, capture: CaptureHandle, samples: dict):
     """The store of the run that produced ``samples``, or a message saying why its maps are not here."""
     recorder = capture.recorder
-    store = recorder.finished
-    if store is None:
+    if not recorder.runs:
         raise ValueError(f"{node}: the capture recorded no finished run: wire AttentionCapture's MODEL to the "
                          "sampler whose LATENT goes into 'samples' (a run that was interrupted records nothing)")
-    if fingerprint(samples["samples"]) != store.fingerprint:
-        raise ValueError(f"{node}: input 'samples' is not the output of the run the capture holds (the sampler's "
-                         "result was cached from an earlier run, or the capture's MODEL is not that sampler's, or a "
-                         "node changed the latent in between). Change any sampler input, e.g. the seed, and queue "
-                         "again, and wire the sampler's output straight into 'samples'.")
+    run = recorder.run_of(samples["samples"])
+    if run is None:
+        raise ValueError(f"{node}: the maps of the run that made input 'samples' are gone: later runs of this "
+                         "capture replaced them (ComfyUI reused the sampler's cached result), or 'samples' is not the "
+                         "output of a sampler with the capture's MODEL. Change any sampler input, e.g. the seed, and "
+                         "queue again; wire the sampler's output straight into 'samples'.")
     for branch in BRANCHES:
         if not capture.words[branch]:
             raise ValueError(f"{node}: {branch}_text of AttentionCapture is empty: r_t compares the negative's words "
                              "with the positive's")
-    if "negative" not in store.branches():
-        raise ValueError(f"{node}: the negative prompt was never evaluated in this run: "
-                         f"{never_evaluated(recorder.finished_facts)}")
-    return store
+    if "negative" not in run.store.branches():
+        raise ValueError(f"{node}: the negative prompt was never evaluated in this run: {never_evaluated(run.facts)}")
+    return run.store
 
 
 def never_evaluated(facts) -> str:

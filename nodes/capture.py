@@ -57,9 +57,17 @@ class RunFacts:
     negative_off: str | None  # under the pack's guidance patch: why its negative is off at every step
 
 
+@dataclass(frozen=True)
+class FinishedRun:
+    store: AttentionStore
+    facts: RunFacts
+
+
 @dataclass
 class Recorder:
-    """One AttentionCapture's state: the run being recorded and the last finished one (``reset`` forgets both)."""
+    """One AttentionCapture's state: the run being recorded and the finished runs, by the fingerprint of each one's
+    output latent, oldest first, as many as fit ``max_bytes`` beside the next run (``reset`` forgets them all).
+    So a sampler whose result ComfyUI cached still finds its own run's maps while they are kept."""
 
     node: str
     family: object
@@ -68,9 +76,8 @@ class Recorder:
     downsample: bool
     hooks: dict = field(default_factory=dict)
     store: AttentionStore | None = None
-    finished: AttentionStore | None = None
     facts: RunFacts | None = None
-    finished_facts: RunFacts | None = None
+    runs: dict[str, FinishedRun] = field(default_factory=dict)
     armed: bool = False
     branch_of: dict = field(default_factory=dict)
     sample_sigmas: list[float] = field(default_factory=list)
@@ -80,9 +87,18 @@ class Recorder:
         return self
 
     def reset(self) -> None:
-        self.store = self.finished = self.facts = self.finished_facts = None
+        self.store = self.facts = None
         self.armed = False
-        self.branch_of, self.selects = {}, {}
+        self.branch_of, self.selects, self.runs = {}, {}, {}
+
+    @property
+    def finished(self) -> AttentionStore | None:
+        """The latest finished run's store."""
+        return next(reversed(self.runs.values())).store if self.runs else None
+
+    def run_of(self, samples: torch.Tensor) -> FinishedRun | None:
+        """The finished run whose output is ``samples``, if its maps are still kept."""
+        return self.runs.get(fingerprint(samples))
 
     def call(self, transformer_options: dict) -> CallRecord | None:
         """The record of the model call these options belong to, or None when it is not recorded."""
@@ -104,13 +120,17 @@ class Recorder:
                             effect_pixels=negatives * latent_shape[0] * int(torch.Size(latent_shape[2:]).numel()))
         except MemoryError as error:
             raise ValueError(f"{self.node}: input 'max_mb': {error}") from None
+        while self.runs and sum(run.store.nbytes for run in self.runs.values()) + self.store.planned > self.max_bytes:
+            self.runs.pop(next(iter(self.runs)))  # the oldest run makes room for this one
         self.selects = {}
         self.facts = run_facts(guider, self.sample_sigmas)
 
     def end_run(self, samples: torch.Tensor) -> None:
         self.store.flush()
         self.store.fingerprint = fingerprint(samples)
-        self.finished, self.finished_facts, self.store = self.store, self.facts, None
+        self.runs.pop(self.store.fingerprint, None)
+        self.runs[self.store.fingerprint] = FinishedRun(self.store, self.facts)
+        self.store = None
 
     def check_hooks(self, model_options: dict) -> None:
         """A node applied after the capture must not have replaced its hooks: the maps would silently miss."""

@@ -180,18 +180,23 @@ def test_a_capture_whose_model_never_sampled_says_so(tiny):
         analyse(handle, torch.zeros(2, 4, 8, 8))
 
 
-def test_samples_of_another_run_are_refused(tiny):
-    """A cached sampler's output (or any latent but the last run's) is never analysed with another run's maps."""
+def test_each_run_is_analysed_with_its_own_maps_while_they_are_kept(tiny):
+    """A cached sampler's output finds its own run's maps; once later runs have filled max_mb, it gets a message."""
     import comfy.sample
 
     model, handle, p, n = call_node("AttentionCapture", model=tiny.model(), clip=tiny.clip, positive_text=TEXT,
                                     negative_text="glasses", **CAPTURE)
-    first = comfy.sample.sample(model, tiny.noise, 6, 7.0, "euler", "normal", p, n, tiny.latent, disable_pbar=True)
-    second = comfy.sample.sample(model, tiny.noise * 0.5, 4, 7.0, "euler", "normal", p, n, tiny.latent,
-                                 disable_pbar=True)
+    run = lambda steps, scale: comfy.sample.sample(model, tiny.noise * scale, steps, 7.0, "euler", "normal", p, n,  # noqa: E731
+                                                   tiny.latent, disable_pbar=True)
+    first, second = run(6, 1.0), run(4, 0.5)
     assert analyse(handle, second)[0]["steps"] == [0, 1, 2, 3]
-    with pytest.raises(ValueError, match="^AttentionRt: input 'samples' is not the output of the run the capture "
-                                         "holds"):
+    assert analyse(handle, first)[0]["steps"] == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="^AttentionRt: the maps of the run that made input 'samples' are gone"):
+        analyse(handle, torch.zeros_like(first))
+    handle.recorder.max_bytes = handle.recorder.finished.nbytes * 2  # room for two 6-step runs at most
+    run(6, 0.25)
+    assert analyse(handle, run(6, 0.125))[0]["steps"] == [0, 1, 2, 3, 4, 5]
+    with pytest.raises(ValueError, match="the maps of the run that made input 'samples' are gone: later runs"):
         analyse(handle, first)
 
 
