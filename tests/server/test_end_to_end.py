@@ -52,7 +52,7 @@ def test_eq8_guider_is_dual_cfg_on_sd15(server):
     ours, oracle = server.latent(entry, ours[0]), server.latent(entry, oracle[0])
     assert ((ours - oracle).abs().max() / oracle.abs().max()).item() <= 1e-5
     text = entry["outputs"][ours_guider[0]]["text"][0]
-    assert text.startswith("3 model evaluations per step")
+    assert text.startswith("3 conditionings per model call, in one batch")
 
 
 def test_bad_input_is_reported_with_node_and_input(server):

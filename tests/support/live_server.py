@@ -53,6 +53,14 @@ class Server:
     def run(self, prompt: dict, timeout: float = 300) -> dict:
         return self.wait(self.submit(prompt), timeout)
 
+    def interrupt(self) -> None:
+        import requests
+
+        requests.post(self.url + "/interrupt", timeout=30)
+
+    def running(self) -> bool:
+        return bool(self.get("/queue")["queue_running"])
+
     def latent(self, entry: dict, node_id: str):
         import safetensors.torch
 
@@ -73,21 +81,22 @@ def make_base(base: Path, checkpoints: dict[str, Path] | None = None) -> Path:
     return base
 
 
-def serve(base: Path, port: int | None = None) -> Iterator[Server]:
-    """Start main.py on the base dir (log in base/server.log), wait for /object_info, yield a Server, stop it."""
+def serve(base: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> Iterator[Server]:
+    """Start main.py on the base dir with ``extra`` arguments (log in base/server.log), wait for /object_info, yield a
+    Server, stop it."""
     port = port or free_port()
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(harness.PACK_ROOT / "tests" / "support")}
-    with open(base / "server.log", "a") as log:
+    with open(base / "server.log", "a", encoding="utf-8") as log:
         process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
-             str(base), "--disable-auto-launch"],
+             str(base), "--disable-auto-launch", *extra],
             cwd=harness.find_comfyui(), stdout=log, stderr=subprocess.STDOUT, env=env,
         )
     server = Server(f"http://127.0.0.1:{port}", base)
     try:
         deadline = time.monotonic() + 120
         while True:
-            assert process.poll() is None, (base / "server.log").read_text()[-3000:]
+            assert process.poll() is None, (base / "server.log").read_text(encoding="utf-8")[-3000:]
             try:
                 server.get("/object_info/KSampler")
                 break
