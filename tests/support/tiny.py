@@ -105,10 +105,16 @@ def tiny_clip(seed: int = 1) -> comfy.sd.CLIP:
 
 def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
     """A small random AutoencoderKL as a VAE (8× down/up-scaling like SD's)."""
+    return seeded_vae(VAE_CONFIG, seed)
+
+
+def seeded_vae(ddconfig: dict, seed: int) -> comfy.sd.VAE:
+    """A random AutoencoderKL of ``ddconfig`` (latent channels: its z_channels) as a VAE, weights from ``seed``."""
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
+    embed_dim = ddconfig["z_channels"]
     with torch.device("meta"):
-        shapes = {k: v.shape for k, v in AutoencoderKL(ddconfig=VAE_CONFIG, embed_dim=4).state_dict().items()}
+        shapes = {k: v.shape for k, v in AutoencoderKL(ddconfig=ddconfig, embed_dim=embed_dim).state_dict().items()}
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for key in sorted(shapes):
@@ -119,7 +125,7 @@ def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
             state[key] = torch.ones(shape)
         else:
             state[key] = torch.randn(shape, generator=generator) / math.sqrt(math.prod(shape[1:]))
-    return comfy.sd.VAE(sd=state, config={"params": {"embed_dim": 4, "ddconfig": VAE_CONFIG}}, device=CPU)
+    return comfy.sd.VAE(sd=state, config={"params": {"embed_dim": embed_dim, "ddconfig": ddconfig}}, device=CPU)
 
 
 def encode(clip: comfy.sd.CLIP, text: str) -> list:
