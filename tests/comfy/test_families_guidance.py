@@ -2,34 +2,36 @@
 family, built from ComfyUI's own config, model, tokenizer and text encoder classes (tests/support/tiny_families.py),
 with CONDITIONING from CLIPTextEncode. Euler, "normal" schedule, 6 steps, cfg s⁺ = 5, s⁻ = 3, batch 2, seed 42.
 
-Eq. 8 against DualCFGGuider, max |ours − oracle| / max |oracle| of the final latents, measured on CPU (torch 2.14).
-The weights and the compute are in the model's dtype (``set_inference_dtype(dtype, None)``):
+Eq. 8 against DualCFGGuider: max |ours − oracle| / max |oracle| of the final latents, measured on CPU (torch 2.14)
+with the weights and the compute in the model's dtype (``set_inference_dtype(dtype, None)``). "1 step": one model
+call; "6": the test's run (seed 42); "6, 4 seeds": the largest over noise seeds 42, 1, 2, 3.
 
-| family        | fp32, 6 steps | bf16, 1 step | bf16, 6 steps | fp16, 1 step | fp16, 6 steps |
-|---------------|---------------|--------------|---------------|--------------|---------------|
-| sd1           | 6.6e-7        | 2.3e-7       | 3.9e-7        | 1.7e-7       | 9.2e-4        |
-| sdxl          | 5.9e-7        | 1.7e-7       | 4.6e-7        | 1.6e-7       | 5.4e-6        |
-| sd3 (3.5 M)   | 9.3e-7        | 7.1e-8       | 4.3e-7        | 7.1e-8       | 1.7e-5        |
-| flux (dev)    | 9.2e-7        | 1.1e-7       | 6.8e-7        | 1.1e-7       | 1.3e-3        |
-| chroma        | 9.1e-7        | 1.5e-7       | 3.6e-7        | 7.2e-8       | 2.7e-7        |
-| wan21         | 6.5e-7        | 0            | 1.7e-7        | 1.5e-8       | 9.9e-5        |
-| wan21_i2v     | 9.5e-7        | 3.2e-8       | 4.1e-7        | 3.2e-8       | 3.8e-7        |
-| qwen_image    | 7.7e-7        | 4.4e-9       | 3.1e-7        | 0            | 6.1e-4        |
-| lumina2       | 1.1e-6        | 1.0e-7       | 5.9e-7        | 1.0e-7       | 5.3e-7        |
-| auraflow      | 5.0e-7        | 0            | 2.3e-7        | 0            | 6.8e-8        |
-| hidream       | 5.7e-7        | 9.6e-8       | 3.8e-7        | 6.4e-8       | 3.8e-7        |
-| hunyuan_video | 1.7e-6        | 8.7e-8       | 5.0e-7        | 7.1e-8       | 1.1e-4        |
+| family        | fp32, 6 | bf16, 1 step | bf16, 6 | bf16, 6, 4 seeds | fp16, 1 step | fp16, 6 | fp16, 6, 4 seeds |
+|---------------|---------|--------------|---------|------------------|--------------|---------|------------------|
+| sd1           | 4.8e-7  | 1.6e-7       | 3.2e-7  | 4.4e-7           | 2.2e-7       | 3.2e-7  | 2.9e-4           |
+| sdxl          | 5.8e-7  | 1.6e-7       | 5.0e-7  | 5.0e-7           | 1.6e-7       | 3.3e-7  | 9.0e-5           |
+| sd3 (3.5 M)   | 8.2e-7  | 5.1e-8       | 4.6e-7  | 9.9e-3           | 5.1e-8       | 5.2e-7  | 9.0e-4           |
+| flux (dev)    | 9.2e-7  | 1.1e-7       | 6.8e-7  | 6.8e-7           | 1.1e-7       | 1.3e-3  | 1.8e-3           |
+| chroma        | 9.1e-7  | 1.5e-7       | 3.6e-7  | 5.3e-7           | 7.2e-8       | 2.7e-7  | 2.9e-3           |
+| wan21         | 6.5e-7  | 0            | 1.7e-7  | 3.4e-7           | 1.5e-8       | 9.9e-5  | 2.2e-4           |
+| wan21_i2v     | 9.5e-7  | 3.2e-8       | 4.1e-7  | 4.1e-7           | 3.2e-8       | 3.8e-7  | 1.3e-4           |
+| qwen_image    | 8.0e-7  | 3.5e-8       | 4.4e-7  | 5.1e-3           | 6.9e-8       | 5.1e-7  | 1.4e-3           |
+| lumina2       | 9.4e-7  | 8.7e-8       | 5.0e-7  | 1.2e-2           | 8.7e-8       | 4.7e-7  | 2.8e-3           |
+| auraflow      | 7.7e-7  | 9.8e-8       | 4.1e-7  | 4.5e-7           | 6.2e-9       | 4.6e-7  | 6.5e-4           |
+| hidream       | 6.7e-7  | 9.7e-8       | 9.3e-7  | 9.3e-7           | 9.7e-8       | 6.1e-4  | 8.3e-4           |
+| hunyuan_video | 1.6e-6  | 8.6e-8       | 5.1e-7  | 7.1e-7           | 7.6e-8       | 5.8e-7  | 9.8e-7           |
 
-One model call differs by the fp32 rounding of the combination alone (≤ 2.3e-7, any dtype). Later steps cast the
-fp32 latent to bf16/fp16 (comfy/model_base.py, ``xc.to(dtype)``), where a last-bit difference can flip an element's
-rounding and grow over the steps. Over noise seeds 42, 1, 2, 3 the 6-step maxima were 5.8e-3 in bf16 (qwen_image,
-seed 2; 9.0e-4 sd1, seed 3) and 1.8e-3 in fp16 (flux, seed 3). Hence: 1e-5 in fp32; in bf16 and fp16 1e-6 after one
-step and 1e-2 after six. Two NegativeTerms of weight w/2 against one of weight w: ≤ 7.7e-7 at the first call, up to
-1.6e-6 after six steps (fp32 rounding of x̂ = … − (w/2)(n − u) − (w/2)(n − u) compounded), so 1e-6 and 1e-5.
+One model call differs by the fp32 rounding of the combination alone (≤ 2.2e-7 in every dtype). Each later step
+casts the fp32 latent to the model's dtype (comfy/model_base.py, ``xc.to(dtype)``): a last-bit difference can flip
+an element to the next bf16/fp16 value, and guidance (|1 − s⁺ + s⁻| + s⁺ + s⁻ = 9) amplifies it over the steps.
+Hence the tolerances: 1e-5 in fp32; in bf16 and fp16, 1e-6 after one step and 5e-2 after six (the worst seed
+reached 1.2e-2, above one bf16 step of 2⁻⁷). The eq. 8 tests run on all families in fp32 and on DTYPE_FAMILIES in
+bf16 and fp16. Two NegativeTerms of weight w/2 against one of weight w (fp32): ≤ 7.3e-7 at the first call, up to
+1.6e-6 after six steps (x̂ = … − (w/2)(n − u) − (w/2)(n − u) rounds differently and compounds), so 1e-6 and 1e-5.
 
 A percent gate is bit-identical to its ConditioningSetTimestepRange back-fill except where a step's σ equals the
 gate's σ exactly: there the back-fill averages n and u (both ranges include the boundary) and the gate takes n. SD1,
-6 steps, start 0.4: σ₂ = percent_to_sigma(0.4) = 2.27973, and x0 differs by 0.085 at step 2. The test uses 0.45.
+6 steps, start 0.4: σ₂ = percent_to_sigma(0.4) = 2.27973, and x0 differs by 0.081 at step 2. The test uses 0.45.
 """
 
 import types
@@ -47,7 +49,7 @@ STEPS = 6
 CFG, NEG_SCALE = 5.0, 3.0
 RTOL = 1e-5  # fp32 after STEPS steps
 FIRST_STEP_RTOL = 1e-6  # one model call, any dtype: the combination's own rounding
-LOW_PRECISION_RTOL = 1e-2  # bf16 and fp16 after STEPS steps: rounding flips of the cast latent
+LOW_PRECISION_RTOL = 5e-2  # bf16 and fp16 after STEPS steps: rounding flips of the cast latent
 EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixels, batch 2)
     "EmptyLatentImage": ("sd1", "sdxl", "auraflow"),
     "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream"),
@@ -138,7 +140,7 @@ def test_eq8_and_the_percent_gate_match_core_graphs(run_graph, family):
 @pytest.mark.parametrize("dtype", ["bf16", "fp16"])
 @pytest.mark.parametrize("family", DTYPE_FAMILIES)
 def test_eq8_is_dual_cfg_guider_in_low_precision(run_graph, family, dtype):
-    """The same oracle with the model in bf16 or fp16: one call within fp32 rounding, six steps within 1e-2."""
+    """The same oracle with the model in bf16 or fp16: one call within fp32 rounding, six steps within 5e-2."""
     g, loader, c, latent = family_graph(family, dtype)
     first, first_dual = eq8_and_dual(g, loader, c, latent, steps=1)
     ours, dual = eq8_and_dual(g, loader, c, latent)
@@ -254,3 +256,27 @@ def test_two_half_terms_are_one_whole_term_and_a_zero_term_is_never_evaluated(fa
     model, recorder = recorded(family)
     guided(model, term(family.c, 0.0, term(family.n, NEG_SCALE)))
     assert recorder.per_step() == [["n", "p", "u"]] * STEPS
+
+
+def text_ids(clip, key, text):
+    """The ids the family's (last) tokenizer gives ``text`` itself, without its start and end tokens."""
+    tokenizer = clip.tokenizer  # one tokenizer (SD1Tokenizer and its kin), or several by attribute
+    single = getattr(tokenizer, "clip_name", None) == key
+    sub = getattr(tokenizer, tokenizer.clip if single else f"clip_{key}" if key in ("l", "g") else key)
+    ids = sub.tokenizer(text)["input_ids"]
+    return ids[sub.tokens_start:len(ids) - 1 if sub.tokenizer_adds_end_token else None]
+
+
+@pytest.mark.parametrize("name", FAMILIES)
+def test_the_context_holds_the_tokens_of_the_documented_layout(comfy, name):
+    """tiny_families.context_tokens gives one token per position of CLIPTextEncode's context, the prompt's own
+    tokens among them in one run, for short, empty and multi-chunk prompts."""
+    import tiny_families
+
+    clip = tiny_families.clip(name)
+    for text in ("a photo of a cat", "", ", ".join(["a red cat on a blue chair"] * 12)):
+        ids = tiny_families.context_tokens(name, clip.tokenize(text))
+        assert len(ids) == tiny_families.encode(clip, text)[0][0].shape[1], text
+    ids = tiny_families.context_tokens(name, clip.tokenize("a photo of a cat"))
+    own = text_ids(clip, tiny_families.CONTEXT_TOKENS[name][-1], "a photo of a cat")
+    assert any(ids[i:i + len(own)] == own for i in range(len(ids))), (ids, own)

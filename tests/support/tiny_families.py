@@ -16,7 +16,6 @@ from __future__ import annotations
 import functools
 import io
 import json
-import math
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,7 +56,7 @@ TEXT_ENCODERS = {  # name: (tiny config, real width)
     "pile_t5xl": (T5_TINY, 2048),
     "qwen25_7b": (LLM_TINY | {"num_hidden_layers": 2}, 3584),
     "gemma2_2b": (LLM_TINY | {"num_hidden_layers": 3, "vocab_size": SPM_VOCAB}, 2304),
-    "llama": (LLM_TINY | {"num_hidden_layers": 4}, 4096),  # HunyuanVideo reads layer −3; HiDream all 4 (real: 32)
+    "llama": (LLM_TINY | {"num_hidden_layers": 4}, 4096),  # HunyuanVideo reads layer −3 (real: 32 layers)
 }
 SPM_TEXT = (
     "a photo of a cat sitting on a red chair next to a window, blurry, dog, low quality, watermark, text, "
@@ -66,24 +65,6 @@ SPM_TEXT = (
     "a bowl of fruit on a wooden table, apples, oranges, grapes, still life, soft shadows, cinematic, "
     "an empty street at night in the rain, neon signs, reflections, people walking, cars, a bicycle"
 )
-
-
-def fill_(module: torch.nn.Module, seed: int, skip: str | None = None) -> None:
-    """Seeded weights (ComfyUI's ops skip init): biases 0, 1-D scales 1, matrices N(0, 1/fan_in), embeddings
-    N(0, 0.02²); uninitialised float buffers (SD3's pos_embed) too. Names starting with ``skip`` stay untouched."""
-    generator = torch.Generator().manual_seed(seed)
-    tensors = [*module.named_parameters(), *module.named_buffers()]
-    with torch.no_grad():
-        for name, p in sorted(tensors, key=lambda item: item[0]):
-            if not p.is_floating_point() or (skip is not None and name.startswith(skip)):
-                continue
-            if name.endswith("bias"):
-                p.zero_()
-            elif p.ndim == 1:
-                p.fill_(1.0)
-            else:
-                scale = 0.02 if "embed" in name else 1 / math.sqrt(math.prod(p.shape[1:]))
-                p.copy_(torch.randn(p.shape, generator=generator) * scale)
 
 
 def pad_features(t: torch.Tensor, width: int) -> torch.Tensor:
@@ -256,10 +237,10 @@ class AuraFlow(comfy.supported_models.AuraFlow):
                    "out_channels": 4, "patch_size": 2, "dim": 64, "n_heads": 2, "global_conddim": 64}
 
 
-class HiDream(comfy.supported_models.HiDream):  # block 0 reads Llama layer 0, the rest the last layer (3)
+class HiDream(comfy.supported_models.HiDream):  # block 0 reads Llama layer 0, the rest the last layer (1)
     unet_config = {"image_model": "hidream", "attention_head_dim": 32, "axes_dims_rope": [16, 8, 8],
                    "caption_channels": [4096, 4096], "max_resolution": [128, 128], "in_channels": 16,
-                   "llama_layers": [0, 3], "num_attention_heads": 2, "num_routed_experts": 2,
+                   "llama_layers": [0, 1], "num_attention_heads": 2, "num_routed_experts": 2,
                    "num_activated_experts": 2, "num_layers": 1, "num_single_layers": 1, "out_channels": 16,
                    "patch_size": 2, "text_emb_dim": 2048}
 
@@ -279,6 +260,7 @@ class Family:
     text_encoder: type
     encoders: tuple[str, ...]
     tokenizer_data: object = field(default=dict)  # a callable giving the CLIP's tokenizer_data
+    text_configs: dict = field(default_factory=dict)  # per-encoder changes to TEXT_ENCODERS' tiny configs
 
 
 FAMILIES = {
@@ -302,7 +284,8 @@ FAMILIES = {
     "auraflow": Family(AuraFlow, comfy.text_encoders.aura_t5.AuraT5Tokenizer, comfy.text_encoders.aura_t5.AuraT5Model,
                        ("pile_t5xl",)),
     "hidream": Family(HiDream, HiDreamTokenizer, comfy.text_encoders.hidream.hidream_clip(),
-                      ("clip_l", "clip_g", "t5xxl", "llama")),
+                      ("clip_l", "clip_g", "t5xxl", "llama"),
+                      text_configs={"llama": {"num_hidden_layers": 2}}),  # conditioning_llama3: 2 layers (real 32)
     "hunyuan_video": Family(HunyuanVideo, HunyuanVideoTokenizer, comfy.text_encoders.hunyuan_video.hunyuan_video_clip(),
                             ("clip_l", "llama")),
 }
@@ -314,7 +297,7 @@ def _model(family: str, seed: int, dtype: torch.dtype, manual_cast: torch.dtype 
     config = config_class(config_class.unet_config)
     config.set_inference_dtype(dtype, manual_cast)
     base = config.get_model({}, device=CPU)
-    fill_(base.diffusion_model, seed)
+    tiny.fill_(base.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(base, load_device=CPU, offload_device=CPU)
 
 
@@ -328,11 +311,12 @@ def model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32,
 @functools.cache
 def _clip(family: str, seed: int) -> comfy.sd.CLIP:
     spec = FAMILIES[family]
-    options = {f"{name}_model_config": dict(TEXT_ENCODERS[name][0]) for name in spec.encoders}
+    options = {f"{name}_model_config": TEXT_ENCODERS[name][0] | spec.text_configs.get(name, {})
+               for name in spec.encoders}
     target = comfy.supported_models_base.ClipTarget(spec.tokenizer, spec.text_encoder)
     built = comfy.sd.CLIP(target, tokenizer_data=spec.tokenizer_data(), model_options=options)
     encoder = built.cond_stage_model
-    fill_(encoder, seed, skip="qwen25_7b.transformer.visual")
+    tiny.fill_(encoder, seed, skip="qwen25_7b.transformer.visual")
     for name in spec.encoders:
         getattr(encoder, name).register_forward_hook(widen(TEXT_ENCODERS[name][1]))
     return built
@@ -346,6 +330,35 @@ def clip(family: str, seed: int = 1) -> comfy.sd.CLIP:
 def encode(clip: comfy.sd.CLIP, text: str) -> list:
     """CLIPTextEncode's output for ``text``."""
     return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's token axis, in order
+    "sd1": ("l",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",), "chroma": ("t5xxl",),
+    "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
+    "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",),
+}
+
+
+def template_cut(family: str, ids: list[int]) -> slice:
+    """The part of a templated LLM prompt its text encoder keeps (comfy/text_encoders/qwen_image.py and
+    hunyuan_video.py): Qwen-Image from the user text to the end, HunyuanVideo the user text and its <|eot_id|>."""
+    if family == "qwen_image":  # after the second <|im_start|>, "user", "\n"
+        start = [i for i, t in enumerate(ids) if t == 151644][1]
+        return slice(start + 3 if ids[start + 1:start + 3] == [872, 198] else start, None)
+    if family == "hunyuan_video":  # after <|start_header_id|> user <|end_header_id|> "\n\n", to <|eot_id|>
+        header = next(i for i in range(len(ids) - 2) if ids[i:i + 3] == [128006, 882, 128007])
+        start = header + 2 + (2 if ids[header + 3] == 271 else 0)
+        return slice(start, ids.index(128009, start) + 1)
+    return slice(None)
+
+
+def context_tokens(family: str, tokens: dict) -> list[int]:
+    """The token id at each position of the CONDITIONING's token axis (``cond[0][0].shape[1]`` of them), from
+    ``clip.tokenize(text)``: CLIP chunks one after another, SD3's CLIP-L (CLIP-G on the same positions) then T5,
+    LLM prompts cut as their encoder cuts them. HiDream's Llama tokens (conditioning_llama3) are all 128 of
+    ``tokens["llama"]``."""
+    ids = [t for key in CONTEXT_TOKENS[family] for chunk in tokens[key] for t, *_ in chunk]
+    return ids[template_cut(family, ids)]
 
 
 def latent_shape(family: str, batch: int = 1) -> tuple[int, ...]:
