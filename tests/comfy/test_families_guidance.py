@@ -25,9 +25,12 @@ One model call differs by the fp32 rounding of the combination alone (≤ 2.2e-7
 casts the fp32 latent to the model's dtype (comfy/model_base.py, ``xc.to(dtype)``): a last-bit difference can flip
 an element to the next bf16/fp16 value, and guidance (|1 − s⁺ + s⁻| + s⁺ + s⁻ = 9) amplifies it over the steps.
 Hence the tolerances: 1e-5 in fp32; in bf16 and fp16, 1e-6 after one step and 5e-2 after six (the worst seed
-reached 1.2e-2, above one bf16 step of 2⁻⁷). The eq. 8 tests run on all families in fp32 and on DTYPE_FAMILIES in
-bf16 and fp16. Two NegativeTerms of weight w/2 against one of weight w (fp32): ≤ 7.3e-7 at the first call, up to
-1.6e-6 after six steps (x̂ = … − (w/2)(n − u) − (w/2)(n − u) rounds differently and compounds), so 1e-6 and 1e-5.
+reached 1.2e-2, above one bf16 step of 2⁻⁷). bf16 weights manual-cast to fp32 compute (ComfyUI's choice on a CPU)
+stay ≤ 1.0e-6 after six steps (sd3), so 1e-5. Eq. 8 is tested on every family in fp32 and on DTYPE_FAMILIES in the
+other three dtypes.
+
+Two NegativeTerms of weight w/2 against one of weight w (fp32): ≤ 7.3e-7 at the first call, up to 1.6e-6 after six
+steps (x̂ = … − (w/2)(n − u) − (w/2)(n − u) rounds differently and compounds), so 1e-6 and 1e-5.
 
 A percent gate is bit-identical to its ConditioningSetTimestepRange back-fill except where a step's σ equals the
 gate's σ exactly: there the back-fill averages n and u (both ranges include the boundary) and the gate takes n. SD1,
@@ -137,16 +140,17 @@ def test_eq8_and_the_percent_gate_match_core_graphs(run_graph, family):
     assert any("images" in ui for ui in history.values())
 
 
-@pytest.mark.parametrize("dtype", ["bf16", "fp16"])
+@pytest.mark.parametrize("dtype", ["bf16", "fp16", "bf16 weights, fp32 compute"])
 @pytest.mark.parametrize("family", DTYPE_FAMILIES)
 def test_eq8_is_dual_cfg_guider_in_low_precision(run_graph, family, dtype):
-    """The same oracle with the model in bf16 or fp16: one call within fp32 rounding, six steps within 5e-2."""
+    """The same oracle with the model in bf16 or fp16: one call within fp32 rounding, six steps within 5e-2; bf16
+    weights manual-cast to fp32 (ComfyUI's choice on a CPU) within the fp32 tolerance."""
     g, loader, c, latent = family_graph(family, dtype)
     first, first_dual = eq8_and_dual(g, loader, c, latent, steps=1)
     ours, dual = eq8_and_dual(g, loader, c, latent)
     latents = run(run_graph, g, first=first, first_dual=first_dual, ours=ours, dual=dual)[1]
     assert relative_error(latents["first"], latents["first_dual"]) <= FIRST_STEP_RTOL
-    assert relative_error(latents["ours"], latents["dual"]) <= LOW_PRECISION_RTOL
+    assert relative_error(latents["ours"], latents["dual"]) <= (RTOL if "fp32" in dtype else LOW_PRECISION_RTOL)
 
 
 class CondRecorder(Recorder):

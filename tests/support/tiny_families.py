@@ -17,6 +17,7 @@ import functools
 import io
 import json
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -259,7 +260,7 @@ class Family:
     tokenizer: type
     text_encoder: type
     encoders: tuple[str, ...]
-    tokenizer_data: object = field(default=dict)  # a callable giving the CLIP's tokenizer_data
+    tokenizer_data: Callable[[], dict] = dict
     text_configs: dict = field(default_factory=dict)  # per-encoder changes to TEXT_ENCODERS' tiny configs
 
 

@@ -7,7 +7,12 @@ from typing_extensions import override
 
 from comfy_api.v0_0_2 import ComfyExtension, io
 
-DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {  # name: (weight dtype, manual cast dtype: None computes in the weight dtype)
+    "fp32": (torch.float32, None),
+    "bf16": (torch.bfloat16, None),
+    "fp16": (torch.float16, None),
+    "bf16 weights, fp32 compute": (torch.bfloat16, torch.float32),
+}
 
 
 class NegativeGuidanceTestTinySD1(io.ComfyNode):
@@ -43,8 +48,9 @@ class NegativeGuidanceTestTinyFamily(io.ComfyNode):
                              tooltip="Seed of the random weights: the model's; the CLIP's is seed + 1, the VAE's "
                                      "seed + 2."),
                 io.Combo.Input("dtype", options=list(DTYPES), default="fp32",
-                               tooltip="The diffusion model's weight and compute dtype (ComfyUI's "
-                                       "set_inference_dtype, no manual cast). The CLIP and VAE stay in fp32."),
+                               tooltip="The diffusion model's weight and compute dtypes, set with ComfyUI's "
+                                       "set_inference_dtype (the last option manual-casts bf16 weights to fp32, "
+                                       "as ComfyUI does on a CPU). The CLIP and VAE stay in fp32."),
             ],
             outputs=[
                 io.Model.Output(tooltip="The tiny diffusion model with the family's model sampling and latent "
@@ -58,7 +64,8 @@ class NegativeGuidanceTestTinyFamily(io.ComfyNode):
 
     @classmethod
     def execute(cls, family, seed, dtype) -> io.NodeOutput:
-        return io.NodeOutput(tiny_families.model(family, seed, DTYPES[dtype]), tiny_families.clip(family, seed + 1),
+        weights, compute = DTYPES[dtype]
+        return io.NodeOutput(tiny_families.model(family, seed, weights, compute), tiny_families.clip(family, seed + 1),
                              tiny_families.vae(family, seed + 2))
 
 
