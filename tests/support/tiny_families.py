@@ -108,8 +108,9 @@ def gemma_tokenizer_data() -> dict:
 
 
 @functools.cache
-def llama3_tokenizer_dir() -> str:
-    """A folder with ComfyUI's Llama 3 tokenizer_config.json and a stand-in byte-level tokenizer.json.
+def llama3_tokenizer_dir() -> tempfile.TemporaryDirectory:
+    """A temporary folder (removed at exit) with ComfyUI's Llama 3 tokenizer_config.json and a stand-in byte-level
+    tokenizer.json.
 
     The model vocabulary fills ids 0–127999 (the 256 byte symbols, 'user' = 882 and '\\n\\n' = 271 as in Llama 3,
     the rest unreachable fillers), so the added special tokens keep their real ids 128000–128258.
@@ -137,21 +138,21 @@ def llama3_tokenizer_dir() -> str:
     moved = {i: t["content"] for i, t in special.items() if bpe.token_to_id(t["content"]) != int(i)}
     if moved:
         raise RuntimeError(f"stand-in Llama 3 tokenizer: special tokens off their ids: {moved}")
-    folder = Path(tempfile.mkdtemp(prefix="llama3-stand-in-"))
-    bpe.save(str(folder / "tokenizer.json"))
-    (folder / "tokenizer_config.json").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
-    return str(folder)
+    folder = tempfile.TemporaryDirectory(prefix="llama3-stand-in-")
+    bpe.save(str(Path(folder.name) / "tokenizer.json"))
+    (Path(folder.name) / "tokenizer_config.json").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    return folder
 
 
 class Llama3Tokenizer(comfy.text_encoders.hunyuan_video.LLAMA3Tokenizer):
-    """ComfyUI's LLAMA3Tokenizer settings on the stand-in tokenizer.json (loaded as is: transformers 5's
-    LlamaTokenizerFast would rebuild it as a Llama 2 SentencePiece pipeline)."""
+    """ComfyUI's LLAMA3Tokenizer settings on the stand-in tokenizer.json, loaded as it is (transformers 5's
+    LlamaTokenizerFast would rebuild it with Llama 2's Metaspace pre-tokenizer and renumber the special tokens)."""
 
     def __init__(self, embedding_directory=None, tokenizer_data=None, min_length=256, pad_token=128258):
         from transformers import PreTrainedTokenizerFast
 
         comfy.sd1_clip.SDTokenizer.__init__(
-            self, llama3_tokenizer_dir(), embedding_directory=embedding_directory, pad_with_end=False,
+            self, llama3_tokenizer_dir().name, embedding_directory=embedding_directory, pad_with_end=False,
             embedding_size=4096, embedding_key="llama", tokenizer_class=PreTrainedTokenizerFast, has_start_token=True,
             has_end_token=False, pad_to_max_length=False, max_length=99999999, pad_token=pad_token,
             min_length=min_length, tokenizer_data=tokenizer_data or {},
@@ -159,7 +160,8 @@ class Llama3Tokenizer(comfy.text_encoders.hunyuan_video.LLAMA3Tokenizer):
 
 
 class HunyuanVideoTokenizer(comfy.text_encoders.hunyuan_video.HunyuanVideoTokenizer):
-    """ComfyUI's HunyuanVideo tokenizer (CLIP-L and the templated Llama 3 prompt) on the stand-in Llama 3."""
+    """ComfyUI's HunyuanVideo tokenizer (CLIP-L and the templated Llama 3 prompt) on the stand-in Llama 3 (its own
+    Llama tokenizer, built by ``super().__init__`` from tokenizer_config.json alone, is replaced)."""
 
     def __init__(self, embedding_directory=None, tokenizer_data=None):
         super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data or {})
@@ -167,7 +169,8 @@ class HunyuanVideoTokenizer(comfy.text_encoders.hunyuan_video.HunyuanVideoTokeni
 
 
 class HiDreamTokenizer(comfy.text_encoders.hidream.HiDreamTokenizer):
-    """ComfyUI's HiDream tokenizer (CLIP-L, CLIP-G, T5 and Llama 3, 128 tokens each) on the stand-in Llama 3."""
+    """ComfyUI's HiDream tokenizer (CLIP-L, CLIP-G, T5 and Llama 3, 128 tokens for T5 and Llama) on the stand-in
+    Llama 3, replacing its own as HunyuanVideoTokenizer does."""
 
     def __init__(self, embedding_directory=None, tokenizer_data=None):
         super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data or {})
