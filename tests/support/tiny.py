@@ -28,11 +28,14 @@ VAE_CONFIG = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels"
               "ch_mult": [1, 2, 2, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
 
 
-def fill_(module: torch.nn.Module, seed: int) -> None:
-    """Deterministic weights: ComfyUI's ops skip init, so every parameter is set from one seeded generator."""
+def fill_(module: torch.nn.Module, seed: int, skip: str | None = None) -> None:
+    """Deterministic weights: ComfyUI's ops skip init, so every parameter and float buffer (SD3's pos_embed) is set
+    from one seeded generator; names starting with ``skip`` stay as they are."""
     generator = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, p in sorted(module.named_parameters()):
+        for name, p in sorted([*module.named_parameters(), *module.named_buffers()], key=lambda item: item[0]):
+            if not p.is_floating_point() or (skip is not None and name.startswith(skip)):
+                continue
             if name.endswith("bias"):
                 p.zero_()
             elif p.ndim == 1:
@@ -109,10 +112,16 @@ def tiny_clip(seed: int = 1, embedding_directory: str | None = None) -> comfy.sd
 
 def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
     """A small random AutoencoderKL as a VAE (8× down/up-scaling like SD's)."""
+    return seeded_vae(VAE_CONFIG, seed)
+
+
+def seeded_vae(ddconfig: dict, seed: int) -> comfy.sd.VAE:
+    """A random AutoencoderKL of ``ddconfig`` (latent channels: its z_channels) as a VAE, weights from ``seed``."""
     from comfy.ldm.models.autoencoder import AutoencoderKL
 
+    embed_dim = ddconfig["z_channels"]
     with torch.device("meta"):
-        shapes = {k: v.shape for k, v in AutoencoderKL(ddconfig=VAE_CONFIG, embed_dim=4).state_dict().items()}
+        shapes = {k: v.shape for k, v in AutoencoderKL(ddconfig=ddconfig, embed_dim=embed_dim).state_dict().items()}
     generator = torch.Generator().manual_seed(seed)
     state = {}
     for key in sorted(shapes):
@@ -123,7 +132,7 @@ def tiny_vae(seed: int = 2) -> comfy.sd.VAE:
             state[key] = torch.ones(shape)
         else:
             state[key] = torch.randn(shape, generator=generator) / math.sqrt(math.prod(shape[1:]))
-    return comfy.sd.VAE(sd=state, config={"params": {"embed_dim": 4, "ddconfig": VAE_CONFIG}}, device=CPU)
+    return comfy.sd.VAE(sd=state, config={"params": {"embed_dim": embed_dim, "ddconfig": ddconfig}}, device=CPU)
 
 
 def encode(clip: comfy.sd.CLIP, text: str) -> list:

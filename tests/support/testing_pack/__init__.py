@@ -1,9 +1,18 @@
-"""A test-only custom node pack (never shipped): loads the tiny SD1-shaped models into real graphs."""
+"""A test-only custom node pack (never shipped): loads the tiny seeded models into real graphs."""
 
 import tiny
+import tiny_families
+import torch
 from typing_extensions import override
 
 from comfy_api.v0_0_2 import ComfyExtension, io
+
+DTYPES = {  # name: (weight dtype, manual cast dtype: None computes in the weight dtype)
+    "fp32": (torch.float32, None),
+    "bf16": (torch.bfloat16, None),
+    "fp16": (torch.float16, None),
+    "bf16 weights, fp32 compute": (torch.bfloat16, torch.float32),
+}
 
 
 class NegativeGuidanceTestTinySD1(io.ComfyNode):
@@ -23,10 +32,47 @@ class NegativeGuidanceTestTinySD1(io.ComfyNode):
         return io.NodeOutput(tiny.tiny_model(seed), tiny.tiny_clip(seed + 1), tiny.tiny_vae(seed + 2))
 
 
+class NegativeGuidanceTestTinyFamily(io.ComfyNode):
+    """MODEL, CLIP and VAE of one family's tiny seeded models (tests only)."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="NegativeGuidanceTestTinyFamily",
+            category="_for_testing",
+            inputs=[
+                io.Combo.Input("family", options=list(tiny_families.FAMILIES), default="sd1",
+                               tooltip="The model family: its real ComfyUI config, tokenizer and text encoder "
+                                       "classes at tiny widths (tests/support/tiny_families.py)."),
+                io.Int.Input("seed", default=0, min=0,
+                             tooltip="Seed of the random weights: the model's; the CLIP's is seed + 1, the VAE's "
+                                     "seed + 2."),
+                io.Combo.Input("dtype", options=list(DTYPES), default="fp32",
+                               tooltip="The diffusion model's weight and compute dtypes, set with ComfyUI's "
+                                       "set_inference_dtype (the last option manual-casts bf16 weights to fp32, "
+                                       "as ComfyUI does on a CPU). The CLIP and VAE stay in fp32."),
+            ],
+            outputs=[
+                io.Model.Output(tooltip="The tiny diffusion model with the family's model sampling and latent "
+                                        "format."),
+                io.Clip.Output(tooltip="The family's real tokenizer and tiny text encoder: CLIPTextEncode gives "
+                                       "the family's token layout, widths and extra keys."),
+                io.Vae.Output(tooltip="A small random AutoencoderKL for the family's latent channels and "
+                                      "dimensions (3-D convolutions for video latents)."),
+            ],
+        )
+
+    @classmethod
+    def execute(cls, family, seed, dtype) -> io.NodeOutput:
+        weights, compute = DTYPES[dtype]
+        return io.NodeOutput(tiny_families.model(family, seed, weights, compute), tiny_families.clip(family, seed + 1),
+                             tiny_families.vae(family, seed + 2))
+
+
 class TestingExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [NegativeGuidanceTestTinySD1]
+        return [NegativeGuidanceTestTinySD1, NegativeGuidanceTestTinyFamily]
 
 
 async def comfy_entrypoint() -> TestingExtension:

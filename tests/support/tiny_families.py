@@ -1,0 +1,384 @@
+"""Tiny seeded models of every family the pack supports, built from ComfyUI's own classes (tests only).
+
+A diffusion model subclasses the real ``comfy.supported_models`` config with a tiny ``unet_config``, so it has the
+real ``model_base`` class, model sampling (shift) and latent format. A CLIP is a ``comfy.sd.CLIP`` of the family's
+real tokenizer and text encoder classes; each encoder is made tiny through ComfyUI's ``<name>_model_config`` option
+and its features (and pooled vector) are zero-padded to the real width. So ``clip.encode_from_tokens_scheduled(
+clip.tokenize(text))`` gives the real token layout, widths and extra keys.
+
+Stand-ins, where this ComfyUI has no tokenizer file: SentencePiece models for umT5 (Wan) and Gemma (Lumina2), trained
+here on a fixed text, and a byte-level tokenizer.json for Llama 3 (HunyuanVideo, HiDream) with the real special
+tokens at their real ids. The Qwen2.5-VL vision tower is allocated by ComfyUI's class but never filled or run.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import json
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tiny
+import torch
+
+import comfy.model_patcher
+import comfy.sd
+import comfy.sd1_clip
+import comfy.sdxl_clip
+import comfy.supported_models
+import comfy.supported_models_base
+import comfy.text_encoders.aura_t5
+import comfy.text_encoders.flux
+import comfy.text_encoders.hidream
+import comfy.text_encoders.hunyuan_video
+import comfy.text_encoders.lumina2
+import comfy.text_encoders.pixart_t5
+import comfy.text_encoders.qwen_image
+import comfy.text_encoders.sd3_clip
+import comfy.text_encoders.wan
+
+CPU = torch.device("cpu")
+LATENT_SIZE = 8  # latent height and width: 64×64 pixels
+
+# Tiny text encoders, by ComfyUI model name (the <name>_model_config option); widths are the real models'.
+CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
+             "projection_dim": 32}
+T5_TINY = {"d_model": 32, "d_ff": 64, "d_kv": 16, "num_heads": 2, "num_layers": 2}
+LLM_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 1, "num_key_value_heads": 1}
+SPM_VOCAB = 512
+TEXT_ENCODERS = {  # name: (tiny config, real width)
+    "clip_l": (CLIP_TINY, 768),
+    "clip_g": (CLIP_TINY, 1280),
+    "t5xxl": (T5_TINY, 4096),
+    "umt5xxl": (T5_TINY | {"vocab_size": SPM_VOCAB}, 4096),
+    "pile_t5xl": (T5_TINY, 2048),
+    "qwen25_7b": (LLM_TINY | {"num_hidden_layers": 2}, 3584),
+    "gemma2_2b": (LLM_TINY | {"num_hidden_layers": 3, "vocab_size": SPM_VOCAB}, 2304),
+    "llama": (LLM_TINY | {"num_hidden_layers": 4}, 4096),  # HunyuanVideo reads layer −3 (real: 32 layers)
+}
+SPM_TEXT = (
+    "a photo of a cat sitting on a red chair next to a window, blurry, dog, low quality, watermark, text, "
+    "a painting of a mountain lake at sunset with pine trees and clouds, oil on canvas, bright colours, "
+    "portrait of an old man with a beard, studio lighting, sharp focus, highly detailed, 4k, film grain, "
+    "a bowl of fruit on a wooden table, apples, oranges, grapes, still life, soft shadows, cinematic, "
+    "an empty street at night in the rain, neon signs, reflections, people walking, cars, a bicycle"
+)
+
+
+def pad_features(t: torch.Tensor, width: int) -> torch.Tensor:
+    """``t`` with zeros appended to its last dimension up to ``width``."""
+    return torch.nn.functional.pad(t, (0, width - t.shape[-1]))
+
+
+def widen(width: int):
+    """A forward hook that zero-pads an encoder's features and pooled vector to ``width``."""
+
+    def hook(module, args, output):
+        z, pooled, *extra = output
+        return (pad_features(z, width), None if pooled is None else pad_features(pooled, width), *extra)
+
+    return hook
+
+
+@functools.cache
+def sentencepiece_model(pad: int, eos: int, unk: int, bos: int) -> bytes:
+    """A deterministic SentencePiece BPE model (byte fallback, SPM_VOCAB pieces) with the given special ids."""
+    import sentencepiece
+
+    buffer = io.BytesIO()
+    sentencepiece.SentencePieceTrainer.train(
+        sentence_iterator=iter(SPM_TEXT.split(", ")), model_writer=buffer, vocab_size=SPM_VOCAB, model_type="bpe",
+        byte_fallback=True, character_coverage=1.0, pad_id=pad, eos_id=eos, unk_id=unk, bos_id=bos,
+        num_threads=1, minloglevel=2,
+    )
+    return buffer.getvalue()
+
+
+def umt5_tokenizer_data() -> dict:
+    """tokenizer_data of a Wan CLIP: umT5's special ids (pad 0, eos 1, unk 2, no bos)."""
+    return {"spiece_model": sentencepiece_model(pad=0, eos=1, unk=2, bos=-1)}
+
+
+def gemma_tokenizer_data() -> dict:
+    """tokenizer_data of a Lumina2 CLIP: Gemma's special ids (pad 0, eos 1, bos 2, unk 3)."""
+    return {"spiece_model": sentencepiece_model(pad=0, eos=1, unk=3, bos=2)}
+
+
+@functools.cache
+def llama3_tokenizer_dir() -> tempfile.TemporaryDirectory:
+    """A temporary folder (removed at exit) with ComfyUI's Llama 3 tokenizer_config.json and a stand-in byte-level
+    tokenizer.json.
+
+    The model vocabulary fills ids 0–127999 (the 256 byte symbols, 'user' = 882 and '\\n\\n' = 271 as in Llama 3,
+    the rest unreachable fillers), so the added special tokens keep their real ids 128000–128258.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
+
+    config = Path(comfy.text_encoders.hunyuan_video.__file__).parent / "llama_tokenizer" / "tokenizer_config.json"
+    special = json.loads(config.read_text(encoding="utf-8"))["added_tokens_decoder"]
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    named = {"us": 256, "er": 257, "ĊĊ": 271, "user": 882}
+    vocab = {symbol: i for i, symbol in enumerate(alphabet)} | named
+    taken = set(vocab.values())
+    vocab |= {f"<filler_{i}>": i for i in range(128000) if i not in taken}
+    bpe = Tokenizer(models.BPE(vocab, [("Ċ", "Ċ"), ("u", "s"), ("e", "r"), ("us", "er")]))
+    split = (r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+             r"|\s*[\r\n]+|\s+(?!\S)|\s+")  # Llama 3's pre-tokenizer split
+    bpe.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Split(Regex(split), "isolated"),
+        pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+    ])
+    bpe.decoder = decoders.ByteLevel()
+    bpe.post_processor = processors.TemplateProcessing(single="<|begin_of_text|> $A",
+                                                       special_tokens=[("<|begin_of_text|>", 128000)])
+    bpe.add_special_tokens([special[str(i)]["content"] for i in sorted(map(int, special))])
+    moved = {i: t["content"] for i, t in special.items() if bpe.token_to_id(t["content"]) != int(i)}
+    if moved:
+        raise RuntimeError(f"stand-in Llama 3 tokenizer: special tokens off their ids: {moved}")
+    folder = tempfile.TemporaryDirectory(prefix="llama3-stand-in-")
+    bpe.save(str(Path(folder.name) / "tokenizer.json"))
+    (Path(folder.name) / "tokenizer_config.json").write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
+    return folder
+
+
+class Llama3Tokenizer(comfy.text_encoders.hunyuan_video.LLAMA3Tokenizer):
+    """ComfyUI's LLAMA3Tokenizer settings on the stand-in tokenizer.json, loaded as it is (transformers 5's
+    LlamaTokenizerFast would rebuild it with Llama 2's Metaspace pre-tokenizer and renumber the special tokens)."""
+
+    def __init__(self, embedding_directory=None, tokenizer_data=None, min_length=256, pad_token=128258):
+        from transformers import PreTrainedTokenizerFast
+
+        comfy.sd1_clip.SDTokenizer.__init__(
+            self, llama3_tokenizer_dir().name, embedding_directory=embedding_directory, pad_with_end=False,
+            embedding_size=4096, embedding_key="llama", tokenizer_class=PreTrainedTokenizerFast, has_start_token=True,
+            has_end_token=False, pad_to_max_length=False, max_length=99999999, pad_token=pad_token,
+            min_length=min_length, tokenizer_data=tokenizer_data or {},
+        )
+
+
+class HunyuanVideoTokenizer(comfy.text_encoders.hunyuan_video.HunyuanVideoTokenizer):
+    """ComfyUI's HunyuanVideo tokenizer (CLIP-L and the templated Llama 3 prompt) on the stand-in Llama 3 (its own
+    Llama tokenizer, built by ``super().__init__`` from tokenizer_config.json alone, is replaced)."""
+
+    def __init__(self, embedding_directory=None, tokenizer_data=None):
+        super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data or {})
+        self.llama = Llama3Tokenizer(embedding_directory, tokenizer_data, min_length=1)
+
+
+class HiDreamTokenizer(comfy.text_encoders.hidream.HiDreamTokenizer):
+    """ComfyUI's HiDream tokenizer (CLIP-L, CLIP-G, T5 and Llama 3, 128 tokens for T5 and Llama) on the stand-in
+    Llama 3, replacing its own as HunyuanVideoTokenizer does."""
+
+    def __init__(self, embedding_directory=None, tokenizer_data=None):
+        super().__init__(embedding_directory=embedding_directory, tokenizer_data=tokenizer_data or {})
+        self.llama = Llama3Tokenizer(embedding_directory, tokenizer_data, min_length=128, pad_token=128009)
+
+
+# The tiny diffusion models: the real config classes, the real checkpoints' keys, tiny widths and depths.
+class SD1(comfy.supported_models.SD15):
+    unet_config = tiny.TinySD1.unet_config | {"context_dim": 768}
+    unet_extra_config = tiny.TinySD1.unet_extra_config
+
+
+class SDXL(comfy.supported_models.SDXL):
+    unet_config = tiny.TinySDXL.unet_config
+    unet_extra_config = tiny.TinySDXL.unet_extra_config
+
+
+class SD3(comfy.supported_models.SD3):  # SD3.5 medium: MMDiT-X with an x-block self-attention layer
+    unet_config = {
+        "in_channels": 16, "out_channels": 16, "patch_size": 2, "depth": 2, "input_size": None,
+        "adm_in_channels": 2048, "num_patches": 256, "pos_embed_max_size": 16, "qk_norm": "rms",
+        "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 4096, "out_features": 128}},
+        "pos_embed_scaling_factor": None, "x_block_self_attn_layers": [0],
+    }
+
+
+FLUX_BLOCKS = {"hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1,
+               "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True, "context_in_dim": 4096}
+
+
+class Flux(comfy.supported_models.Flux):  # Flux dev: guidance embedding
+    unet_config = FLUX_BLOCKS | {"image_model": "flux", "guidance_embed": True, "in_channels": 16,
+                                 "out_channels": 16, "vec_in_dim": 768}
+
+
+class Chroma(comfy.supported_models.Chroma):
+    unet_config = FLUX_BLOCKS | {"image_model": "chroma", "in_channels": 64, "out_channels": 64, "in_dim": 64,
+                                 "out_dim": 64, "hidden_dim": 32, "n_layers": 1}
+
+
+WAN_BLOCKS = {"image_model": "wan2.1", "dim": 64, "out_dim": 16, "num_heads": 2, "ffn_dim": 128, "num_layers": 2,
+              "patch_size": (1, 2, 2), "freq_dim": 256, "window_size": (-1, -1), "qk_norm": True,
+              "cross_attn_norm": True, "eps": 1e-6, "text_dim": 4096}
+
+
+class Wan21T2V(comfy.supported_models.WAN21_T2V):
+    unet_config = WAN_BLOCKS | {"model_type": "t2v", "in_dim": 16}
+
+
+class Wan21I2V(comfy.supported_models.WAN21_I2V):  # 36 input channels: latent, mask (4), image latent
+    unet_config = WAN_BLOCKS | {"model_type": "i2v", "in_dim": 36}
+
+
+class QwenImage(comfy.supported_models.QwenImage):
+    unet_config = {"image_model": "qwen_image", "in_channels": 64, "out_channels": 16, "num_layers": 2,
+                   "attention_head_dim": 32, "num_attention_heads": 2, "joint_attention_dim": 3584,
+                   "axes_dims_rope": (8, 12, 12)}
+
+
+class Lumina2(comfy.supported_models.Lumina2):
+    unet_config = {"image_model": "lumina2", "patch_size": 2, "in_channels": 16, "dim": 64, "cap_feat_dim": 2304,
+                   "n_layers": 2, "n_refiner_layers": 1, "n_heads": 2, "n_kv_heads": 1, "multiple_of": 16,
+                   "qk_norm": True, "axes_dims": [8, 12, 12], "axes_lens": [300, 512, 512]}
+
+
+class AuraFlow(comfy.supported_models.AuraFlow):
+    unet_config = {"cond_seq_dim": 2048, "max_seq": 256, "n_double_layers": 1, "n_layers": 2, "in_channels": 4,
+                   "out_channels": 4, "patch_size": 2, "dim": 64, "n_heads": 2, "global_conddim": 64}
+
+
+class HiDream(comfy.supported_models.HiDream):  # block 0 reads Llama layer 0, the rest the last layer (1)
+    unet_config = {"image_model": "hidream", "attention_head_dim": 32, "axes_dims_rope": [16, 8, 8],
+                   "caption_channels": [4096, 4096], "max_resolution": [128, 128], "in_channels": 16,
+                   "llama_layers": [0, 1], "num_attention_heads": 2, "num_routed_experts": 2,
+                   "num_activated_experts": 2, "num_layers": 1, "num_single_layers": 1, "out_channels": 16,
+                   "patch_size": 2, "text_emb_dim": 2048}
+
+
+class HunyuanVideo(comfy.supported_models.HunyuanVideo):
+    unet_config = FLUX_BLOCKS | {"image_model": "hunyuan_video", "in_channels": 16, "out_channels": 16,
+                                 "patch_size": [1, 2, 2], "vec_in_dim": 768, "theta": 256, "byt5": False,
+                                 "meanflow": False, "guidance_embed": True}
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: its tiny config, and its tokenizer and text encoder with the encoders' model names."""
+
+    config: type[comfy.supported_models_base.BASE]
+    tokenizer: type
+    text_encoder: type
+    encoders: tuple[str, ...]
+    tokenizer_data: Callable[[], dict] = dict
+    text_configs: dict = field(default_factory=dict)  # per-encoder changes to TEXT_ENCODERS' tiny configs
+
+
+FAMILIES = {
+    "sd1": Family(SD1, comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel, ("clip_l",)),
+    "sdxl": Family(SDXL, comfy.sdxl_clip.SDXLTokenizer, comfy.sdxl_clip.SDXLClipModel, ("clip_l", "clip_g")),
+    "sd3": Family(SD3, comfy.text_encoders.sd3_clip.SD3Tokenizer,
+                  comfy.text_encoders.sd3_clip.sd3_clip(clip_l=True, clip_g=True, t5=True),
+                  ("clip_l", "clip_g", "t5xxl")),
+    "flux": Family(Flux, comfy.text_encoders.flux.FluxTokenizer, comfy.text_encoders.flux.flux_clip(),
+                   ("clip_l", "t5xxl")),
+    "chroma": Family(Chroma, comfy.text_encoders.pixart_t5.PixArtTokenizer, comfy.text_encoders.pixart_t5.pixart_te(),
+                     ("t5xxl",)),
+    "wan21": Family(Wan21T2V, comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te(), ("umt5xxl",),
+                    umt5_tokenizer_data),
+    "wan21_i2v": Family(Wan21I2V, comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te(),
+                        ("umt5xxl",), umt5_tokenizer_data),
+    "qwen_image": Family(QwenImage, comfy.text_encoders.qwen_image.QwenImageTokenizer,
+                         comfy.text_encoders.qwen_image.te(), ("qwen25_7b",)),
+    "lumina2": Family(Lumina2, comfy.text_encoders.lumina2.LuminaTokenizer, comfy.text_encoders.lumina2.te(),
+                      ("gemma2_2b",), gemma_tokenizer_data),
+    "auraflow": Family(AuraFlow, comfy.text_encoders.aura_t5.AuraT5Tokenizer, comfy.text_encoders.aura_t5.AuraT5Model,
+                       ("pile_t5xl",)),
+    "hidream": Family(HiDream, HiDreamTokenizer, comfy.text_encoders.hidream.hidream_clip(),
+                      ("clip_l", "clip_g", "t5xxl", "llama"),
+                      text_configs={"llama": {"num_hidden_layers": 2}}),  # conditioning_llama3: 2 layers (real 32)
+    "hunyuan_video": Family(HunyuanVideo, HunyuanVideoTokenizer, comfy.text_encoders.hunyuan_video.hunyuan_video_clip(),
+                            ("clip_l", "llama")),
+}
+
+
+@functools.cache
+def _model(family: str, seed: int, dtype: torch.dtype, manual_cast: torch.dtype | None):
+    config_class = FAMILIES[family].config
+    config = config_class(config_class.unet_config)
+    config.set_inference_dtype(dtype, manual_cast)
+    base = config.get_model({}, device=CPU)
+    tiny.fill_(base.diffusion_model, seed)
+    return comfy.model_patcher.ModelPatcher(base, load_device=CPU, offload_device=CPU)
+
+
+def model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32,
+          manual_cast: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+    """The family's tiny diffusion model as a MODEL: weights stored in ``dtype``, computed in ``manual_cast`` (None:
+    in ``dtype``), set as ComfyUI's loader does (``set_inference_dtype``). A clone of one cached build."""
+    return _model(family, seed, dtype, manual_cast).clone()
+
+
+@functools.cache
+def _clip(family: str, seed: int) -> comfy.sd.CLIP:
+    spec = FAMILIES[family]
+    options = {f"{name}_model_config": TEXT_ENCODERS[name][0] | spec.text_configs.get(name, {})
+               for name in spec.encoders}
+    target = comfy.supported_models_base.ClipTarget(spec.tokenizer, spec.text_encoder)
+    built = comfy.sd.CLIP(target, tokenizer_data=spec.tokenizer_data(), model_options=options)
+    encoder = built.cond_stage_model
+    tiny.fill_(encoder, seed, skip="qwen25_7b.transformer.visual")
+    for name in spec.encoders:
+        getattr(encoder, name).register_forward_hook(widen(TEXT_ENCODERS[name][1]))
+    return built
+
+
+def clip(family: str, seed: int = 1) -> comfy.sd.CLIP:
+    """The family's tokenizer and tiny text encoder as a CLIP (a clone of one cached build)."""
+    return _clip(family, seed).clone()
+
+
+def encode(clip: comfy.sd.CLIP, text: str) -> list:
+    """CLIPTextEncode's output for ``text``."""
+    return clip.encode_from_tokens_scheduled(clip.tokenize(text))
+
+
+CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's token axis, in order
+    "sd1": ("l",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",), "chroma": ("t5xxl",),
+    "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
+    "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",),
+}
+
+
+def template_cut(family: str, ids: list[int]) -> slice:
+    """The part of a templated LLM prompt its text encoder keeps (comfy/text_encoders/qwen_image.py and
+    hunyuan_video.py): Qwen-Image from the user text to the end, HunyuanVideo the user text and its <|eot_id|>."""
+    if family == "qwen_image":  # after the second <|im_start|>, "user", "\n"
+        start = [i for i, t in enumerate(ids) if t == 151644][1]
+        return slice(start + 3 if ids[start + 1:start + 3] == [872, 198] else start, None)
+    if family == "hunyuan_video":  # after <|start_header_id|> user <|end_header_id|> "\n\n", to <|eot_id|>
+        header = next(i for i in range(len(ids) - 2) if ids[i:i + 3] == [128006, 882, 128007])
+        start = header + 2 + (2 if ids[header + 3] == 271 else 0)
+        return slice(start, ids.index(128009, start) + 1)
+    return slice(None)
+
+
+def context_tokens(family: str, tokens: dict) -> list[int]:
+    """The token id at each position of the CONDITIONING's token axis (``cond[0][0].shape[1]`` of them), from
+    ``clip.tokenize(text)``: CLIP chunks one after another, SD3's CLIP-L (CLIP-G on the same positions) then T5,
+    LLM prompts cut as their encoder cuts them. HiDream's Llama tokens (conditioning_llama3) are all 128 of
+    ``tokens["llama"]``."""
+    ids = [t for key in CONTEXT_TOKENS[family] for chunk in tokens[key] for t, *_ in chunk]
+    return ids[template_cut(family, ids)]
+
+
+def latent_shape(family: str, batch: int = 1) -> tuple[int, ...]:
+    """(B, C, H, W), or (B, C, T=1, H, W) for the video latent formats (Wan, Qwen-Image, HunyuanVideo)."""
+    latent_format = FAMILIES[family].config.latent_format
+    frames = (1,) if latent_format.latent_dimensions == 3 else ()
+    return (batch, latent_format.latent_channels, *frames, LATENT_SIZE, LATENT_SIZE)
+
+
+def latent(family: str, batch: int = 1) -> torch.Tensor:
+    """An empty latent of the family's shape."""
+    return torch.zeros(latent_shape(family, batch))
+
+
+def vae(family: str, seed: int = 2) -> comfy.sd.VAE:
+    """A small random AutoencoderKL for the family's latents (3-D convolutions, 4× in time, for video latents)."""
+    channels, *frames, _, _ = latent_shape(family)[1:]
+    video = {"conv3d": True, "time_compress": 4} if frames else {}
+    return tiny.seeded_vae(tiny.VAE_CONFIG | {"z_channels": channels} | video, seed)
