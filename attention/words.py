@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 END_MARK, START_MARKS = "</w>", ("▁", "Ġ")
-SPECIAL = ("<bos>", "<eos>", "<pad>")
+SPECIAL = ("<bos>", "<eos>", "<pad>", "<template>")  # <template>: the part of an LLM's chat template in the context
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,8 @@ class Word:
 
 
 def is_punctuation(text: str) -> bool:
-    """Only punctuation, symbols or spaces: ',', '.', '(', '\\n'."""
-    return all(unicodedata.category(c)[0] in "PSZC" for c in text)
+    """Only punctuation, symbols or spaces, and not empty: ',', '.', '(', '\\n'."""
+    return bool(text) and all(unicodedata.category(c)[0] in "PSZC" for c in text)
 
 
 def word_groups(tokens: Sequence[Token], spell: Callable[[list[int]], str]) -> list[list[Token]]:
@@ -79,18 +79,30 @@ def prompt_words(tokens: Sequence[Token], spell: Callable[[list[int]], str], emb
     """
     names = iter(embeddings)
     columns: dict[str, list[int]] = {}
+    spaces: list[int] = []  # a bare space mark ("▁" before punctuation) belongs to the next word
     for group in word_groups(tokens, spell):
         if group[0].piece is None:
             text = next(names, f"embedding:{len(columns)}")
         else:
             text = spell([t.id for t in group]).strip().lower()
+        spaces += [t.column for t in group]
         if text:
-            columns.setdefault(text, []).extend(t.column for t in group)
+            columns.setdefault(text, []).extend(spaces)
+            spaces = []
     return [Word(text, tuple(cols)) for text, cols in columns.items()]
 
 
+def merge_words(lists: Sequence[Sequence[Word]]) -> list[Word]:
+    """Word lists of several encoders of one context as one list: the columns of equal words are joined."""
+    columns: dict[str, tuple[int, ...]] = {}
+    for words in lists:
+        for word in words:
+            columns[word.text] = columns.get(word.text, ()) + word.columns
+    return [Word(text, cols) for text, cols in columns.items()]
+
+
 def special_words(tokens: Sequence[Token]) -> list[Word]:
-    """<bos>, <eos> and <pad> with their columns, where the context has them."""
+    """<bos>, <eos>, <pad> and <template> with their columns, where the context has them."""
     found = {name: tuple(t.column for t in tokens if t.special == name) for name in SPECIAL}
     return [Word(name, cols) for name, cols in found.items() if cols]
 

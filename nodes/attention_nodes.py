@@ -18,7 +18,7 @@ from ..attention import SCORES
 from ..attention.analysis import Report, analyse
 from ..attention.export import write_exports
 from ..attention.pictures import effects_picture, heatmaps_picture, overlay_pictures, rt_picture
-from ..attention.words import choose, default_words, prompt_words, special_words
+from ..attention.words import choose, default_words
 from .capture import Prompt, Recorder, capture_model, fingerprint
 from .families import UnsupportedModel, family_of
 from .families.text import UnsupportedText
@@ -51,13 +51,13 @@ def prompt(node: str, family, clip, branch: str, text: str, requested: str, spec
     if tokens.length != length:
         raise ValueError(f"{node}: input 'clip': its {branch} context has {length} tokens where the {family.NAME} "
                          f"layout gives {tokens.length}; this text encoder is not one the capture can map")
-    words = prompt_words(tokens.tokens, tokens.spell, tokens.embeddings)
+    words = tokens.words()
     try:
         chosen = choose(words, requested)
     except KeyError as missing:
         raise ValueError(f"{node}: input '{branch}_words': '{missing.args[0]}' is not in the prompt; its words are: "
                          f"{', '.join(w.text for w in default_words(words))}") from None
-    chosen += special_words(tokens.tokens) if special else []
+    chosen += tokens.special_words() if special else []
     return conditioning, Prompt(conditioning[0][0], length, tuple(chosen))
 
 

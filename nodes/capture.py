@@ -133,9 +133,10 @@ class Recorder:
         self.store = None
 
     def check_hooks(self, model_options: dict) -> None:
-        """A node applied after the capture must not have replaced its hooks: the maps would silently miss."""
+        """A node applied after the capture must not have replaced its hooks (the maps would silently miss), unless
+        it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
         found = self.family.installed_hooks(model_options)
-        lost = [key for key, hook in self.hooks.items() if found.get(key) is not hook]
+        lost = [key for key, hook in self.hooks.items() if hook not in wrapped_chain(found.get(key))]
         if lost:
             raise ValueError(f"{self.node}: a node applied after it replaced its attention hook {lost[0]}, so that "
                              f"layer would record nothing. Apply {self.node} last in the model chain.")
@@ -164,12 +165,14 @@ class Recorder:
             self.store.add_effect(term, effect)
 
 
-@dataclass(frozen=True)
+@dataclass
 class CallRecord:
-    """One recorded model evaluation: the recorder and, for DiTs, the token grid of the image."""
+    """One recorded model evaluation: the recorder, for DiTs the token grid of the image, and what a family's
+    blocks learn on the way (Flux's single blocks reuse the text length its double blocks saw)."""
 
     recorder: Recorder
     grid: tuple[int, ...] | None
+    text_tokens: int | None = None
 
     def record(self, layer: LayerId, uuids: Sequence, q: torch.Tensor, k: torch.Tensor, heads: int,
                queries: slice, keys: slice, heads_split: bool = False) -> None:
@@ -186,6 +189,15 @@ class CallRecord:
         for j, (_, branch) in enumerate(wanted):
             select = self.recorder.select(branch, probs.shape[-1], probs.device)
             store.add(layer, branch, word_maps(probs[j * rows:(j + 1) * rows], select, layer.grid))
+
+
+def wrapped_chain(hook) -> list:
+    """A hook and every hook it wraps through ``__wrapped__``."""
+    chain = []
+    while hook is not None and len(chain) < 32:
+        chain.append(hook)
+        hook = getattr(hook, "__wrapped__", None)
+    return chain
 
 
 def branch_uuids(node: str, conds: dict, prompts: dict[str, Prompt]) -> dict:

@@ -12,20 +12,34 @@ from dataclasses import dataclass
 
 import torch
 
-from ...attention.words import Token
+from ...attention.words import Token, Word, merge_words, prompt_words, special_words
 
 EMBEDDING = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+)")
 
 
 @dataclass(frozen=True)
-class PromptTokens:
-    """The context tokens of one prompt: ``length`` columns, its tokens, how to spell token ids as text and the
-    names of its embeddings in order."""
+class Encoded:
+    """One text encoder's tokens in the context, how to spell its token ids as text, and the names of the prompt's
+    embeddings it loaded, in order."""
 
     tokens: list[Token]
-    length: int
     spell: Callable[[list[int]], str]
     embeddings: list[str]
+
+
+@dataclass(frozen=True)
+class PromptTokens:
+    """The context of one prompt: ``length`` columns filled by one or more encoders (SD3: CLIP, then T5)."""
+
+    parts: list[Encoded]
+    length: int
+
+    def words(self) -> list[Word]:
+        """Every word of the prompt; a word that several encoders spell alike has all their columns."""
+        return merge_words([prompt_words(p.tokens, p.spell, p.embeddings) for p in self.parts])
+
+    def special_words(self) -> list[Word]:
+        return special_words([t for p in self.parts for t in p.tokens])
 
 
 class UnsupportedText(ValueError):
@@ -94,9 +108,13 @@ def embedding_names(tokenizer, text: str) -> list[str]:
     return names
 
 
-def single_encoder(clip, text: str, key: str, offset: int = 0) -> PromptTokens:
-    """A context made of one encoder's rows, end to end (SD1/SD2/SDXL CLIP chunks, T5, umT5)."""
+def encoded(clip, text: str, key: str, rows: Sequence[Sequence[tuple]], offset: int = 0) -> Encoded:
+    """One encoder's ``rows`` in the context from column ``offset``."""
     tokenizer = encoder(clip, key)
+    return Encoded(context_tokens(tokenizer, rows, offset), speller(tokenizer), embedding_names(tokenizer, text))
+
+
+def single_encoder(clip, text: str, key: str) -> PromptTokens:
+    """A context made of one encoder's rows, end to end (SD1/SD2/SDXL CLIP chunks, T5, umT5)."""
     rows = rows_of(clip, text, key)
-    tokens = context_tokens(tokenizer, rows, offset)
-    return PromptTokens(tokens, offset + sum(map(len, rows)), speller(tokenizer), embedding_names(tokenizer, text))
+    return PromptTokens([encoded(clip, text, key, rows)], sum(map(len, rows)))

@@ -1,0 +1,60 @@
+"""Flux.1 and Chroma: joint attention over [text, image] in double-stream blocks, and over cat(text, image) in
+single-stream blocks.
+
+Text: T5-XXL only (Flux: at least 256 tokens, no BOS; Chroma: PixArt's T5, no padding); CLIP-L feeds only Flux's
+pooled vector. Image queries: the latent in 2×2 patches, first in the image tokens (Kontext reference latents
+follow and are not queries of the map). Hook: ``dit`` double_block/single_block replaces and the attention override
+(flux/model.py, chroma/model.py; flux/math.py hands q and k after RoPE, heads first).
+"""
+
+from __future__ import annotations
+
+import math
+
+from comfy.ldm.chroma.model import Chroma
+from comfy.ldm.flux.model import Flux
+
+from ...attention.store import LayerId
+from . import joint
+from .text import PromptTokens, single_encoder
+
+NAME = "Flux.1 / Chroma"
+installed_hooks = joint.installed_hooks
+
+
+def matches(diffusion_model) -> bool:
+    return isinstance(diffusion_model, Flux | Chroma)
+
+
+def text(clip, prompt: str) -> PromptTokens:
+    return single_encoder(clip, prompt, "t5xxl")
+
+
+def blocks(diffusion_model) -> list[tuple[str, int]]:
+    skip_double, skip_single = (set(getattr(diffusion_model, name, ())) for name in ("skip_mmdit", "skip_dit"))
+    return ([("double_block", i) for i in range(len(diffusion_model.double_blocks)) if i not in skip_double]
+            + [("single_block", i) for i in range(len(diffusion_model.single_blocks)) if i not in skip_single])
+
+
+def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return joint.patch_grid(latent_shape[-2:], (2, 2))
+
+
+def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
+
+
+def locate(kind: str, index: int, args: dict, call) -> joint.Block:
+    """Double blocks give the text length (txt); single blocks run on cat(txt, img) and reuse it."""
+    if kind == "double_block":
+        call.text_tokens = args["txt"].shape[1]
+        length = args["txt"].shape[1] + args["img"].shape[1]
+    else:
+        length = args["img"].shape[1]
+    text_tokens, grid = call.text_tokens, call.grid
+    layer = LayerId((kind, index), 0, grid)
+    return joint.Block(layer, 0, length, slice(text_tokens, text_tokens + math.prod(grid)), slice(0, text_tokens))
+
+
+def install(patched, recorder) -> dict:
+    return joint.install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)

@@ -1,0 +1,69 @@
+"""Qwen-Image: joint attention over [text, image] in every transformer block.
+
+Text: Qwen2.5-VL tokens of the templated prompt, with the system template cut as ComfyUI cuts it
+(text_encoders/qwen_image.py: up to the second <|im_start|>, and its 'user\\n'); the closing
+'<|im_end|>\\n<|im_start|>assistant\\n' stays in the context and is marked as template, never a word. Image queries:
+the latent in 2×2 patches (edit reference latents follow and are not queries of the map). Hook: the ``dit``
+double_block replaces (qwen_image/model.py) and the attention override.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
+
+from ...attention.store import LayerId
+from . import joint
+from .text import Encoded, PromptTokens, encoded, encoder, rows_of
+
+NAME = "Qwen-Image"
+KEY = "qwen25_7b"
+IM_START, IM_END, USER, NEWLINE = "<|im_start|>", "<|im_end|>", "user", "Ċ"
+installed_hooks = joint.installed_hooks
+
+
+def matches(diffusion_model) -> bool:
+    return isinstance(diffusion_model, QwenImageTransformer2DModel)
+
+
+def template_end(ids: list, ident) -> int:
+    """Where ComfyUI's QwenImageTEModel cuts the template: the second <|im_start|>, past 'user' and a newline."""
+    starts = [i for i, token in enumerate(ids) if token == ident[IM_START]][:2]
+    end = starts[-1] if starts else -1
+    if len(ids) > end + 3 and ids[end + 1] == ident[USER] and ids[end + 2] == ident[NEWLINE]:
+        end += 3
+    return end
+
+
+def text(clip, prompt: str) -> PromptTokens:
+    rows = rows_of(clip, prompt, KEY)
+    ident = {piece: i for i, piece in encoder(clip, KEY).inv_vocab.items() if piece in (IM_START, IM_END, USER, NEWLINE)}
+    row = rows[0][template_end([token for token, *_ in rows[0]], ident):]
+    closing = next((j for j, (token, *_) in enumerate(row) if token == ident[IM_END]), len(row))
+    user, tail = encoded(clip, prompt, KEY, [row[:closing]]), encoded(clip, prompt, KEY, [row[closing:]], closing)
+    template = Encoded([replace(t, special="<template>") for t in tail.tokens], tail.spell, [])
+    return PromptTokens([user, template], len(row))
+
+
+def blocks(diffusion_model) -> list[tuple[str, int]]:
+    return [("double_block", i) for i in range(len(diffusion_model.transformer_blocks))]
+
+
+def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return joint.patch_grid(latent_shape[-2:], (2, 2))  # an image: (B, C, 1, H, W)
+
+
+def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
+
+
+def locate(kind: str, index: int, args: dict, call) -> joint.Block:
+    text_tokens, image_tokens = args["txt"].shape[1], args["img"].shape[1]
+    return joint.Block(LayerId((kind, index), 0, call.grid), 0, text_tokens + image_tokens,
+                       slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
+
+
+def install(patched, recorder) -> dict:
+    return joint.install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)

@@ -1,0 +1,65 @@
+"""SD3 and SD3.5 (MMDiT, MMDiT-X): joint attention over [text, image] in every joint block.
+
+Text: CLIP-L and CLIP-G share positions 0 … 77·chunks − 1 (their features side by side), then T5-XXL from there on
+(text_encoders/sd3_clip.py); each word has both sets of columns, and its map is the sum over them, so r_t compares
+the whole attention a word gets. Image queries: the latent in 2×2 patches. Hook: the ``dit`` double_block replaces
+(mmdit.py) and the attention override; MMDiT-X's extra self-attention over the image (x_block_self_attn) is the
+second call of its block and is left out.
+"""
+
+from __future__ import annotations
+
+import math
+
+from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
+
+from ...attention.store import LayerId
+from . import joint
+from .text import PromptTokens, UnsupportedText, encoded, rows_of
+
+NAME = "SD3 / SD3.5 (MMDiT)"
+installed_hooks = joint.installed_hooks
+
+
+def matches(diffusion_model) -> bool:
+    return isinstance(diffusion_model, MMDiT) and diffusion_model.register_length == 0
+
+
+def text(clip, prompt: str) -> PromptTokens:
+    model = clip.cond_stage_model
+    clips = [key for key in ("l", "g") if getattr(model, f"clip_{key}", None) is not None]
+    if not clips and getattr(model, "t5xxl", None) is None:
+        raise UnsupportedText("it has none of SD3's CLIP-L, CLIP-G or T5-XXL")
+    parts, offset = [], 0
+    if clips:
+        rows = {key: rows_of(clip, prompt, key) for key in clips}
+        chunks = min(len(r) for r in rows.values())  # sd3_clip cuts l and g to the shorter
+        parts.append(encoded(clip, prompt, clips[0], rows[clips[0]][:chunks]))
+        offset = sum(len(r) for r in rows[clips[0]][:chunks])
+    if getattr(model, "t5xxl", None) is not None:
+        rows = rows_of(clip, prompt, "t5xxl")
+        parts.append(encoded(clip, prompt, "t5xxl", rows, offset))
+        offset += sum(map(len, rows))
+    return PromptTokens(parts, offset)
+
+
+def blocks(diffusion_model) -> list[tuple[str, int]]:
+    return [("double_block", i) for i in range(len(diffusion_model.joint_blocks))]
+
+
+def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return joint.patch_grid(latent_shape[-2:], (2, 2))
+
+
+def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
+
+
+def locate(kind: str, index: int, args: dict, call) -> joint.Block:
+    text_tokens, image_tokens = args["txt"].shape[1], args["img"].shape[1]
+    return joint.Block(LayerId((kind, index), 0, call.grid), 0, text_tokens + image_tokens,
+                       slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
+
+
+def install(patched, recorder) -> dict:
+    return joint.install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)

@@ -1,0 +1,53 @@
+"""Wan 2.1 / 2.2: true cross-attention from the video tokens to the text, in every block.
+
+Text: umT5-XXL, padded to 512 tokens, no BOS (text_encoders/wan.py). Image-to-video models put 257 CLIP-vision
+tokens before the text in the context and attend to them in a call of their own, which is skipped. Image queries:
+the latent in 1×2×2 patches, so maps are [frame, H, W]. Hook: the ``dit`` double_block replaces (wan/model.py) and
+the attention override; in a block, the self-attention comes first, then (i2v) the CLIP-vision attention, then the
+text's.
+"""
+
+from __future__ import annotations
+
+from comfy.ldm.wan.model import WanI2VCrossAttention, WanModel
+
+from ...attention.store import LayerId
+from . import joint
+from .text import PromptTokens, single_encoder
+
+NAME = "Wan 2.1 / 2.2"
+CLIP_VISION_TOKENS = 257
+installed_hooks = joint.installed_hooks
+
+
+def matches(diffusion_model) -> bool:
+    return isinstance(diffusion_model, WanModel)
+
+
+def text(clip, prompt: str) -> PromptTokens:
+    return single_encoder(clip, prompt, "umt5xxl")
+
+
+def blocks(diffusion_model) -> list[tuple[str, int]]:
+    return [("double_block", i) for i in range(len(diffusion_model.blocks))]
+
+
+def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+    return joint.patch_grid(latent_shape[-3:], (1, 2, 2))
+
+
+def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
+
+
+def install(patched, recorder) -> dict:
+    diffusion_model = patched.get_model_object("diffusion_model")
+    image_to_video = [isinstance(block.cross_attn, WanI2VCrossAttention) for block in diffusion_model.blocks]
+
+    def locate(kind: str, index: int, args: dict, call) -> joint.Block:
+        clip_tokens = CLIP_VISION_TOKENS if image_to_video[index] else 0
+        image_tokens = args["img"].shape[1]
+        return joint.Block(LayerId((kind, index), 0, call.grid), 1 + (clip_tokens > 0), image_tokens, slice(None),
+                           slice(None))
+
+    return joint.install(patched, recorder, blocks(diffusion_model), locate)
