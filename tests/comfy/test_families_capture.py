@@ -1,0 +1,237 @@
+"""The attention capture on tiny models of every family it reads: SD1, SDXL, SD3.5, Flux, Chroma, Qwen-Image,
+Wan 2.1 t2v and i2v; and a clear refusal for the families it does not read.
+
+Every test runs the family's real model, tokenizer and text-encoder classes (tests/support/tiny_families.py).
+"""
+
+import functools
+import gc
+import weakref
+
+import pytest
+import torch
+from comfy_helpers import call_node, pack_module
+
+CAPTURED = ["sd1", "sdxl", "sd3", "flux", "chroma", "qwen_image", "wan21", "wan21_i2v"]
+REFUSED = {"lumina2": "Lumina 2 has no dit block replace", "hidream": "its blocks have no dit replace",
+           "hunyuan_video": "its Llama tokenizer", "auraflow": "AuraFlow's register tokens"}
+DITS = [f for f in CAPTURED if f not in ("sd1", "sdxl")]
+TEXT, NEGATIVE = "a photo of a cat", "blurry dog"
+
+
+@pytest.fixture(autouse=True)
+def one_thread(comfy):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny models are faster on one thread when the CPU is shared
+    yield
+    torch.set_num_threads(threads)
+
+
+def capture(family, positive=TEXT, negative=NEGATIVE, model=None, **inputs):
+    import tiny_families
+
+    settings = dict(positive_words="", negative_words="", special_tokens=True, max_mb=64.0, over_cap="error")
+    return call_node("AttentionCapture", model=model or tiny_families.model(family),
+                     clip=tiny_families.clip(family), positive_text=positive, negative_text=negative,
+                     **settings | inputs)
+
+
+def sample(family, model, p, n, steps=3, cfg=4.0, seed=42):
+    import tiny_families
+
+    import comfy.sample
+
+    latent = tiny_families.latent(family, 2)
+    noise = comfy.sample.prepare_noise(latent, seed)
+    return comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", p, n, latent, seed=seed,
+                               disable_pbar=True)
+
+
+@pytest.mark.parametrize("family", CAPTURED)
+def test_maps_sum_to_one_over_the_text_keys_when_every_column_is_captured(family):
+    model, handle, p, n = capture(family)
+    sample(family, model, p, n)
+    store = handle.recorder.finished
+    assert store.steps() == [0, 1, 2]
+    for (_, layer, branch), maps in store.records.items():
+        assert maps.shape == (2, len(handle.words[branch]), *layer.grid)
+        torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
+
+
+@pytest.mark.parametrize("family", CAPTURED)
+def test_every_words_columns_hold_its_tokens(family):
+    """Independently of the capture's mapping: the token ids at a word's columns of the conditioning's token axis
+    (tests/support/tiny_families.context_tokens) spell that word."""
+    import tiny_families
+
+    _, handle, p, _ = capture(family, positive="a photo of a cat, photorealistic", special_tokens=False)
+    clip = tiny_families.clip(family)
+    ids = tiny_families.context_tokens(family, clip.tokenize("a photo of a cat, photorealistic"))
+    assert len(ids) == p[0][0].shape[1]
+    prompt = handle.recorder.prompts["positive"]
+    assert [w.text for w in prompt.words] == ["a", "photo", "of", "cat", "photorealistic"]
+    family_module = pack_module("nodes.families").family_of(tiny_families.model(family))
+    spellers = [part.spell for part in family_module.text(clip, "a photo of a cat").parts]
+    for word in prompt.words:
+        pieces = [ids[c] for c in word.columns]
+        assert any(word.text in spell(pieces).lower().replace(" ", "") for spell in spellers), (word, pieces)
+
+
+@pytest.mark.parametrize("family", CAPTURED)
+def test_a_negative_equal_to_the_positive_gives_r_one(family):
+    import json
+
+    model, handle, p, n = capture(family, negative=TEXT, special_tokens=False)
+    samples = sample(family, model, p, n)
+    data = json.loads(call_node("AttentionRt", capture=handle, samples={"samples": samples}, score="frobenius",
+                                gate_fraction=0.5, related="", filename_prefix=f"families/{family}")[0])
+    for word, curve in data["curves"].items():
+        assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3)
+
+
+@pytest.mark.parametrize("family", CAPTURED)
+def test_branches_of_the_eq8_batch_are_separated(family):
+    """Step 0 maps of p and n inside the eq. 8 batch [p, n, u] equal each prompt's maps when it is alone."""
+    import tiny_families
+
+    import comfy.sample
+    import comfy.samplers
+
+    model, handle, p, n = capture(family, special_tokens=False)
+    guided = call_node("NegativeGuidanceCFG", model=model, clip=tiny_families.clip(family), mode="independent",
+                       neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")[0]
+    sample(family, guided, p, n)
+    store = handle.recorder.finished
+    for branch, text in (("positive", TEXT), ("negative", NEGATIVE)):
+        alone, handle_alone, c, _ = capture(family, positive=text, negative="", special_tokens=False)
+        guider = call_node("CFGGuider", model=alone, positive=c, negative=c, cfg=1.0)[0]
+        latent = tiny_families.latent(family, 2)
+        sigmas = comfy.samplers.calculate_sigmas(alone.get_model_object("model_sampling"), "normal", 3)
+        guider.sample(comfy.sample.prepare_noise(latent, 42), latent, comfy.samplers.sampler_object("euler"), sigmas,
+                      seed=42)
+        reference = handle_alone.recorder.finished.layers(0, "positive")
+        ours = store.layers(0, branch)
+        assert ours.keys() == reference.keys()
+        for layer in ours:
+            torch.testing.assert_close(ours[layer].float(), reference[layer].float(), rtol=0, atol=2e-3)
+
+
+def planting(column: int, text_tokens: int, wrapped):
+    """An attention override, applied after the capture and wrapping its override: every text key but ``column`` is
+    zeroed and every image query points at that key, so that column takes all of the text attention."""
+
+    @functools.wraps(wrapped)
+    def override(func, *args, **kwargs):
+        q, k = args[0], args[1]
+        heads_split = kwargs.get("skip_reshape", False)
+        axis = 2 if heads_split else 1
+        queries, keys = q.shape[axis], k.shape[axis]
+        if keys == text_tokens and queries != keys:  # cross-attention (Wan): q image, k text
+            text, image = slice(0, text_tokens), slice(0, queries)
+        elif keys > text_tokens and keys == queries:  # joint attention: [text, image]
+            text, image = slice(0, text_tokens), slice(text_tokens, None)
+        else:
+            return wrapped(func, *args, **kwargs)
+        heads = args[3] if len(args) > 3 else kwargs["heads"]
+        q4, k4 = (x.clone() if heads_split else x.clone().view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
+                  for x in (q, k))
+        key = k4[:, :, column:column + 1].clone()
+        k4[:, :, text] = 0.0
+        k4[:, :, column:column + 1] = key
+        q4[:, :, image] = 60.0 * key / key.norm(dim=-1, keepdim=True) / key.norm(dim=-1, keepdim=True).clamp_min(1)
+        back = (lambda x: x) if heads_split else (lambda x: x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1))
+        return wrapped(func, back(q4), back(k4), *args[2:], **kwargs)
+
+    return override
+
+
+@pytest.mark.parametrize("family", DITS)
+def test_the_word_at_a_planted_column_takes_the_map(family):
+    """A planted context column that every image query attends to lands in the map of the word at that column."""
+    model, handle, p, n = capture(family, special_tokens=False)
+    cat = next(w for w in handle.recorder.prompts["positive"].words if w.text == "cat")
+    options = model.model_options["transformer_options"]
+    planted = model.clone()
+    planted.model_options["transformer_options"] = {
+        **options, "optimized_attention_override": planting(cat.columns[0], p[0][0].shape[1],
+                                                            options["optimized_attention_override"])}
+    sample(family, planted, p, n, steps=1)
+    words = handle.words["positive"]
+    for layer, maps in handle.recorder.finished.layers(0, "positive").items():
+        assert maps[:, words.index("cat")].float().min() > 0.9, (layer, maps[:, words.index("cat")].mean())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("family", ["sd3", "flux", "chroma", "qwen_image", "wan21"])
+def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
+    import tiny_families
+
+    import comfy.sample
+    import comfy.samplers
+
+    model = tiny_families.model(family, dtype=dtype)
+    captured, _, p, n = capture(family, model=model, special_tokens=False)
+    assert torch.equal(sample(family, model, p, n), sample(family, captured, p, n))
+    ours = call_node("NegativeGuidanceGuider", model=captured, positive=p, negative=n, cfg=4.0,
+                     clip=tiny_families.clip(family), mode="independent", neg_scale=2.0, neg_start=0.3, neg_end=1.0,
+                     window_unit="steps", neg_schedule="constant")[0]
+    plain = call_node("NegativeGuidanceGuider", model=model, positive=p, negative=n, cfg=4.0,
+                      clip=tiny_families.clip(family), mode="independent", neg_scale=2.0, neg_start=0.3, neg_end=1.0,
+                      window_unit="steps", neg_schedule="constant")[0]
+    latent = tiny_families.latent(family, 2)
+    noise = comfy.sample.prepare_noise(latent, 42)
+    sigmas = comfy.samplers.calculate_sigmas(model.get_model_object("model_sampling"), "normal", 3)
+    outs = [g.sample(noise, latent, comfy.samplers.sampler_object("euler"), sigmas, seed=42) for g in (plain, ours)]
+    assert torch.equal(outs[0], outs[1])
+
+
+@pytest.mark.parametrize("family", list(REFUSED))
+def test_an_unsupported_family_is_refused_before_sampling(family):
+    with pytest.raises(ValueError, match=f"^AttentionCapture: input 'model': its diffusion model .* cannot be "
+                                         f"captured: {REFUSED[family]}.*Supported: SD1.x"):
+        capture(family)
+
+
+@pytest.mark.parametrize("family", ["flux", "wan21"])
+def test_twenty_captures_in_a_row_do_not_grow_memory_and_never_leak_into_the_model(family):
+    import tiny_families
+
+    model = tiny_families.model(family)
+    before = repr(model.model_options), repr(model.wrappers)
+    recorders, sizes, baseline = [], [], None
+    for i in range(20):
+        captured, handle, p, n = capture(family, model=model, special_tokens=False)
+        sample(family, captured, p, n, steps=2)
+        sizes.append(handle.recorder.finished.nbytes)
+        recorders.append(weakref.ref(handle.recorder))
+        del captured, handle
+        gc.collect()
+        if i == 1:
+            baseline = rss_bytes()
+    assert all(ref() is None for ref in recorders)
+    assert rss_bytes() - baseline < 3 * max(sizes) + 8 * 2**20
+    assert (repr(model.model_options), repr(model.wrappers)) == before
+
+
+def rss_bytes() -> int:
+    with open("/proc/self/statm", encoding="utf-8") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def test_video_maps_are_frame_by_frame_and_the_analysis_averages_frames():
+    """Wan's maps are [frame, H, W]; r_t scores a whole map (every frame), the heatmaps show the frame mean."""
+    import comfy.sample
+
+    model, handle, p, n = capture("wan21", special_tokens=False)
+    latent = torch.zeros(2, 16, 3, 8, 8)
+    comfy.sample.sample(model, comfy.sample.prepare_noise(latent, 1), 2, 4.0, "euler", "normal", p, n, latent,
+                        seed=1, disable_pbar=True)
+    store = handle.recorder.finished
+    layer, maps = next(iter(store.layers(0, "positive").items()))
+    assert layer.grid == (3, 4, 4) and maps.shape == (2, 4, 3, 4, 4)
+    report = pack_module("attention.analysis").analyse(store, handle.words, "frobenius", 0.5, {})
+    assert report.maps["positive"].shape == (2, 2, 4, 4, 4)  # steps, images, words, H, W
+    frame_mean = sum(m.float().mean(2) for m in store.layers(0, "positive").values())
+    torch.testing.assert_close(report.maps["positive"][0], frame_mean)
+    torch.testing.assert_close(store.scores[(0, layer, "positive")][..., 0],
+                               maps.float().flatten(2).square().sum(-1).sqrt(), rtol=2e-3, atol=0)
