@@ -8,11 +8,15 @@ A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, pr
 
 from __future__ import annotations
 
+import importlib
 from types import ModuleType
 
-from . import flux, qwen_image, sd3, unet, wan
+from .. import compat
 
-FAMILIES: tuple[ModuleType, ...] = (unet, sd3, flux, qwen_image, wan)
+OFF = {name: found[0] for name, required in compat.FAMILIES.items() if (found := compat.problems(required))}
+FAMILIES: tuple[ModuleType, ...] = tuple(  # the families whose ComfyUI surface binds in this ComfyUI
+    importlib.import_module(f".{name}", __package__) for name, required in compat.FAMILIES.items()
+    if compat.usable(f"the attention capture of the {name} family", required))
 REFUSED: dict[str, str] = {  # diffusion model class → why the capture cannot read it
     "HunyuanVideo": "its Llama tokenizer is not in the ComfyUI the pack is tested against, so its words cannot "
                     "be mapped and checked",
@@ -35,6 +39,8 @@ def family_of(model) -> ModuleType:
         return found
     name = type(diffusion_model).__name__
     reason = REFUSED.get(name, "it is not a family the capture knows")
+    if OFF:
+        reason += f" (off in ComfyUI {compat.comfyui_version()}: " + "; ".join(f"{k}: {v}" for k, v in OFF.items()) + ")"
     supported = "; ".join(family.NAME for family in FAMILIES)
     raise UnsupportedModel(f"its diffusion model {name} ({type(model.model).__name__}) cannot be captured: {reason}. "
                            f"Supported: {supported}")

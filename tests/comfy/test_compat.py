@@ -1,0 +1,65 @@
+"""The declared ComfyUI surface (nodes/compat.py): it binds on the ComfyUI under test, and a ComfyUI that lacks a
+symbol loses only the nodes or the model family that need it, with one log line naming the symbol."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import harness
+from comfy_helpers import pack_module
+
+OURS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionCapture", "AttentionRt",
+        "ToyConceptModelLoader"]
+
+
+def test_every_declared_symbol_binds_on_this_comfyui(comfy):
+    compat = pack_module("nodes.compat")
+    surfaces = [compat.SAMPLING, compat.CAPTURE, compat.TOY, *compat.FAMILIES.values()]
+    assert [compat.problems(s) for s in surfaces] == [[]] * len(surfaces)
+    import nodes
+
+    assert all(name in nodes.NODE_CLASS_MAPPINGS for name in OURS)
+
+
+def boot_without(tmp_path, hide: str) -> tuple[list[str], str, str]:
+    """Boot ComfyUI in a fresh process after ``hide`` (Python run first) removes a symbol; returns the pack's
+    registered nodes, the families the capture reads, and the log."""
+    code = textwrap.dedent(f"""
+        import json, sys
+        sys.path[:0] = {[str(harness.PACK_ROOT / "tests" / "support"), str(harness.PACK_ROOT / "scripts")]!r}
+        import harness
+        sys.path.insert(0, str(harness.find_comfyui()))
+        from comfy.cli_args import args
+        args.cpu = True
+        {hide}
+        import comfy_helpers
+        comfy_helpers.boot(__import__("pathlib").Path({str(tmp_path)!r}))
+        import nodes
+        families = harness.module("nodes.families")
+        print(json.dumps([[k for k in {OURS!r} if k in nodes.NODE_CLASS_MAPPINGS],
+                          [f.__name__.rsplit(".", 1)[-1] for f in families.FAMILIES]]))
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    registered, families = json.loads(result.stdout.strip().splitlines()[-1])
+    return registered, families, result.stderr
+
+
+def test_a_missing_hook_unregisters_only_the_nodes_that_need_it(tmp_path):
+    registered, _, log = boot_without(
+        tmp_path, "import comfy.patcher_extension; del comfy.patcher_extension.WrappersMP.CALC_COND_BATCH")
+    assert registered == ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "ToyConceptModelLoader"]
+    lines = [line for line in log.splitlines() if "negative-guidance:" in line]
+    assert len(lines) == 1 and lines[0].endswith(
+        "negative-guidance: AttentionCapture, AttentionRt not registered: ComfyUI 0.3.64: "
+        "comfy.patcher_extension.WrappersMP.CALC_COND_BATCH is missing")
+
+
+def test_a_changed_signature_turns_off_only_that_family(tmp_path):
+    _, families, log = boot_without(
+        tmp_path, "import comfy.ldm.flux.math as m; m.attention = lambda q, k, v, pe, mask=None: None")
+    assert families == ["unet", "sd3", "qwen_image", "wan"]
+    assert ("the attention capture of the flux family not registered: ComfyUI 0.3.64: comfy.ldm.flux.math.attention "
+            "no longer takes transformer_options") in log
+
