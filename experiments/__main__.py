@@ -1,4 +1,4 @@
-"""python scripts/study.py --template T.json --pairs P.csv --seeds 1-10 --grid delay=0,0.1 --server URL [--server URL]"""
+"""python scripts/study.py --template T.json --pairs P.csv --seeds 1-10 --grid delay=0,0.1 --server URL [--server …]"""
 
 from __future__ import annotations
 

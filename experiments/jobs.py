@@ -38,7 +38,7 @@ class Job:
 def load_template(path: Path) -> dict:
     """An API-format prompt ('Save (API)' in ComfyUI) with at least one AttentionRt node."""
     try:
-        template = json.loads(Path(path).read_text())
+        template = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
         raise StudyError(f"template {path}: cannot read it as JSON: {error}") from None
     if not isinstance(template, dict) or not all(
@@ -60,7 +60,11 @@ def load_pairs(path: Path) -> list[dict]:
     """Rows of positive, negative, type (noun or adjective), from CSV (with a header) or a JSON list."""
     path = Path(path)
     try:
-        rows = json.loads(path.read_text()) if path.suffix == ".json" else list(csv.DictReader(path.open()))
+        if path.suffix == ".json":
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        else:
+            with path.open(encoding="utf-8", newline="") as f:
+                rows = list(csv.DictReader(f))
     except (OSError, json.JSONDecodeError) as error:
         raise StudyError(f"pairs {path}: cannot read it: {error}") from None
     for i, row in enumerate(rows, start=1):

@@ -66,13 +66,13 @@ def write_report(records: list[dict], grid: list[str], out: Path) -> dict[str, P
     """results.csv (job × step), groups.csv (label × step: mean, std, n) and rt_by_group.png."""
     table = rows(records, grid)
     paths = {name: out / name for name in ("results.csv", "groups.csv", "rt_by_group.png")}
-    with paths["results.csv"].open("w", newline="") as f:
+    with paths["results.csv"].open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=["job", "server", "positive", "negative", "type", "seed", *grid,
                                                "step", "r"])
         writer.writeheader()
         writer.writerows(table)
     groups = group_curves(table, grid)
-    with paths["groups.csv"].open("w", newline="") as f:
+    with paths["groups.csv"].open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["group", "step", "mean", "std", "jobs"])
         for label, (mean, std, n) in groups.items():

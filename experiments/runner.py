@@ -42,7 +42,7 @@ def read_manifest(path: Path) -> dict[str, dict]:
     """Finished jobs by id (a line cut short by a crash is ignored)."""
     done = {}
     if path.exists():
-        for line in path.read_text().splitlines():
+        for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 record = json.loads(line)
             except json.JSONDecodeError:
@@ -85,7 +85,7 @@ def run(template: dict, jobs: list[Job], servers: list[Comfy], out: Path, poll: 
         pending[:0] = flight.pop(url).values()
         del live[url]
 
-    with manifest.open("a") as log:
+    with manifest.open("a", encoding="utf-8") as log:
         while pending or any(flight.values()):
             if not live:
                 raise StudyError(f"every server dropped; {len(pending)} jobs left. Rerun to resume.")

@@ -19,7 +19,7 @@ from ..attention.analysis import Report, analyse
 from ..attention.export import write_exports
 from ..attention.pictures import effects_picture, heatmaps_picture, overlay_pictures, rt_picture
 from ..attention.words import choose, default_words
-from .capture import Prompt, Recorder, capture_model, fingerprint
+from .capture import Prompt, Recorder, capture_model
 from .families import UnsupportedModel, family_of
 from .families.text import UnsupportedText
 from .guidance_nodes import model_input

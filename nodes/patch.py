@@ -39,7 +39,6 @@ from ..guidance import (
     plan_call,
     standard_neg_scale,
 )
-
 from .contract import EFFECTS, EMPTY_KEY, GUIDANCE, KEY, term_key, term_name
 from .run_checks import check_run
 

@@ -40,7 +40,8 @@ def family_of(model) -> ModuleType:
     name = type(diffusion_model).__name__
     reason = REFUSED.get(name, "it is not a family the capture knows")
     if OFF:
-        reason += f" (off in ComfyUI {compat.comfyui_version()}: " + "; ".join(f"{k}: {v}" for k, v in OFF.items()) + ")"
+        off = "; ".join(f"{name}: {problem}" for name, problem in OFF.items())
+        reason += f" (off in ComfyUI {compat.comfyui_version()}: {off})"
     supported = "; ".join(family.NAME for family in FAMILIES)
     raise UnsupportedModel(f"its diffusion model {name} ({type(model.model).__name__}) cannot be captured: {reason}. "
                            f"Supported: {supported}")

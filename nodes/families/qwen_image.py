@@ -39,7 +39,8 @@ def template_end(ids: list, ident) -> int:
 
 def text(clip, prompt: str) -> PromptTokens:
     rows = rows_of(clip, prompt, KEY)
-    ident = {piece: i for i, piece in encoder(clip, KEY).inv_vocab.items() if piece in (IM_START, IM_END, USER, NEWLINE)}
+    pieces = (IM_START, IM_END, USER, NEWLINE)
+    ident = {piece: i for i, piece in encoder(clip, KEY).inv_vocab.items() if piece in pieces}
     row = rows[0][template_end([token for token, *_ in rows[0]], ident):]
     closing = next((j for j, (token, *_) in enumerate(row) if token == ident[IM_END]), len(row))
     user, tail = encoded(clip, prompt, KEY, [row[:closing]]), encoded(clip, prompt, KEY, [row[closing:]], closing)

@@ -7,8 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
-import live_server
 import harness
+import live_server
 import pytest
 
 ARTIFACTS = Path(os.environ.get("NEGATIVE_GUIDANCE_ARTIFACTS", harness.PACK_ROOT / "tests" / "artifacts"))

@@ -39,13 +39,14 @@ def test_the_examples_are_served_as_templates(ui_server):
     pack = "comfyui-negative-guidance"
     assert sorted(ui_server.get("/workflow_templates")[pack]) == [p.stem for p in EXAMPLES]
     for path in EXAMPLES:
-        assert ui_server.get(f"/api/workflow_templates/{pack}/{path.name}") == json.loads(path.read_text())
+        served = ui_server.get(f"/api/workflow_templates/{pack}/{path.name}")
+        assert served == json.loads(path.read_text(encoding="utf-8"))
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_every_example_loads_into_the_prompt_the_tests_run(browser, ui_server, path):
     browser.get_log("browser")
-    workflow = json.loads(path.read_text())
+    workflow = json.loads(path.read_text(encoding="utf-8"))
     output = browser.execute_async_script("""
         const [workflow, done] = arguments;
         app.loadGraphData(workflow).then(() => app.graphToPrompt()).then(p => done(p.output), e => done(String(e)));
@@ -59,7 +60,7 @@ def test_every_example_loads_into_the_prompt_the_tests_run(browser, ui_server, p
 def test_running_the_analysis_graph_draws_the_plot(browser, ui_server, artifacts):
     info = lambda name: ui_server.get(f"/object_info/{name}")[name]  # noqa: E731
     path = next(p for p in EXAMPLES if "attention" in p.stem)
-    prompt = workflows.to_api(json.loads(path.read_text()), info)  # as shipped: the toy model, offline
+    prompt = workflows.to_api(json.loads(path.read_text(encoding="utf-8")), info)  # as shipped: the toy model, offline
     capture = next(n for n in prompt.values() if n["class_type"] == "AttentionCapture")["inputs"]
     encoders = [n for n in prompt.values() if n["class_type"] == "CLIPTextEncode"]
     negative = next(n for n in encoders if n["inputs"]["text"] == capture["negative_text"])

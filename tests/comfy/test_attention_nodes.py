@@ -160,7 +160,8 @@ def test_prompts_with_embeddings_work_and_the_embedding_is_a_word(tiny, embeddin
 def test_a_missing_embedding_is_dropped_as_comfyui_drops_it(tiny, embeddings):
     import tiny as tiny_models
 
-    handle, _ = captured_run(tiny, TEXT, "dot embedding:missing", clip=tiny_models.tiny_clip(embedding_directory=embeddings))
+    clip = tiny_models.tiny_clip(embedding_directory=embeddings)
+    handle, _ = captured_run(tiny, TEXT, "dot embedding:missing", clip=clip)
     assert handle.words["negative"] == ["dot"]
 
 
@@ -235,7 +236,8 @@ def test_exports_hold_every_image_and_the_maps_per_layer(tiny):
     handle, samples = captured_run(tiny, negative="glasses, blurry")
     data, *_ = analyse(handle, samples, filename_prefix="per_image/rt")
     base = sorted((Path(folder_paths.get_output_directory()) / "per_image").glob("rt_*_.json"))[-1]
-    rows = list(csv.DictReader(open(str(base)[:-5] + ".csv", encoding="utf-8")))
+    with open(str(base)[:-5] + ".csv", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
     assert len(rows) == 2 * 3 * 6  # 2 words × (mean + 2 images) × 6 steps
     assert {r["image"] for r in rows} == {"mean", "0", "1"}
     maps = safetensors.torch.load_file(str(base)[:-5] + ".safetensors")

@@ -7,7 +7,7 @@ import weakref
 
 import pytest
 import torch
-from comfy_helpers import call_node, pack_module, patched, sample
+from comfy_helpers import call_node, pack_module, patched
 
 TEXT, NEGATIVE = "a photo of a cat", "blurry, dog"
 CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0, over_cap="error")

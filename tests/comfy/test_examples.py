@@ -13,7 +13,7 @@ EXAMPLES = sorted((harness.PACK_ROOT / "example_workflows").glob("*.json"))
 
 
 def load(path: Path) -> dict:
-    return json.loads(path.read_text())
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def test_there_are_five_examples_and_they_are_up_to_date(comfy):

@@ -6,11 +6,11 @@ import sys
 from pathlib import Path
 
 import harness
+import pack
 import pytest
 import safetensors.torch
 import torch
 from comfy_helpers import call_node, noise_per_seed
-import pack
 
 detect = pack.module("toy.detect")
 

@@ -6,8 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import live_server
 import harness
+import live_server
 import pytest
 
 CHECKPOINT = "rand_sd15.safetensors"

@@ -10,7 +10,8 @@ from graphs import Graph, ksampler
 
 @pytest.fixture(scope="module")
 def lru_server(tmp_path_factory):
-    yield from live_server.serve(live_server.make_base(tmp_path_factory.mktemp("lru_base")), extra=("--cache-lru", "10"))
+    base = live_server.make_base(tmp_path_factory.mktemp("lru_base"))
+    yield from live_server.serve(base, extra=("--cache-lru", "10"))
 
 
 def rt_graph(seed: int, gate_fraction: float = 0.5, steps: int = 6, size: int = 64) -> tuple[dict, str]:

@@ -46,7 +46,8 @@ def independent_scales() -> dict:
     """Eq. 8: x̂ = u + cfg·(p − u) − neg_scale·(n − u), NegativeGuidanceGuider into SamplerCustomAdvanced."""
     g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE})
     guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0,
-                    clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+                    clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0, neg_end=1.0,
+                    window_unit="steps",
                     neg_schedule="constant")
     save(g, custom_sample(g, model, guider, latent, steps=20, seed=1), vae, "negative_guidance/eq8")
     return g.prompt

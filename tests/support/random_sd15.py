@@ -33,7 +33,7 @@ def shapes(comfy_root: Path) -> dict[str, tuple[int, ...]]:
     from comfy.ldm.modules.diffusionmodules.openaimodel import UNetModel
 
     ops = comfy.ops.disable_weight_init
-    clip_config = json.loads((comfy_root / "comfy" / "sd1_clip_config.json").read_text())
+    clip_config = json.loads((comfy_root / "comfy" / "sd1_clip_config.json").read_text(encoding="utf-8"))
     with torch.device("meta"):
         parts = {
             "model.diffusion_model.": UNetModel(**UNET, dtype=torch.float16, device="meta", operations=ops),

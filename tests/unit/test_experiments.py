@@ -3,12 +3,11 @@
 import json
 from operator import attrgetter
 
+import pack
 import pytest
 
-import pack
-
-Job, StudyError, expand, fill, parse_assignments = attrgetter("Job", "StudyError", "expand", "fill", "parse_assignments")(
-    pack.module("experiments.jobs"))
+names = ("Job", "StudyError", "expand", "fill", "parse_assignments")
+Job, StudyError, expand, fill, parse_assignments = attrgetter(*names)(pack.module("experiments.jobs"))
 read_manifest = pack.module("experiments.runner").read_manifest
 
 TEMPLATE = {"1": {"class_type": "KSampler", "inputs": {"seed": "{{seed}}", "cfg": "{{cfg}}"}},
@@ -36,5 +35,5 @@ def test_placeholders_and_values_must_match(grid, message):
 
 def test_a_manifest_line_cut_short_is_ignored(tmp_path):
     path = tmp_path / "manifest.jsonl"
-    path.write_text(json.dumps({"id": "a", "status": "success"}) + "\n{\"id\": \"b\", \"sta")
+    path.write_text(json.dumps({"id": "a", "status": "success"}) + "\n{\"id\": \"b\", \"sta", encoding="utf-8")
     assert list(read_manifest(path)) == ["a"]
