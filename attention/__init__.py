@@ -1,7 +1,7 @@
 """Attention capture and r_t analysis, pure torch (the capture's ComfyUI hooks live in nodes/)."""
 
 from .maps import column_matrix, text_attention, word_maps
-from .metrics import SCORES, map_scores, r_t, related_token, score_index, suggested_start
+from .metrics import SCORES, map_scores, r_t, score_index
 from .store import AttentionStore, LayerId
 
 __all__ = [
@@ -11,9 +11,7 @@ __all__ = [
     "column_matrix",
     "map_scores",
     "r_t",
-    "related_token",
     "score_index",
-    "suggested_start",
     "text_attention",
     "word_maps",
 ]

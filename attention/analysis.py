@@ -14,7 +14,9 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
-from .metrics import r_t, related_token, score_index, suggested_start
+from .gates import lock_on, onset
+from .metrics import r_t, score_index
+from .related import related_word
 from .store import AttentionStore
 
 
@@ -42,6 +44,7 @@ class Report:
     curves: list[Curve]
     gate_step: int
     gate_fraction: float
+    gates: dict[str, int]  # every rule's suggested first step (attention/gates.py)
     maps: dict[str, torch.Tensor]  # branch → (steps, B, words, h, w): summed over layers, frame mean
     effects: dict[str, torch.Tensor] = field(default_factory=dict)  # term → (steps, h, w), batch and frame mean
 
@@ -60,7 +63,7 @@ class Report:
             "curves": {c.word: {"related": c.related, "related_by": c.related_by, "r": json_numbers(c.r),
                                 "per_image": [json_numbers(r) for r in c.per_image]} for c in self.curves},
             "mean": json_numbers(self.mean_curve()), "gate_step": self.gate_step, "gate_start": self.gate_start,
-            "gate_fraction": self.gate_fraction,
+            "gate_fraction": self.gate_fraction, "gates": self.gates,
             "effect": {term: maps.flatten(1).mean(1).tolist() for term, maps in self.effects.items()},
         }
 
@@ -109,10 +112,18 @@ def rt_per_image(neg: dict[int, torch.Tensor], pos: dict[int, torch.Tensor], ste
              if t in neg and t in pos else math.nan for t in steps] for b in range(images)]
 
 
+LOCK_ON = 0.9  # rule (b): the positive's maps correlate this much with their final maps
+
+
 def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: str, gate_fraction: float,
-            related: Mapping[str, str], tick: Callable[[], None] = lambda: None) -> Report:
-    """The report of one run: r(i) from ``related`` or by map correlation, r_t per image and their mean, the gate
-    at the first step where the mean r_t reaches ``gate_fraction`` of its peak."""
+            related: Mapping[str, str], embeddings: Mapping[str, torch.Tensor] | None = None,
+            tick: Callable[[], None] = lambda: None) -> Report:
+    """The report of one run: r(i) from ``related``, or among the positive's content words by map correlation (text
+    embeddings break ties; attention/related.py), r_t per image and their mean, and the gate by rule (a): the first
+    step where the mean r_t has risen ``gate_fraction`` of the way from its start to its peak.
+
+    embeddings: branch → (words, width), each captured word's rows of its encoded prompt, averaged.
+    """
     column = score_index(score)
     negatives, positives = list(words["negative"]), list(words["positive"])
     maps = {branch: step_maps(store, branch) for branch in ("positive", "negative")}
@@ -123,16 +134,18 @@ def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: st
         if word in related:
             j, by = positives.index(related[word]), "given"
         else:
-            j, by = related_token(aggregate["negative"][i], aggregate["positive"]), "map correlation"
+            choice = related_word(aggregate["negative"][i], aggregate["positive"], positives,
+                                  *((embeddings["negative"][i], embeddings["positive"]) if embeddings else ()))
+            j, by = choice.index, choice.reason
         per_image = rt_per_image(sums["negative"], sums["positive"], store.steps(), i, j, column)
         curves.append(Curve(word, positives[j], by, mean_over(per_image), per_image))
         tick()
     mean = mean_over([c.r for c in curves])
-    gate = suggested_start(mean, gate_fraction)
+    gates = {"r_t onset": onset(mean, gate_fraction), "positive lock-on": lock_on(maps["positive"].mean(1), LOCK_ON)}
     effects = {term: store.series(lambda t, term=term: spatial_effect(store.effects.get((t, term))))
                for term in sorted({term for _, term in store.effects})}
-    return Report(score, store.steps(), [store.sigmas[t] for t in store.steps()], curves, gate, gate_fraction, maps,
-                  effects)
+    return Report(score, store.steps(), [store.sigmas[t] for t in store.steps()], curves, gates["r_t onset"],
+                  gate_fraction, gates, maps, effects)
 
 
 def spatial_effect(effect: torch.Tensor | None) -> torch.Tensor | None:

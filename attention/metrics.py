@@ -27,25 +27,3 @@ def r_t(negative: Sequence[float], positive: Sequence[float]) -> float:
     """r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))), from the layer scores s of one step t."""
     den = sum(positive)
     return sum(negative) / den if den > 0 else float("nan")
-
-
-def related_token(negative: torch.Tensor, positives: torch.Tensor) -> int:
-    """r(i): the positive token whose time-aggregated map correlates best with negative token i's.
-
-    negative: (h, w); positives: (words, h, w). Pearson correlation over pixels; ties go to the first word.
-    """
-    x = negative.flatten().float()
-    ys = positives.flatten(1).float()
-    x = x - x.mean()
-    ys = ys - ys.mean(dim=1, keepdim=True)
-    corr = (ys @ x) / (ys.norm(dim=1) * x.norm()).clamp_min(1e-12)
-    return int(corr.argmax())
-
-
-def suggested_start(curve: Sequence[float], fraction: float = 0.5) -> int:
-    """The first step where r_t reaches ``fraction`` of its peak: a gate start for the negative."""
-    finite = [r for r in curve if r == r]
-    if not finite:
-        raise ValueError("the r_t curve has no finite value")
-    peak = max(finite)
-    return next(t for t, r in enumerate(curve) if r == r and r >= fraction * peak)

@@ -244,13 +244,20 @@ class AttentionRt(io.ComfyNode):
         negatives, positives = capture.words["negative"], capture.words["positive"]
         pairs = parse_pairs(node, related, negatives, positives)
         progress = comfy.utils.ProgressBar(len(negatives))
-        report = analyse(store, capture.words, score, gate_fraction, pairs, lambda: progress.update(1))
+        report = analyse(store, capture.words, score, gate_fraction, pairs, word_embeddings(capture.recorder.prompts),
+                         lambda: progress.update(1))
         data = report.to_json()
         write_exports(export_base(node, filename_prefix), data, store)
         plot, heatmaps, effects, overlays = pictures(report, capture.words, image)
         shown = {"text": (summary(report),), "negative_guidance_rt": (curves_ui(report),)}  # drawn by web/js
         return io.NodeOutput(json.dumps(data), report.gate_step, report.gate_start, plot, heatmaps, effects, overlays,
                              ui=shown)
+
+
+def word_embeddings(prompts: dict[str, Prompt]) -> dict[str, torch.Tensor]:
+    """Each captured word's rows of its encoded prompt, averaged: (words, width) per branch (r(i)'s tie-break)."""
+    return {branch: torch.stack([p.conditioning[0, list(w.columns)].float().mean(0) for w in p.words])
+            for branch, p in prompts.items()}
 
 
 def summary(report: Report) -> str:

@@ -79,6 +79,15 @@ def main_inputs() -> list:
     ]
 
 
+def auto_start_input():
+    return io.Float.Input("auto_start", default=0.0, min=0.0, max=1.0, step=0.001, round=0.0001,
+                          tooltip="The online gate. 0 (neutral): the negative follows its window. Above 0: ε; the "
+                                  "negative waits for the positive's layout to settle, then runs from the next step "
+                                  "(never before neg_start): settled when the low-pass change of the positive's "
+                                  "denoised prediction from one step to the next is below ε. No extra model "
+                                  "evaluation; the log says the step it chose.")
+
+
 def clip_input():
     return io.Clip.Input("clip", optional=True, tooltip="The model's text encoder: the node encodes the empty "
                          "prompt u with it (and checks a wired empty against it). Neutral: not connected.")
@@ -113,7 +122,8 @@ def resolve_empty(node: str, empty, clip, others: list[tuple[str, list]]) -> tup
 
 
 def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, neg_end: float,
-                   window_unit: str, neg_schedule: str, empty, terms, cfg: float | None = None) -> NegativeGuidance:
+                   window_unit: str, neg_schedule: str, empty, terms, cfg: float | None = None,
+                   auto_start: float = 0.0) -> NegativeGuidance:
     """Validate a node's inputs into a NegativeGuidance; every error names the node and the input."""
     with blame(node_id, MAIN_NAMES):
         guidance = NegativeGuidance(
@@ -123,6 +133,7 @@ def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, 
             schedule=neg_schedule,
             empty=empty,
             extras=tuple(terms or ()),
+            auto_start=auto_start,
         )
         if cfg is not None:
             guidance.terms(cfg)
@@ -185,24 +196,26 @@ class NegativeGuidanceGuider(io.ComfyNode):
                 *main_inputs(),
                 terms_input("this one"),
                 clip_input(),
+                auto_start_input(),
             ],
             outputs=[io.Guider.Output(tooltip="For SamplerCustomAdvanced.")],
         )
 
     @classmethod
     def validate_inputs(cls, cfg=None, mode=None, neg_scale=None, neg_start=None, neg_end=None, window_unit=None,
-                        neg_schedule=None):
+                        neg_schedule=None, auto_start=None):
         node = "NegativeGuidanceGuider"
         return first_error(check_finite(node, "cfg", cfg, 0.0, 100.0),
-                           main_checks(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule))
+                           main_checks(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule),
+                           check_finite(node, "auto_start", auto_start, 0.0, 1.0))
 
     @classmethod
     def execute(cls, model, positive, negative, mode, cfg, neg_scale, neg_start, neg_end, window_unit,
-                neg_schedule, empty=None, terms=None, clip=None) -> io.NodeOutput:
+                neg_schedule, empty=None, terms=None, clip=None, auto_start=0.0) -> io.NodeOutput:
         node = "NegativeGuidanceGuider"
         empty, note = resolve_empty(node, empty, clip, [("positive", positive), ("negative", negative)])
         guidance = build_guidance(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty,
-                                  terms, cfg)
+                                  terms, cfg, auto_start)
         check_widths(node, model, [("positive", positive), ("negative", negative), *guidance_conditionings(guidance)])
         guider = comfy.samplers.CFGGuider(patch_model(model, guidance))
         guider.set_conds(positive, negative)
@@ -227,21 +240,25 @@ class NegativeGuidanceCFG(io.ComfyNode):
                 *main_inputs(),
                 terms_input("the KSampler's"),
                 clip_input(),
+                auto_start_input(),
             ],
             outputs=[io.Model.Output(tooltip="The patched model, for KSampler or CFGGuider (apply it last).")],
         )
 
     @classmethod
     def validate_inputs(cls, mode=None, neg_scale=None, neg_start=None, neg_end=None, window_unit=None,
-                        neg_schedule=None):
-        return main_checks("NegativeGuidanceCFG", mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule)
+                        neg_schedule=None, auto_start=None):
+        node = "NegativeGuidanceCFG"
+        return first_error(main_checks(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule),
+                           check_finite(node, "auto_start", auto_start, 0.0, 1.0))
 
     @classmethod
     def execute(cls, model, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty=None,
-                terms=None, clip=None) -> io.NodeOutput:
+                terms=None, clip=None, auto_start=0.0) -> io.NodeOutput:
         node = "NegativeGuidanceCFG"
         empty, note = resolve_empty(node, empty, clip, [])
-        guidance = build_guidance(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty, terms)
+        guidance = build_guidance(node, mode, neg_scale, neg_start, neg_end, window_unit, neg_schedule, empty, terms,
+                                  auto_start=auto_start)
         check_widths(node, model, guidance_conditionings(guidance))
         return io.NodeOutput(patch_model(model, guidance), ui=ui.PreviewText(cost_text(guidance) + note))
 

@@ -18,7 +18,7 @@ import functools
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -38,7 +38,9 @@ from ..guidance import (
     own_step,
     plan_call,
     standard_neg_scale,
+    step_index,
 )
+from ..guidance.online import LayoutWatch
 from .contract import EFFECTS, EMPTY_KEY, GUIDANCE, KEY, term_key, term_name
 from .run_checks import check_run
 
@@ -71,6 +73,7 @@ class NegativeGuidance:
     schedule: str
     empty: list | None
     extras: tuple[ExtraTerm, ...] = field(default=())
+    auto_start: float = 0.0  # ε of the online gate (guidance/online.py); 0: the window as set
 
     def __post_init__(self):
         self.terms(cfg=1.0)  # validates neg_scale, the window and the schedule (cfg is checked where it is known)
@@ -115,18 +118,25 @@ class NegativeGuidance:
 
 @dataclass(frozen=True)
 class RunContext:
-    """What the batch function needs from the guider, fixed for one sampling run, and its running count of
-    [model calls, conditionings evaluated]."""
+    """What the batch function needs from the guider, fixed for one sampling run; its running count of [model calls,
+    conditionings evaluated]; and the online gate's watch, when the main negative waits for the layout to settle."""
 
     terms: list[GuidanceTerm]
     conds: dict[str, list]
     sample_sigmas: list[float]
     to_sigma: Callable[[float], float]
+    watch: LayoutWatch | None = None
     calls: list[int] = field(default_factory=lambda: [0, 0])
 
     def count(self, conditionings: int) -> None:
         self.calls[0] += 1
         self.calls[1] += conditionings
+
+    def terms_at(self, step: int) -> list[GuidanceTerm]:
+        """The terms of a call at ``step``: under the online gate, the main negative is off until its watch opens."""
+        if self.watch is None or self.watch.is_open(step):
+            return self.terms
+        return [self.terms[0], replace(self.terms[1], scale=0.0), *self.terms[2:]]
 
 
 def tag(conditioning: list, negative: bool) -> list:
@@ -172,12 +182,16 @@ def make_batch_function():
     def batch(args):
         ctx: RunContext = args["model_options"][RUN_CONTEXT]
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
-        coefficients = plan_call(ctx.terms, float(args["sigma"][0]), ctx.sample_sigmas, ctx.to_sigma)
+        sigma = float(args["sigma"][0])
+        step = step_index(ctx.sample_sigmas, sigma)
+        coefficients = plan_call(ctx.terms_at(step), sigma, ctx.sample_sigmas, ctx.to_sigma)
         keys = list(coefficients)
         ctx.count(len(keys))
         outputs = comfy.samplers.calc_cond_batch(args["model"], [conds[guider_key(k)] for k in keys], args["input"],
                                                  args["sigma"], args["model_options"])
         preds = dict(zip(keys, outputs, strict=True))
+        if ctx.watch is not None and own_step(ctx.sample_sigmas, sigma) is not None and step == len(ctx.watch.changes):
+            ctx.watch.update(step, preds["positive"])  # the first call at each step's own σ_i
         recorder = args["model_options"].get("transformer_options", {}).get(EFFECTS)
         record_effects(recorder, preds, coefficients, args["sigma"], ctx)
         s_pos = coefficients.get("positive", 0.0)
@@ -207,16 +221,20 @@ def make_sampler_sample(guidance: NegativeGuidance):
     log what the run evaluated."""
 
     def sampler_sample(executor, guider, sigmas, extra_args, *args, **kwargs):
-        ctx = RunContext(
-            terms=guidance.terms(guider.cfg),
-            conds={key: guider.conds[key] for key in guidance.extra_conditionings()},
-            sample_sigmas=sigmas.tolist(),
-            to_sigma=percent_to_sigma(guider.inner_model.model_sampling, sigmas.dtype),
-        )
+        schedule = sigmas.tolist()
+        to_sigma = percent_to_sigma(guider.inner_model.model_sampling, sigmas.dtype)
+        terms = guidance.terms(guider.cfg)
+        watch = None
+        if guidance.auto_start > 0:
+            watch = LayoutWatch(guidance.auto_start, terms[1].window.step_range(schedule, to_sigma).start)
+        ctx = RunContext(terms, {key: guider.conds[key] for key in guidance.extra_conditionings()}, schedule, to_sigma,
+                         watch)
         model_options = {**extra_args["model_options"], RUN_CONTEXT: ctx}
         samples = executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
         log.info("%s: this run made %d model calls, which evaluated %d conditionings", guidance.node_id,
                  ctx.calls[0], ctx.calls[1])
+        if watch is not None:
+            log.info("%s: %s", guidance.node_id, watch_summary(watch, len(schedule) - 1))
         return samples
 
     return sampler_sample
@@ -241,6 +259,14 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     return outer_sample
+
+
+def watch_summary(watch: LayoutWatch, steps: int) -> str:
+    """What the online gate chose in a run of ``steps`` steps."""
+    if watch.opened_at is None or watch.opened_at >= steps:
+        return f"the layout never settled below auto_start {watch.epsilon:g}: the negative never ran"
+    return (f"the layout settled at step {watch.opened_at - 1} (change {watch.changes[watch.opened_at - 1]:.4f} < "
+            f"{watch.epsilon:g}): the negative ran from step {watch.opened_at}")
 
 
 def describe(key: str) -> str:

@@ -7,10 +7,9 @@ import pytest
 import torch
 from pack import attention
 
-(AttentionStore, LayerId, column_matrix, map_scores, r_t, related_token, score_index, suggested_start,
- text_attention, word_maps) = attrgetter(
-    "AttentionStore", "LayerId", "column_matrix", "map_scores", "r_t", "related_token", "score_index",
-    "suggested_start", "text_attention", "word_maps")(attention)
+AttentionStore, LayerId, column_matrix, map_scores, r_t, score_index, text_attention, word_maps = attrgetter(
+    "AttentionStore", "LayerId", "column_matrix", "map_scores", "r_t", "score_index", "text_attention",
+    "word_maps")(attention)
 store_module = attention.store
 
 
@@ -81,24 +80,6 @@ def test_scores_cover_the_whole_grid_frames_included():
 def test_r_t_is_a_ratio_of_sums():
     assert r_t([1.0, 2.0], [1.5, 1.5]) == 1.0
     assert math.isnan(r_t([1.0], [0.0]))
-
-
-def test_related_token_is_pearson_correlation_not_a_dot_product():
-    """A negative map equal to positive 0's shape but offset and scaled correlates 1 with it; positive 1 is brighter
-    everywhere (the larger dot product) but uncorrelated."""
-    g = torch.Generator().manual_seed(2)
-    shape = torch.rand(8, 8, generator=g)
-    bright = torch.rand(8, 8, generator=g) + 10.0
-    negative = shape * 3 + 1
-    assert (negative.flatten() @ bright.flatten()) > (negative.flatten() @ shape.flatten())
-    assert related_token(negative, torch.stack([shape, bright])) == 0
-
-
-def test_suggested_start():
-    assert suggested_start([0.1, 0.3, 0.6, 1.0, 0.8]) == 2
-    assert suggested_start([0.1, float("nan"), 0.9], fraction=0.9) == 2
-    with pytest.raises(ValueError):
-        suggested_start([float("nan")])
 
 
 def layer(block, size):
