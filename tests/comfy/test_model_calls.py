@@ -56,3 +56,17 @@ def test_multi_call_samplers_switch_the_gate_at_the_right_step(tiny, sampler, ca
     low, high = sigmas[first_on] * (1 + 1e-4), sigmas[first_on - 1]
     between = [conds for sigma, conds, _ in recorder.calls if low < sigma < high]
     assert between == ([] if sampler == "heun" else [2])
+
+
+def test_the_online_gate_opens_at_the_step_it_logs(tiny, caplog):
+    """auto_start: the negative waits for the positive's layout to settle; the log names the step, and the model
+    calls show the negative from exactly that step (no extra evaluation before it)."""
+    import logging
+    import re
+
+    model, recorder = recorded(tiny)
+    with caplog.at_level(logging.INFO):
+        sample(tiny, patched(tiny, model, auto_start=0.5, neg_start=0.1), steps=10)
+    opened = int(re.search(r"the negative ran from step (\d+)", caplog.text).group(1))
+    assert 1 < opened < 10
+    assert recorder.conds_per_call() == [2] * opened + [3] * (10 - opened)
