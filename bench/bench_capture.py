@@ -1,8 +1,11 @@
 """Cost of AttentionCapture: wall time of a captured KSampler run against an uncaptured one, and the MB stored.
 
-    python bench/bench_capture.py [--model tiny|sd15] [--size 256] [--steps 6] [--rounds 3]
+    python bench/bench_capture.py [--model tiny|sd15|sd35|flux] [--size 256] [--steps 6] [--rounds 3]
+                                  [--device cpu|cuda] [--dtype fp32|bf16|fp16]
 
-Two 10-word prompts, every word captured; the runs alternate round by round; medians. Not a test.
+Two 10-word prompts, every word captured; the runs alternate round by round; medians. On a GPU, for example:
+    python bench/bench_capture.py --model sd35 --size 1024 --device cuda --dtype bf16
+Not a test.
 """
 
 from __future__ import annotations
@@ -14,12 +17,11 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts"), str(ROOT / "bench")]
 
-import bench_guidance  # noqa: E402
 import comfy_helpers  # noqa: E402
+import bench_models as models  # noqa: E402
 
 POSITIVE = "professional office woman at a wooden desk with a laptop computer"
 NEGATIVE = "glasses blurry dark noisy cropped frame text watermark logo signature"
@@ -27,7 +29,9 @@ NEGATIVE = "glasses blurry dark noisy cropped frame text watermark logo signatur
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["tiny", "sd15"], default="tiny")
+    parser.add_argument("--model", choices=models.KINDS, default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=list(models.DTYPES), default="fp32")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
@@ -37,12 +41,10 @@ def main():
 
     import comfy.sample
 
-    model, clip, latent, noise = bench_guidance.load_model(args.model, args.size)
-    encode = lambda text: clip.encode_from_tokens_scheduled(clip.tokenize(text))  # noqa: E731
-    p, n = encode(POSITIVE), encode(NEGATIVE)
-    captured, handle = call_node("AttentionCapture", model=model, clip=clip, positive_text=POSITIVE,
-                                 negative_text=NEGATIVE, positive_words="", negative_words="", special_tokens=False,
-                                 max_mb=4096.0, over_cap="error")
+    model, clip, latent, noise = models.load(args.model, args.size, args.dtype, args.device)
+    captured, handle, p, n = call_node("AttentionCapture", model=model, clip=clip, positive_text=POSITIVE,
+                                       negative_text=NEGATIVE, positive_words="", negative_words="",
+                                       special_tokens=False, max_mb=4096.0, over_cap="error")
     runs = {name: (lambda m=m: comfy.sample.sample(m, noise, args.steps, 7.0, "euler", "normal", p, n, latent,
                                                    disable_pbar=True, seed=0))
             for name, m in (("uncaptured", model), ("captured", captured))}
@@ -53,13 +55,17 @@ def main():
             run()
             times[name].append(time.perf_counter() - start)
     plain, capture = (statistics.median(times[k][1:]) for k in ("uncaptured", "captured"))
-    print(f"\n{args.model}, {args.size}×{args.size}, {args.steps} euler steps, {len(handle.words['positive'])} + "
-          f"{len(handle.words['negative'])} words, median of {args.rounds} rounds\n")
-    print("| run | s / run | ratio | stored |")
+    store = handle.recorder.finished
+    import torch
+
+    print(f"\n{args.model}, {args.size}×{args.size}, {args.dtype} on {args.device}, {args.steps} euler steps, "
+          f"{len(handle.words['positive'])} + {len(handle.words['negative'])} words, median of {args.rounds} rounds, "
+          f"{torch.get_num_threads()} threads\n")
+    print("| run | s / run | ratio | stored per step |")
     print("|---|---|---|---|")
     print(f"| KSampler | {plain:.3f} | | |")
     print(f"| KSampler + AttentionCapture | {capture:.3f} | {capture / plain:.3f}× | "
-          f"{handle.store.nbytes / 2**20:.2f} MB |")
+          f"{store.nbytes / len(store.steps()) / 2**20:.2f} MB |")
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Per-step cost of negative guidance against ComfyUI's own guiders, measured side by side in one run.
 
-    python bench/bench_guidance.py [--model tiny|sd15] [--size 256] [--steps 4] [--rounds 3]
+    python bench/bench_guidance.py [--model tiny|sd15|sd35|flux] [--size 256] [--steps 4] [--rounds 3]
+                                   [--device cpu|cuda] [--dtype fp32|bf16|fp16]
 
 Runs on the CPU in process (no server). Configurations are interleaved round by round and each is timed over a
 whole sampling run; the table gives the median seconds per step, the ratio to its reference measured in the same
@@ -17,10 +18,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts"), str(ROOT / "bench")]
 
 import comfy_helpers  # noqa: E402
-import harness  # noqa: E402
+import bench_models as models  # noqa: E402
 
 RECORDER = None  # set in main(): comfy_helpers needs ComfyUI booted
 MAIN = dict(neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
@@ -80,34 +81,18 @@ def evaluations_per_step(how, p, noise, latent, steps) -> float:
     return statistics.mean(RECORDER.conds_per_call()[-steps:])
 
 
-def load_model(kind: str, size: int):
-    """(MODEL, CLIP, empty latent, noise) of the tiny model or the random full-size SD1.5 checkpoint."""
-    import torch
-
-    import comfy.sample
-    import comfy.sd
-
-    if kind == "tiny":
-        import tiny
-
-        model, clip = tiny.tiny_model(), tiny.tiny_clip()
-    else:
-        path = harness.cache_dir() / "rand_sd15.safetensors"
-        model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(path))
-    latent = torch.zeros(1, 4, size // 8, size // 8)
-    return model, clip, latent, comfy.sample.prepare_noise(latent, 0)
-
-
-def load(kind: str, size: int):
+def load(kind: str, size: int, dtype: str, device: str):
     """The model, the conds p, n and u, the latent and the noise."""
-    model, clip, latent, noise = load_model(kind, size)
+    model, clip, latent, noise = models.load(kind, size, dtype, device)
     encode = lambda text: clip.encode_from_tokens_scheduled(clip.tokenize(text))  # noqa: E731
     return model, (encode("professional office woman"), encode("glasses"), encode("")), latent, noise
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=["tiny", "sd15"], default="tiny")
+    parser.add_argument("--model", choices=models.KINDS, default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=list(models.DTYPES), default="fp32")
     parser.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=5)
@@ -121,7 +106,7 @@ def main():
     global RECORDER
     RECORDER = Recorder()
     torch.manual_seed(0)
-    model, (p, n, u), latent, noise = load(args.model, args.size)
+    model, (p, n, u), latent, noise = load(args.model, args.size, args.dtype, args.device)
     recorded = model.clone()
     recorded.set_model_unet_function_wrapper(RECORDER)
     counts = {name: evaluations_per_step(how, p, noise, latent, args.steps)

@@ -1,0 +1,64 @@
+"""The models the benchmarks time: tiny ones, the random full-size SD1.5 checkpoint, and random DiTs at full width
+with few blocks (SD3.5 medium's width 1536 with 4 joint blocks; Flux's width 3072 with 1 double and 1 single block),
+on any device and dtype. ComfyUI must be booted (comfy_helpers.boot) before ``load``."""
+
+from __future__ import annotations
+
+import harness
+
+KINDS = ("tiny", "sd15", "sd35", "flux")
+DTYPES = {"fp32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+SD35_WIDTH = {"depth": 24, "num_blocks": 4, "adm_in_channels": 2048, "num_patches": 36864, "pos_embed_max_size": 192,
+              "context_embedder_config": {"target": "torch.nn.Linear", "params": {"in_features": 4096,
+                                                                                  "out_features": 1536}}}
+FLUX_WIDTH = {"hidden_size": 3072, "num_heads": 24, "depth": 1, "depth_single_blocks": 1, "axes_dim": [16, 56, 56]}
+
+
+def dit(family: str, changes: dict, dtype, device):
+    """A random DiT of ``family`` with its tiny config changed by ``changes`` (full width), weights from one seed."""
+    import tiny
+    import tiny_families
+
+    import comfy.model_patcher
+
+    base = tiny_families.FAMILIES[family].config
+    config_class = type(f"Wide{base.__name__}", (base,), {"unet_config": base.unet_config | changes})
+    config = config_class(config_class.unet_config)
+    config.set_inference_dtype(dtype, None)
+    model = config.get_model({}, device=device)
+    tiny.fill_(model.diffusion_model, 0)
+    return comfy.model_patcher.ModelPatcher(model, load_device=device, offload_device=device)
+
+
+def load(kind: str, size: int, dtype_name: str = "fp32", device_name: str = "cpu"):
+    """(MODEL, CLIP, empty latent, noise) for a ``size``² image."""
+    import tiny_families
+    import torch
+
+    import comfy.sample
+    import comfy.sd
+
+    dtype, device = getattr(torch, DTYPES[dtype_name]), torch.device(device_name)
+    if kind == "tiny":
+        import tiny
+
+        model, clip = tiny.tiny_model(dtype=dtype), tiny.tiny_clip()
+        channels = 4
+    elif kind == "sd15":
+        path = harness.cache_dir() / "rand_sd15.safetensors"
+        if not path.exists():
+            import subprocess
+            import sys
+
+            subprocess.run([sys.executable, str(harness.PACK_ROOT / "tests" / "support" / "random_sd15.py"),
+                            str(path)], check=True)
+        options = {} if dtype_name == "fp32" else {"dtype": dtype}
+        model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(path), model_options=options)
+        channels = 4
+    else:
+        family = {"sd35": "sd3", "flux": "flux"}[kind]
+        model = dit(family, SD35_WIDTH | {"x_block_self_attn_layers": [0]} if kind == "sd35" else FLUX_WIDTH,
+                    dtype, device)
+        clip, channels = tiny_families.clip(family), 16
+    latent = torch.zeros(1, channels, size // 8, size // 8)
+    return model, clip, latent, comfy.sample.prepare_noise(latent, 0)
