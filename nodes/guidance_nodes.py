@@ -80,7 +80,7 @@ def main_inputs() -> list:
 
 
 def auto_start_input():
-    return io.Float.Input("auto_start", default=0.0, min=0.0, max=1.0, step=0.001, round=0.0001,
+    return io.Float.Input("auto_start", default=0.0, min=0.0, max=1.0, step=0.001, round=0.0001, optional=True,
                           tooltip="The online gate. 0 (neutral): the negative follows its window. Above 0: ε; the "
                                   "negative waits for the positive's layout to settle, then runs from the next step "
                                   "(never before neg_start): settled when the low-pass change of the positive's "

@@ -158,17 +158,23 @@ def test_branches_of_a_three_cond_batch_are_separated(tiny):
             torch.testing.assert_close(maps.float(), reference[layer].float(), rtol=0, atol=1e-3)
 
 
-def test_extra_passes_of_other_hooks_are_never_recorded(tiny):
-    """PAG re-runs the positive after CFG: the capture keeps the guidance's own evaluation (identical at step 0)."""
+@pytest.mark.parametrize("node, inputs, atol", [("PerturbedAttentionGuidance", dict(scale=3.0), 0.0),
+                                                ("SelfAttentionGuidance", dict(scale=0.5, blur_sigma=2.0), 2e-3)])
+def test_extra_passes_of_other_hooks_are_never_recorded(tiny, node, inputs, atol):
+    """PAG re-runs the positive and SAG the negative after CFG: the capture keeps the guidance's own evaluation of
+    each branch. At step 0 both runs see the same input: PAG's maps are identical; SAG's attn1 replace of the middle
+    block computes that layer's self-attention its own way, so later layers move by float rounding only (its
+    re-run of the negative, if recorded as the positive, would change the maps entirely)."""
     model, handle, p, n = capture(tiny.model(), tiny.clip)
     run(tiny, model, p, n)
     plain = store_of(handle)
-    pag = call_node("PerturbedAttentionGuidance", model=tiny.model(), scale=3.0)[0]
-    model, handle, p, n = capture(pag, tiny.clip)
+    hooked = call_node(node, model=tiny.model(), **inputs)[0]
+    model, handle, p, n = capture(hooked, tiny.clip)
     run(tiny, model, p, n)
-    with_pag = store_of(handle)
+    with_hook = store_of(handle)
+    assert with_hook.records.keys() == plain.records.keys()
     for key in (k for k in plain.records if k[0] == 0):
-        assert torch.equal(with_pag.records[key], plain.records[key]), key
+        torch.testing.assert_close(with_hook.records[key], plain.records[key], rtol=0, atol=atol, msg=str(key))
 
 
 def test_a_later_node_that_replaces_a_hook_is_refused_before_sampling(tiny):

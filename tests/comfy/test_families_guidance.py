@@ -44,7 +44,7 @@ import pytest
 import torch
 from comfy_helpers import Recorder, call_node, patched, sample
 
-FAMILIES = ("sd1", "sdxl", "sd3", "flux", "chroma", "wan21", "wan21_i2v", "qwen_image", "lumina2", "auraflow",
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "wan21", "wan21_i2v", "qwen_image", "lumina2", "auraflow",
             "hidream", "hunyuan_video")  # = tiny_families.FAMILIES, which needs ComfyUI on the path
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
@@ -54,7 +54,7 @@ RTOL = 1e-5  # fp32 after STEPS steps
 FIRST_STEP_RTOL = 1e-6  # one model call, any dtype: the combination's own rounding
 LOW_PRECISION_RTOL = 5e-2  # bf16 and fp16 after STEPS steps: rounding flips of the cast latent
 EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixels, batch 2)
-    "EmptyLatentImage": ("sd1", "sdxl", "auraflow"),
+    "EmptyLatentImage": ("sd1", "sd2", "sdxl", "auraflow"),
     "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream"),
     "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video"),
 }

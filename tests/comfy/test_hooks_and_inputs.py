@@ -76,6 +76,13 @@ def test_hooks_on_top_of_standard_mode_equal_the_hooks_on_the_ksampler(tiny, nod
     assert torch.equal(ours, oracle)
 
 
+@pytest.mark.parametrize("sampler", ["euler_cfg_pp", "euler_ancestral_cfg_pp", "dpmpp_2m_cfg_pp"])
+def test_cfg_pp_samplers_on_standard_mode_equal_them_on_the_ksampler(tiny, sampler):
+    """CFG++ samplers read the uncond prediction through a post-CFG hook: standard mode hands them the KSampler's."""
+    ours = sample(tiny, patched(tiny, tiny.model(), mode="standard"), sampler=sampler)
+    assert torch.equal(ours, sample(tiny, tiny.model(), sampler=sampler))
+
+
 @pytest.mark.parametrize("settings", [dict(mode="independent"), dict(mode="standard", neg_start=0.5)])
 def test_sag_is_refused_where_the_effective_uncond_is_not_the_samplers_negative(tiny, settings):
     """SAG re-evaluates the KSampler's negative and mixes it with ū: right only when ū = n at every step."""

@@ -37,6 +37,7 @@ import comfy.text_encoders.hunyuan_video
 import comfy.text_encoders.lumina2
 import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.qwen_image
+import comfy.text_encoders.sd2_clip
 import comfy.text_encoders.sd3_clip
 import comfy.text_encoders.wan
 
@@ -51,6 +52,7 @@ LLM_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 1
 SPM_VOCAB = 512
 TEXT_ENCODERS = {  # name: (tiny config, real width)
     "clip_l": (CLIP_TINY, 768),
+    "clip_h": (CLIP_TINY, 1024),
     "clip_g": (CLIP_TINY, 1280),
     "t5xxl": (T5_TINY, 4096),
     "umt5xxl": (T5_TINY | {"vocab_size": SPM_VOCAB}, 4096),
@@ -183,6 +185,11 @@ class SD1(comfy.supported_models.SD15):
     unet_extra_config = tiny.TinySD1.unet_extra_config
 
 
+class SD2(comfy.supported_models.SD20):  # SD2.x: OpenCLIP-H context (1024), attention upcast to fp32
+    unet_config = tiny.TinySD1.unet_config | {"context_dim": 1024}
+    unet_extra_config = {"num_heads": -1, "num_head_channels": 16, "attn_precision": torch.float32}
+
+
 class SDXL(comfy.supported_models.SDXL):
     unet_config = tiny.TinySDXL.unet_config
     unet_extra_config = tiny.TinySDXL.unet_extra_config
@@ -269,6 +276,8 @@ class Family:
 
 FAMILIES = {
     "sd1": Family(SD1, comfy.sd1_clip.SD1Tokenizer, comfy.sd1_clip.SD1ClipModel, ("clip_l",)),
+    "sd2": Family(SD2, comfy.text_encoders.sd2_clip.SD2Tokenizer, comfy.text_encoders.sd2_clip.SD2ClipModel,
+                  ("clip_h",)),
     "sdxl": Family(SDXL, comfy.sdxl_clip.SDXLTokenizer, comfy.sdxl_clip.SDXLClipModel, ("clip_l", "clip_g")),
     "sd3": Family(SD3, comfy.text_encoders.sd3_clip.SD3Tokenizer,
                   comfy.text_encoders.sd3_clip.sd3_clip(clip_l=True, clip_g=True, t5=True),
@@ -337,7 +346,7 @@ def encode(clip: comfy.sd.CLIP, text: str) -> list:
 
 
 CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's token axis, in order
-    "sd1": ("l",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",), "chroma": ("t5xxl",),
+    "sd1": ("l",), "sd2": ("h",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",), "chroma": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",),
 }
