@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts"), str(ROOT / "bench")]
 
-import comfy_helpers  # noqa: E402
 import bench_models as models  # noqa: E402
+import comfy_helpers  # noqa: E402
 
 POSITIVE = "professional office woman at a wooden desk with a laptop computer"
 NEGATIVE = "glasses blurry dark noisy cropped frame text watermark logo signature"

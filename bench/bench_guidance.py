@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts"), str(ROOT / "bench")]
 
-import comfy_helpers  # noqa: E402
 import bench_models as models  # noqa: E402
+import comfy_helpers  # noqa: E402
 
 RECORDER = None  # set in main(): comfy_helpers needs ComfyUI booted
 MAIN = dict(neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")

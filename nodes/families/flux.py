@@ -36,14 +36,6 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
             + [("single_block", i) for i in range(len(diffusion_model.single_blocks)) if i not in skip_single])
 
 
-def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
-    return joint.patch_grid(latent_shape[-2:], (2, 2))
-
-
-def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
-    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
-
-
 def locate(kind: str, index: int, args: dict, call) -> joint.Block:
     """Double blocks give the text length (txt); single blocks run on cat(txt, img) and reuse it."""
     if kind == "double_block":
@@ -56,5 +48,5 @@ def locate(kind: str, index: int, args: dict, call) -> joint.Block:
     return joint.Block(layer, 0, length, slice(text_tokens, text_tokens + math.prod(grid)), slice(0, text_tokens))
 
 
-def install(patched, recorder) -> dict:
-    return joint.install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)
+token_grid = joint.image_grid
+layers, install = joint.hooks(blocks, locate)

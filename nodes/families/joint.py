@@ -41,6 +41,19 @@ def patch_grid(dims: tuple[int, ...], patch: tuple[int, ...]) -> tuple[int, ...]
     return tuple(math.ceil(d / p) for d, p in zip(dims, patch, strict=True))
 
 
+def image_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The token grid of an image latent (…, H, W) in 2×2 patches: SD3, Flux, Chroma, Qwen-Image."""
+    return patch_grid(latent_shape[-2:], (2, 2))
+
+
+def text_then_image(kind: str, index: int, args: dict, call) -> Block:
+    """A block whose one joint attention runs over [txt, img] (SD3's joint blocks, Qwen-Image's blocks): the image
+    queries are the first grid-many image tokens, the text keys the txt tokens."""
+    text_tokens, image_tokens = args["txt"].shape[1], args["img"].shape[1]
+    return Block(LayerId((kind, index), 0, call.grid), 0, text_tokens + image_tokens,
+                 slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
+
+
 def attention_args(args: tuple, kwargs: dict):
     """q, k, heads and the heads-first flag of an optimized_attention call, as ComfyUI's DiTs make it."""
     heads = args[3] if len(args) > 3 else kwargs["heads"]
@@ -101,3 +114,16 @@ def installed_hooks(model_options: dict) -> dict:
     """The override and the dit block replaces in ``model_options``, keyed as ``install`` returns them."""
     options = model_options.get("transformer_options", {})
     return {OVERRIDE: options.get(OVERRIDE), **options.get("patches_replace", {}).get("dit", {})}
+
+
+def hooks(blocks: Callable[[object], list[tuple[str, int]]], locate: Locate, token_grid=image_grid):
+    """A DiT family's ``layers(diffusion_model, latent_shape)`` and ``install(patched, recorder)``: one layer per
+    block of ``blocks``, at the token grid; the override and a block replace on each block."""
+
+    def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+        return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
+
+    def install_hooks(patched, recorder) -> dict:
+        return install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)
+
+    return layers, install_hooks

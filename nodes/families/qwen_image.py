@@ -9,12 +9,10 @@ double_block replaces (qwen_image/model.py) and the attention override.
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 
-from ...attention.store import LayerId
 from . import joint
 from .text import Encoded, PromptTokens, encoded, encoder, rows_of
 
@@ -52,19 +50,5 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
     return [("double_block", i) for i in range(len(diffusion_model.transformer_blocks))]
 
 
-def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
-    return joint.patch_grid(latent_shape[-2:], (2, 2))  # an image: (B, C, 1, H, W)
-
-
-def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
-    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
-
-
-def locate(kind: str, index: int, args: dict, call) -> joint.Block:
-    text_tokens, image_tokens = args["txt"].shape[1], args["img"].shape[1]
-    return joint.Block(LayerId((kind, index), 0, call.grid), 0, text_tokens + image_tokens,
-                       slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
-
-
-def install(patched, recorder) -> dict:
-    return joint.install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)
+token_grid = joint.image_grid
+layers, install = joint.hooks(blocks, joint.text_then_image)

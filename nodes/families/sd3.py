@@ -9,11 +9,8 @@ second call of its block and is left out.
 
 from __future__ import annotations
 
-import math
-
 from comfy.ldm.modules.diffusionmodules.mmdit import MMDiT
 
-from ...attention.store import LayerId
 from . import joint
 from .text import PromptTokens, UnsupportedText, encoded, rows_of
 
@@ -47,19 +44,5 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
     return [("double_block", i) for i in range(len(diffusion_model.joint_blocks))]
 
 
-def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
-    return joint.patch_grid(latent_shape[-2:], (2, 2))
-
-
-def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
-    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
-
-
-def locate(kind: str, index: int, args: dict, call) -> joint.Block:
-    text_tokens, image_tokens = args["txt"].shape[1], args["img"].shape[1]
-    return joint.Block(LayerId((kind, index), 0, call.grid), 0, text_tokens + image_tokens,
-                       slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
-
-
-def install(patched, recorder) -> dict:
-    return joint.install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)
+token_grid = joint.image_grid
+layers, install = joint.hooks(blocks, joint.text_then_image)

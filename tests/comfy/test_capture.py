@@ -1,13 +1,11 @@
 """The attention capture on the tiny SD1 UNet: exact maps, bit-identical samples, separated branches, every LCM copy
 counted, only the guidance's own evaluation recorded, bounded memory."""
 
-import gc
 import math
-import weakref
 
 import pytest
 import torch
-from comfy_helpers import call_node, pack_module, patched
+from comfy_helpers import assert_memory_stays_flat, call_node, pack_module, patched
 
 TEXT, NEGATIVE = "a photo of a cat", "blurry, dog"
 CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0, over_cap="error")
@@ -194,25 +192,17 @@ def test_capture_never_leaks_into_the_source_model(tiny):
     assert "patches_replace" not in model.model_options.get("transformer_options", {})
 
 
-def rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="utf-8") as statm:
-        return int(statm.read().split()[1]) * 4096
-
 
 def test_twenty_captures_in_a_row_do_not_grow_memory(tiny):
     """Each capture's recorder dies with its patched model: 20 runs hold at most one run's worth of memory."""
-    model, run_bytes, recorders, baseline = tiny.model(), [], [], None
-    for i in range(20):
+    model = tiny.model()
+
+    def once():
         captured, handle, p, n = capture(model, tiny.clip)
         run(tiny, captured, p, n)
-        run_bytes.append(store_of(handle).nbytes)
-        recorders.append(weakref.ref(handle.recorder))
-        del captured, handle
-        gc.collect()
-        if i == 1:
-            baseline = rss_bytes()
-    assert all(ref() is None for ref in recorders)
-    assert rss_bytes() - baseline < 3 * max(run_bytes) + 8 * 2**20
+        return handle
+
+    assert_memory_stays_flat(once)
 
 
 def test_capture_works_on_an_sdxl_shaped_model(tiny):

@@ -5,12 +5,10 @@ Every test runs the family's real model, tokenizer and text-encoder classes (tes
 """
 
 import functools
-import gc
-import weakref
 
 import pytest
 import torch
-from comfy_helpers import call_node, pack_module
+from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
 CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "qwen_image", "wan21", "wan21_i2v"]
 REFUSED = {"lumina2": "Lumina 2 has no dit block replace", "hidream": "its blocks have no dit replace",
@@ -199,24 +197,14 @@ def test_twenty_captures_in_a_row_do_not_grow_memory_and_never_leak_into_the_mod
 
     model = tiny_families.model(family)
     before = repr(model.model_options), repr(model.wrappers)
-    recorders, sizes, baseline = [], [], None
-    for i in range(20):
+
+    def once():
         captured, handle, p, n = capture(family, model=model, special_tokens=False)
         sample(family, captured, p, n, steps=2)
-        sizes.append(handle.recorder.finished.nbytes)
-        recorders.append(weakref.ref(handle.recorder))
-        del captured, handle
-        gc.collect()
-        if i == 1:
-            baseline = rss_bytes()
-    assert all(ref() is None for ref in recorders)
-    assert rss_bytes() - baseline < 3 * max(sizes) + 8 * 2**20
+        return handle
+
+    assert_memory_stays_flat(once)
     assert (repr(model.model_options), repr(model.wrappers)) == before
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/statm", encoding="utf-8") as statm:
-        return int(statm.read().split()[1]) * 4096
 
 
 def test_video_maps_are_frame_by_frame_and_the_analysis_averages_frames():

@@ -70,3 +70,28 @@ def patched(t, model, **inputs):
 
 
 pack_module = harness.module  # a submodule of the pack as ComfyUI loaded it, e.g. pack_module("nodes.capture")
+
+
+def rss_bytes() -> int:
+    """This process's resident memory (Linux)."""
+    with open("/proc/self/statm", encoding="utf-8") as statm:
+        return int(statm.read().split()[1]) * 4096
+
+
+def assert_memory_stays_flat(capture_once, runs: int = 20) -> None:
+    """``capture_once()`` samples one captured run and returns its AttentionCapture handle: after ``runs`` of them,
+    every recorder is gone and the process holds at most about one run's maps more than after the second."""
+    import gc
+    import weakref
+
+    recorders, sizes, baseline = [], [], None
+    for i in range(runs):
+        handle = capture_once()
+        sizes.append(handle.recorder.finished.nbytes)
+        recorders.append(weakref.ref(handle.recorder))
+        del handle
+        gc.collect()
+        if i == 1:
+            baseline = rss_bytes()
+    assert all(ref() is None for ref in recorders)
+    assert rss_bytes() - baseline < 3 * max(sizes) + 8 * 2**20
