@@ -228,7 +228,8 @@ class NegativeGuidanceCFG(io.ComfyNode):
                 terms_input("the KSampler's"),
                 clip_input(),
             ],
-            outputs=[io.Model.Output(tooltip="The patched model, for KSampler or CFGGuider (apply it last).")],
+            outputs=[io.Model.Output(tooltip="The patched model, for KSampler or CFGGuider. CFG patches such as "
+                                            "RescaleCFG, CFGZeroStar, APG and PAG go after it.")],
         )
 
     @classmethod
