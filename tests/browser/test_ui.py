@@ -102,9 +102,8 @@ def test_help_pages_open_in_the_frontend_without_a_404(browser):
           done(out);
         }})();
     """, OURS)
-    titles = browser.execute_script(
-        "return Object.fromEntries(arguments[0].map(n => [n, LiteGraph.registered_node_types[n].nodeData.display_name]))",
-        OURS)
+    titles = browser.execute_script("return Object.fromEntries(arguments[0].map("
+                                    "n => [n, LiteGraph.registered_node_types[n].nodeData.display_name]))", OURS)
     for name, (html, error) in pages.items():
         assert error is None, (name, error)
         assert html.startswith(f"<h1>{titles[name]}</h1>") and "<h2>Outputs</h2>" in html, name
@@ -161,7 +160,8 @@ def test_the_template_browser_shows_every_thumbnail(browser, artifacts):
     browser.save_screenshot(str(artifacts / "templates.png"))
     browser.execute_script(f"""
         const dialogs = {PINIA}.get('dialog');
-        for (let i = 0; dialogs.dialogStack.length && i < 5; i++) dialogs.closeDialog({{key: dialogs.dialogStack.at(-1).key}});
+        for (let i = 0; dialogs.dialogStack.length && i < 5; i++)
+          dialogs.closeDialog({{key: dialogs.dialogStack.at(-1).key}});
     """)
     assert cards == {path.stem: [384, 384] for path in EXAMPLES}
     assert severe_logs(browser) == []

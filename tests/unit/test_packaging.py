@@ -35,7 +35,8 @@ def test_requirements_add_nothing_comfyui_lacks():
 
 
 def test_the_web_extension_imports_the_frontend_three_levels_up():
-    """web/js/x.js is served at /extensions/<pack>/js/x.js: ../../../scripts/app.js is the frontend's app."""
+    """web/js/x.js is served at /extensions/<pack>/js/x.js: ../../../scripts/ holds the frontend's app and api."""
     for script in (ROOT / "web" / "js").glob("*.js"):
         imports = re.findall(r'from "([^"]+)"', script.read_text())
-        assert imports and all(path == "../../../scripts/app.js" for path in imports), script.name
+        assert "../../../scripts/app.js" in imports, script.name
+        assert all(path in ("../../../scripts/app.js", "../../../scripts/api.js") for path in imports), script.name
