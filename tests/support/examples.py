@@ -1,9 +1,12 @@
 """The example workflows: example_workflows/<name>.json (UI format, with a note inside the graph) and <name>.jpg (the
 template's thumbnail, from a real run of the example), built from the API-format graphs below.
 
-    python tests/support/examples.py            # every example: JSON and thumbnail
+    python tests/support/examples.py            # every example: JSON and thumbnail (about 2 min on 2 cores)
+    python tests/support/examples.py --toy      # only the toy-model examples (after the toy model changes)
     python tests/support/examples.py 1_ 4_      # only the examples whose names start so
     python tests/support/examples.py --json     # JSON only (no runs)
+
+(with the test venv's Python, e.g. ~/.cache/comfyui-negative-guidance/venv/bin/python)
 
 Examples 1–5 load the toy concept model the pack ships (ToyConceptModelLoader), so they run offline as they are and
 their thumbnails are real runs. Examples 6–9 load real models by the file names users have (SDXL, SD3.5 medium, Flux.1
@@ -388,6 +391,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help="only the examples whose names start with one of these")
     parser.add_argument("--json", action="store_true", help="write the JSON only, no runs and no thumbnails")
+    parser.add_argument("--toy", action="store_true", help="only the examples that run on the toy model")
     options = parser.parse_args()
 
     import comfy_helpers
@@ -397,7 +401,7 @@ def main() -> None:
     comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="examples_")))
     out = harness.PACK_ROOT / "example_workflows"
     for name, spec in EXAMPLES.items():
-        if options.names and not name.startswith(tuple(options.names)):
+        if options.names and not name.startswith(tuple(options.names)) or options.toy and spec.family:
             continue
         ui = workflow(name, workflows.node_info)
         (out / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
