@@ -166,7 +166,10 @@ def check_widths(node_id: str, model, conditionings: list[tuple[str, list]]) -> 
 
 def cost_text(guidance: NegativeGuidance, cfg: float | None = None) -> str:
     """Conditionings per model call at ``cfg`` (the guider's), or over every cfg the KSampler may use (c_u = 0 at
-    one cfg only, so two probes give the range); each run logs its exact per-step plan and model-call count."""
+    one cfg only, so two probes give the range); each run logs its exact per-step plan and model-call count.
+
+    web/js/negative_guidance.js ``evaluationsText`` computes the same text in the browser from the widgets (a cached
+    node sends no ui message); tests/browser/test_ui.py checks that the two agree."""
     ranges = [evaluation_range(guidance.terms(c)) for c in ((cfg,) if cfg is not None else (2.0, 3.0))]
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     count = f"{low}" if low == high else f"{low}–{high}"
@@ -242,7 +245,8 @@ class NegativeGuidanceCFG(io.ComfyNode):
                 clip_input(),
                 auto_start_input(),
             ],
-            outputs=[io.Model.Output(tooltip="The patched model, for KSampler or CFGGuider (apply it last).")],
+            outputs=[io.Model.Output(tooltip="The patched model, for KSampler or CFGGuider. CFG patches such as "
+                                            "RescaleCFG, CFGZeroStar, APG and PAG go after it.")],
         )
 
     @classmethod

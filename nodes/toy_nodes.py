@@ -23,7 +23,15 @@ class ToyConceptModelLoader(io.ComfyNode):
                         f"an empty latent of {SIZE * 8}×{SIZE * 8} (EmptyLatentImage) or {SIZE}×{SIZE} "
                         "(EmptyChromaRadianceLatentImage): it samples in pixel space at 1/8 of that size.",
             inputs=[],
-            outputs=[io.Model.Output(), io.Clip.Output(), io.Vae.Output()],
+            outputs=[
+                io.Model.Output(tooltip="The toy diffusion model (it samples pixels): use it with any ComfyUI "
+                                        "sampler, guider or patch, and the pack's guidance and attention nodes."),
+                io.Clip.Output(tooltip="Its text encoder (ComfyUI's SD1 CLIP tokenizer): for CLIPTextEncode, "
+                                       "AttentionCapture and the guidance nodes' clip. Only the toy world's words "
+                                       "mean something to it."),
+                io.Vae.Output(tooltip=f"ComfyUI's pixel-space VAE (nothing learned): VAEDecode maps the "
+                                      f"latent's [-1, 1] to the {SIZE}×{SIZE} picture's [0, 1]."),
+            ],
         )
 
     @classmethod

@@ -1,14 +1,28 @@
-"""Write example_workflows/*.json (UI format) from the API-format graphs below: python tests/support/examples.py.
+"""The example workflows: example_workflows/<name>.json (UI format, with a note inside the graph) and <name>.jpg (the
+template's thumbnail, from a real run of the example), built from the API-format graphs below.
 
-Every example loads the toy concept model the pack ships (ToyConceptModelLoader), so it runs offline as it is; with
-a real checkpoint, put a Load Checkpoint in its place, a 512×512 latent and prompts of your own.
+    python tests/support/examples.py            # every example: JSON and thumbnail (about 2 min on 2 cores)
+    python tests/support/examples.py --toy      # only the toy-model examples (after the toy model changes)
+    python tests/support/examples.py 1_ 4_      # only the examples whose names start so
+    python tests/support/examples.py --json     # JSON only (no runs)
+
+(with the test venv's Python, e.g. ~/.cache/comfyui-negative-guidance/venv/bin/python)
+
+Examples 1–5 load the toy concept model the pack ships (ToyConceptModelLoader), so they run offline as they are and
+their thumbnails are real runs. Examples 6–9 load real models by the file names users have (SDXL, SD3.5 medium, Flux.1
+dev, Wan 2.1 t2v 1.3B); the tests and their thumbnails run them on the tiny seeded model of the same family
+(``on_test_models``: NegativeGuidanceTestTinyFamily in place of every loader, small latents, few steps), and the
+thumbnail says so.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # the harness, when run as a script
@@ -18,113 +32,387 @@ from graphs import Graph, custom_sample, ksampler  # noqa: E402
 
 POSITIVE, NEGATIVE = "a circle with a frame", "dot"
 STANDARD = dict(mode="standard", neg_scale=6.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=50.0, over_cap="downsample")
+RT = dict(score="frobenius", gate_fraction=0.5, related="")
+OUTPUT_NAMES = {"MODEL": 0, "CLIP": 1, "VAE": 2}  # the test loaders' outputs
 
 
-def base(texts: dict[str, str], size: int = 256):
-    """Loader, one CLIPTextEncode per text, an empty latent (the toy model samples at 1/8 of its size):
-    (graph, model, vae, conds, latent)."""
-    g = Graph()
+class Example(Graph):
+    """An API-format graph, the note shown inside its UI form, and the nodes whose images make its thumbnail."""
+
+    def __init__(self, note: str):
+        super().__init__()
+        self.note = note
+        self.shown: list[str] = []
+        self.names: list[str] = []
+
+    def show(self, link: list, name: str = "", first: bool = False) -> list:
+        """Put this output node's first image into the thumbnail (in the order of the calls, or first), named."""
+        index = 0 if first else len(self.shown)
+        self.shown.insert(index, link[0])
+        self.names.insert(index, name)
+        return link
+
+
+@dataclass(frozen=True)
+class Spec:
+    """How an example is built; ``family``: None for the toy model (runs as shipped), else the tiny family its API
+    form runs on in the tests; ``label``: the thumbnail's caption."""
+
+    build: Callable[[], Example]
+    family: str | None
+    label: tuple[str, ...]
+
+
+def base(g: Example, texts: dict[str, str], size: int = 256):
+    """Toy loader, one CLIPTextEncode per text, an empty latent (the toy model samples at 1/8 of its size):
+    (model, vae, conds, latent)."""
     loader = g.node("ToyConceptModelLoader")
     conds = {name: g.node("CLIPTextEncode", text=text, clip=g.out(loader, 1)) for name, text in texts.items()}
     latent = g.node("EmptyLatentImage", width=size, height=size, batch_size=1)
-    return g, loader, g.out(loader, 2), conds, latent
+    return loader, g.out(loader, 2), conds, latent
 
 
-def save(g: Graph, samples, vae, prefix: str):
-    return g.node("SaveImage", images=g.node("VAEDecode", samples=samples, vae=vae), filename_prefix=prefix)
+def save(g: Example, samples, vae, prefix: str, name: str = ""):
+    image = g.node("VAEDecode", samples=samples, vae=vae)
+    g.show(g.node("SaveImage", images=image, filename_prefix=prefix), name)
+    return image
 
 
-def standard_negative() -> dict:
+def standard_negative() -> Example:
     """Eq. 9 through NegativeGuidanceCFG and the stock KSampler: the negative replaces u."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE})
-    patched = g.node("NegativeGuidanceCFG", model=model, neg_start=0.0, **STANDARD)
+    g = Example(
+        "## Standard negative (eq. 9), toy model\n\n"
+        "**Look at:** the saved image, and the line under *Negative Guidance CFG*: how many conditionings each model "
+        "call evaluates.\n\n"
+        "mode *standard* with the window 0–1 is Stable Diffusion's negative prompt, x̂ = n + cfg·(p − n): the "
+        "picture is the plain KSampler's, pixel for pixel. Raise `neg_start` to switch the negative on later "
+        "(u stands in for it before), or set mode *independent* to choose its strength apart from cfg.\n\n"
+        "Runs offline on the toy concept model the pack ships (32×32 pictures of one shape).")
+    model, vae, c, latent = base(g, {"p": POSITIVE, "n": NEGATIVE})
+    patched = g.node("NegativeGuidanceCFG", model=model, clip=g.out(model, 1), neg_start=0.0, **STANDARD)
     save(g, ksampler(g, patched, c["p"], c["n"], latent, steps=20, seed=1), vae, "negative_guidance/standard")
-    return g.prompt
+    return g
 
 
-def independent_scales() -> dict:
+def independent_scales() -> Example:
     """Eq. 8: x̂ = u + cfg·(p − u) − neg_scale·(n − u), NegativeGuidanceGuider into SamplerCustomAdvanced."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE})
+    g = Example(
+        "## Independent scales (eq. 8), toy model\n\n"
+        "**Look at:** the saved image while you change `neg_scale` alone: x̂ = u + cfg·(p − u) − neg_scale·(n − u), "
+        "so the negative's push (4 here) no longer moves with cfg (7).\n\n"
+        "The guider evaluates p, n and the empty prompt u in one batched model call (its readout says 3); it "
+        "encodes u itself from `clip`. Runs offline on the toy concept model.")
+    model, vae, c, latent = base(g, {"p": POSITIVE, "n": NEGATIVE})
     guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0,
                     clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0, neg_end=1.0,
-                    window_unit="steps",
-                    neg_schedule="constant")
+                    window_unit="steps", neg_schedule="constant")
     save(g, custom_sample(g, model, guider, latent, steps=20, seed=1), vae, "negative_guidance/eq8")
-    return g.prompt
+    return g
 
 
-def delayed_negative() -> dict:
+def delayed_negative() -> Example:
     """Ban et al.'s setup: 50 steps, the same negative from step 0 and from step 5 (neg_start 0.1), side by side."""
-    g, model, vae, c, latent = base({"p": POSITIVE, "n": NEGATIVE})
-    for start, name in ((0.0, "undelayed"), (0.1, "from_step_5")):  # before step 5, p is guided against u
+    g = Example(
+        "## Delayed negative (Ban et al. 2024), toy model\n\n"
+        "**Look at:** the two saved images, the same seed and negative: on from step 0 (left) and from step 5 of "
+        "50 (`neg_start` 0.1, right). A negative acts late in sampling, so the delayed one keeps the layout of the "
+        "picture and still removes the dot.\n\n"
+        "Runs offline on the toy concept model.")
+    model, vae, c, latent = base(g, {"p": POSITIVE, "n": NEGATIVE})
+    for start, name, shown in ((0.0, "undelayed", "negative from step 0"), (0.1, "from_step_5", "from step 5")):
         patched = g.node("NegativeGuidanceCFG", model=model, clip=g.out(model, 1), neg_start=start, **STANDARD)
-        save(g, ksampler(g, patched, c["p"], c["n"], latent, steps=50, seed=1), vae, f"negative_guidance/{name}")
-    return g.prompt
+        save(g, ksampler(g, patched, c["p"], c["n"], latent, steps=50, seed=1), vae, f"negative_guidance/{name}",
+             shown)  # before step 5, p is guided against u
+    return g
 
 
-def attention_analysis() -> dict:
+def attention_analysis() -> Example:
     """r_t curves and heatmaps of a first run; its suggested gate start drives the guider of a second run."""
-    g, model, vae, _, latent = base({})
+    g = Example(
+        "## When does the negative act? r_t and a gate, toy model\n\n"
+        "**Look at:** the curves drawn inside *Attention r_t* (hover for values), its r_t plot, heatmaps and "
+        "overlay previews, then the second picture.\n\n"
+        "*Attention Capture* encodes both prompts (type them there; its positive and negative go to the "
+        "sampler) and records each word's attention per step. *Attention r_t* compares each negative word with "
+        "its most related positive word: r_t per step, and a suggested gate, the first step where r_t reaches "
+        "`gate_fraction` of its peak. That gate (`gate_start`) is wired into the guider's `neg_start`, so the "
+        "second run switches the negative on only from there.\n\n"
+        "Runs offline on the toy concept model.")
+    model, vae, _, latent = base(g, {})
     captured = g.node("AttentionCapture", model=model, clip=g.out(model, 1), positive_text=POSITIVE,
-                      negative_text=NEGATIVE, positive_words="", negative_words="", special_tokens=False,
-                      max_mb=50.0, over_cap="downsample")
+                      negative_text=NEGATIVE, **CAPTURE)
     p, n = g.out(captured, 2), g.out(captured, 3)  # each prompt typed once, in the capture
     first = ksampler(g, captured, p, n, latent, steps=30, seed=1)
     image = g.node("VAEDecode", samples=first, vae=vae)
-    rt = g.node("AttentionRt", capture=g.out(captured, 1), samples=first, score="frobenius", gate_fraction=0.5,
-                related="", filename_prefix="negative_guidance/rt", image=image)
-    for index in (3, 4, 6):  # r_t_plot, heatmaps, overlay
-        g.node("PreviewImage", images=g.out(rt, index))
+    rt = g.node("AttentionRt", capture=g.out(captured, 1), samples=first, filename_prefix="negative_guidance/rt",
+                image=image, **RT)
+    previews = [g.node("PreviewImage", images=g.out(rt, index)) for index in (3, 4, 6)]  # r_t_plot, heatmaps, overlay
+    g.show(previews[0], "first run: r_t and its gate")
     guider = g.node("NegativeGuidanceGuider", model=model, positive=p, negative=n, cfg=7.0, clip=g.out(model, 1),
                     mode="standard", neg_scale=6.0, neg_start=g.out(rt, 2), neg_end=1.0, window_unit="steps",
                     neg_schedule="constant")
-    save(g, custom_sample(g, model, guider, latent, steps=30, seed=1), vae, "negative_guidance/gated")
-    return g.prompt
+    save(g, custom_sample(g, model, guider, latent, steps=30, seed=1), vae, "negative_guidance/gated",
+         "second run: negative from the gate")
+    return g
 
 
-def several_negatives() -> dict:
+def several_negatives() -> Example:
     """Two NegativeTerms with their own windows and weights, summed into the guider's main negative."""
-    g, model, vae, c, latent = base({"p": "a circle", "n": "frame", "dot": "dot", "blue": "blue"})
+    g = Example(
+        "## Several negatives, each with its own window, toy model\n\n"
+        "**Look at:** the saved image, and the guider's readout (conditionings per model call: it changes as "
+        "the windows open and close).\n\n"
+        "The main negative \"frame\" is on throughout; *Negative Guidance Term* nodes add \"dot\" (weight 3, from "
+        "20% of the steps) and \"blue\" (weight 2, for the first 60%, on a linear ramp). Their terms are summed, "
+        "each with its own weight and window (ConditioningCombine would average them). Runs offline on the toy "
+        "concept model.")
+    model, vae, c, latent = base(g, {"p": "a circle", "n": "frame", "dot": "dot", "blue": "blue"})
     dot = g.node("NegativeTerm", conditioning=c["dot"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
                  schedule="constant")
     blue = g.node("NegativeTerm", conditioning=c["blue"], weight=2.0, start=0.0, end=0.6, window_unit="steps",
-                 schedule="linear", terms=dot)
+                  schedule="linear", terms=dot)
     guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0,
                     clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0,
-        neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=blue)
+                    neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=blue)
     save(g, custom_sample(g, model, guider, latent, steps=20, seed=1), vae, "negative_guidance/several")
-    return g.prompt
+    return g
 
 
+def capture_and_rt(g: Example, model, clip, vae, positive: str, negative: str, samples_of, prefix: str):
+    """AttentionCapture → (the caller's sampler: ``samples_of(model, p, n)``) → VAEDecode → AttentionRt, with the
+    r_t plot and overlay previewed. Returns the decoded image."""
+    captured = g.node("AttentionCapture", model=model, clip=clip, positive_text=positive, negative_text=negative,
+                      **CAPTURE)
+    samples = samples_of(captured, g.out(captured, 2), g.out(captured, 3))
+    image = g.node("VAEDecode", samples=samples, vae=vae)
+    rt = g.node("AttentionRt", capture=g.out(captured, 1), samples=samples, filename_prefix=f"{prefix}_rt",
+                image=image, **RT)
+    g.show(g.node("PreviewImage", images=g.out(rt, 3)), "r_t per step")  # r_t_plot
+    g.node("PreviewImage", images=g.out(rt, 6))  # overlay
+    return image, rt
+
+
+def sdxl_delayed_negative() -> Example:
+    """SDXL base 1.0: a standard negative from 10% of the steps, captured: r_t, and where the negative acted."""
+    g = Example(
+        "## SDXL: a delayed negative, and where it acts\n\n"
+        "**Needs** `sd_xl_base_1.0.safetensors` in models/checkpoints.\n\n"
+        "**Look at:** the picture, then *Attention r_t*: the r_t curve of each negative word (\"dog\", "
+        "\"blurry\"), its `effect_maps` (where the negative changed the prediction, per step) and the overlay.\n\n"
+        "*Negative Guidance CFG* gives the KSampler's own negative (mode standard, x̂ = n + cfg·(p − n)) from "
+        "10% of the steps on (`neg_start` 0.1, Ban et al. 2024): before that, u (the empty prompt, encoded by the "
+        "node from `clip`) stands in for it, so the layout forms undisturbed. *Attention Capture* encodes both "
+        "prompts: type them there.")
+    loader = g.node("CheckpointLoaderSimple", ckpt_name="sd_xl_base_1.0.safetensors")
+    model, clip, vae = loader, g.out(loader, 1), g.out(loader, 2)
+    latent = g.node("EmptyLatentImage", width=1024, height=1024, batch_size=1)
+
+    def sample(captured, p, n):
+        patched = g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="standard", neg_scale=6.0,
+                         neg_start=0.1, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+        return ksampler(g, patched, p, n, latent, cfg=7.0, steps=25, sampler="dpmpp_2m", scheduler="karras", seed=1)
+
+    image, rt = capture_and_rt(g, model, clip, vae, "a photo of a cat sitting on a red chair next to a window",
+                               "dog, blurry", sample, "negative_guidance/sdxl")
+    g.node("PreviewImage", images=g.out(rt, 5))  # effect_maps
+    g.show(g.node("SaveImage", images=image, filename_prefix="negative_guidance/sdxl"), "the picture", first=True)
+    return g
+
+
+def sd35_independent_scales() -> Example:
+    """SD3.5 medium with its three text encoders: eq. 8 through the guider, captured."""
+    g = Example(
+        "## SD3.5 medium: independent negative scale (eq. 8)\n\n"
+        "**Needs** `sd3.5_medium.safetensors` in models/checkpoints and `clip_g.safetensors`, "
+        "`clip_l.safetensors`, `t5xxl_fp16.safetensors` in models/text_encoders.\n\n"
+        "**Look at:** the picture while you change `neg_scale` alone (x̂ = u + cfg·(p − u) − neg_scale·(n − u): "
+        "cfg 4.5, neg_scale 3), and *Attention r_t*: when each negative word acts. SD3 gives every word two sets of "
+        "attention columns, CLIP (positions 0–76) and T5 (from 77); a word's map is the sum over both.\n\n"
+        "The guider encodes the empty prompt u itself from `clip` and evaluates p, n and u in one batch per model "
+        "call (its readout: 3). *Attention Capture* encodes both prompts: type them there.")
+    loader = g.node("CheckpointLoaderSimple", ckpt_name="sd3.5_medium.safetensors")
+    clip = g.node("TripleCLIPLoader", clip_name1="clip_g.safetensors", clip_name2="clip_l.safetensors",
+                  clip_name3="t5xxl_fp16.safetensors")
+    latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+
+    def sample(captured, p, n):
+        guider = g.node("NegativeGuidanceGuider", model=captured, positive=p, negative=n, cfg=4.5, clip=clip,
+                        mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+                        neg_schedule="constant")
+        return custom_sample(g, captured, guider, latent, steps=30, sampler="euler", scheduler="sgm_uniform", seed=1)
+
+    image, _ = capture_and_rt(g, loader, clip, g.out(loader, 2),
+                              "a painting of a mountain lake at sunset with pine trees and clouds",
+                              "people, boats, text", sample, "negative_guidance/sd35")
+    g.show(g.node("SaveImage", images=image, filename_prefix="negative_guidance/sd35"), "the picture", first=True)
+    return g
+
+
+def flux_dev_true_cfg() -> Example:
+    """Flux.1 dev with true CFG (cfg > 1), the only way it evaluates a negative prompt."""
+    g = Example(
+        "## Flux.1 dev: a negative needs true CFG (cfg > 1)\n\n"
+        "**Needs** `flux1-dev.safetensors` in models/diffusion_models, `clip_l.safetensors` and "
+        "`t5xxl_fp16.safetensors` in models/text_encoders, `ae.safetensors` in models/vae.\n\n"
+        "Flux.1 dev is guidance-distilled and is usually run at cfg 1, where the KSampler never evaluates the "
+        "negative prompt. **A negative needs true CFG: cfg > 1** on the KSampler (2.0 here; mode standard, "
+        "x̂ = n + cfg·(p − n)). Each step then evaluates 2 prompts in one batch where cfg 1 evaluates 1, so it "
+        "takes about twice as long. Every prompt keeps Flux's built-in distilled guidance (3.5). (Mode "
+        "independent applies `neg_scale` even at cfg 1: x̂ = p − neg_scale·(n − u), 3 prompts per call.)\n\n"
+        "**Look at:** the picture, and *Attention r_t*: when \"grapes\" and \"watermark\" act (Flux's words are "
+        "read through T5, the encoder that feeds its attention). *Attention Capture* encodes both prompts: type "
+        "them there.")
+    unet = g.node("UNETLoader", unet_name="flux1-dev.safetensors", weight_dtype="default")
+    clip = g.node("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
+                  type="flux", device="default")
+    vae = g.node("VAELoader", vae_name="ae.safetensors")
+    latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+
+    def sample(captured, p, n):
+        patched = g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="standard", neg_scale=1.0,
+                         neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+        return ksampler(g, patched, p, n, latent, cfg=2.0, steps=20, sampler="euler", scheduler="simple", seed=1)
+
+    image, _ = capture_and_rt(g, unet, clip, vae, "a bowl of fruit on a wooden table, apples, oranges, soft shadows",
+                              "grapes, watermark", sample, "negative_guidance/flux")
+    g.show(g.node("SaveImage", images=image, filename_prefix="negative_guidance/flux"), "the picture", first=True)
+    return g
+
+
+def wan21_t2v_negative() -> Example:
+    """Wan 2.1 text-to-video 1.3B: a negative with an independent scale, captured per frame, saved as an animation."""
+    g = Example(
+        "## Wan 2.1 text-to-video 1.3B: a negative on video\n\n"
+        "**Needs** `wan2.1_t2v_1.3B_fp16.safetensors` in models/diffusion_models, "
+        "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` in models/text_encoders, `wan_2.1_vae.safetensors` in "
+        "models/vae.\n\n"
+        "**Look at:** the animation (Save Animated WEBP), and *Attention r_t*: when \"blurry\" and \"static\" act "
+        "over the 30 steps. A video's maps are kept per frame; r_t scores all frames of a map together and the "
+        "pictures show the mean over frames.\n\n"
+        "*Negative Guidance CFG* (mode independent: x̂ = u + cfg·(p − u) − neg_scale·(n − u), cfg 6 on the "
+        "KSampler, neg_scale 5) encodes the empty prompt u itself from `clip`. *Attention Capture* encodes both "
+        "prompts (umT5): type them there. 33 frames at 832×480.")
+    unet = g.node("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors", weight_dtype="default")
+    clip = g.node("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan", device="default")
+    vae = g.node("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    shifted = g.node("ModelSamplingSD3", model=unet, shift=8.0)
+    latent = g.node("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
+
+    def sample(captured, p, n):
+        patched = g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="independent", neg_scale=5.0,
+                         neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+        return ksampler(g, patched, p, n, latent, cfg=6.0, steps=30, sampler="uni_pc", scheduler="simple", seed=1)
+
+    video, _ = capture_and_rt(g, shifted, clip, vae, "an empty street at night in the rain, neon signs, reflections",
+                              "blurry, static, people walking", sample, "negative_guidance/wan")
+    webp = g.node("SaveAnimatedWEBP", images=video, filename_prefix="negative_guidance/wan", fps=16.0, lossless=False,
+                  quality=90, method="default")
+    g.show(webp, "frames of the video", first=True)
+    return g
+
+
+def needs(models: str) -> tuple[str, str]:
+    return f"needs {models}", "preview: a run on a tiny random test model"
+
+
+TOY = ("toy concept model (ships with the pack)", "a real run of this example")
 EXAMPLES = {
-    "1_standard_negative_eq9": standard_negative,
-    "2_independent_scales_eq8": independent_scales,
-    "3_delayed_negative_ban_et_al": delayed_negative,
-    "4_attention_r_t_and_gate": attention_analysis,
-    "5_several_negatives_with_windows": several_negatives,
+    "1_standard_negative_eq9": Spec(standard_negative, None, TOY),
+    "2_independent_scales_eq8": Spec(independent_scales, None, TOY),
+    "3_delayed_negative_ban_et_al": Spec(delayed_negative, None, TOY),
+    "4_attention_r_t_and_gate": Spec(attention_analysis, None, TOY),
+    "5_several_negatives_with_windows": Spec(several_negatives, None, TOY),
+    "6_sdxl_delayed_negative_r_t": Spec(sdxl_delayed_negative, "sdxl",
+                                        needs("SDXL base 1.0")),
+    "7_sd35_medium_independent_scales_eq8": Spec(sd35_independent_scales, "sd3",
+                                                 needs("SD3.5 medium")),
+    "8_flux_dev_true_cfg_negative": Spec(flux_dev_true_cfg, "flux",
+                                         needs("Flux.1 dev")),
+    "9_wan21_t2v_1_3b_negative_video": Spec(wan21_t2v_negative, "wan21",
+                                            needs("Wan 2.1 t2v 1.3B")),
 }
 
 
-def on_test_models(prompt: dict) -> dict:
-    """The same prompt with the tiny test loader for a checkpoint and a 64×64 image (tests only)."""
-    for node in prompt.values():
-        if node["class_type"] == "CheckpointLoaderSimple":
-            node.update(class_type="NegativeGuidanceTestTinySD1", inputs={"seed": 0})
-        if node["class_type"] == "EmptyLatentImage":
-            node["inputs"].update(width=64, height=64)
+def workflow(name: str, info) -> dict:
+    """The UI-format workflow of an example, note included."""
+    import workflows
+
+    example = EXAMPLES[name].build()
+    return workflows.to_ui(example.prompt, info, notes=[example.note])
+
+
+LOADER_OUTPUTS = {  # loader class → where each of its outputs comes from on NegativeGuidanceTestTinyFamily
+    "CheckpointLoaderSimple": ["MODEL", "CLIP", "VAE"],
+    "UNETLoader": ["MODEL"],
+    "CLIPLoader": ["CLIP"],
+    "DualCLIPLoader": ["CLIP"],
+    "TripleCLIPLoader": ["CLIP"],
+    "VAELoader": ["VAE"],
+}
+SMALL = {"EmptyLatentImage": dict(width=64, height=64), "EmptySD3LatentImage": dict(width=64, height=64),
+         "EmptyHunyuanLatentVideo": dict(width=64, height=64, length=5)}  # 64×64: the tiny models' 8×8 latents
+TEST_STEPS = 4
+
+
+def on_test_models(prompt: dict, family: str | None = None) -> dict:
+    """The same prompt on tiny seeded models (tests and thumbnails only): every loader becomes
+    NegativeGuidanceTestTinyFamily of ``family`` (None: NegativeGuidanceTestTinySD1, the SD1-shaped one), its MODEL,
+    CLIP and VAE wired where the loader's were; latents 64×64 (video: 5 frames); samplers 4 steps. A new prompt."""
+    prompt = json.loads(json.dumps(prompt))
+    loaders = {node_id: LOADER_OUTPUTS[node["class_type"]] for node_id, node in prompt.items()
+               if node["class_type"] in LOADER_OUTPUTS}
+    for node_id, node in prompt.items():
+        kind = node["class_type"]
+        if node_id in loaders and family is None:
+            node.update(class_type="NegativeGuidanceTestTinySD1", inputs=dict(seed=0))
+        elif node_id in loaders:
+            node.update(class_type="NegativeGuidanceTestTinyFamily", inputs=dict(family=family, seed=0, dtype="fp32"))
+        node["inputs"].update(SMALL.get(kind, {}))
+        if kind in ("KSampler", "BasicScheduler"):
+            node["inputs"]["steps"] = TEST_STEPS
+        for name, value in node["inputs"].items():
+            if isinstance(value, list) and value[0] in loaders:
+                node["inputs"][name] = [value[0], OUTPUT_NAMES[loaders[value[0]][value[1]]]]
     return prompt
 
 
+def test_prompt(name: str, info) -> dict:
+    """The API form of an example's UI workflow, as the tests run it: toy examples as shipped, the others on the
+    tiny model of their family."""
+    import workflows
+
+    prompt = workflows.to_api(workflow(name, info), info)
+    family = EXAMPLES[name].family
+    return prompt if family is None else on_test_models(prompt, family)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="only the examples whose names start with one of these")
+    parser.add_argument("--json", action="store_true", help="write the JSON only, no runs and no thumbnails")
+    parser.add_argument("--toy", action="store_true", help="only the examples that run on the toy model")
+    options = parser.parse_args()
+
     import comfy_helpers
+    import thumbnails
     import workflows
 
     comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="examples_")))
     out = harness.PACK_ROOT / "example_workflows"
-    for name, build in EXAMPLES.items():
-        (out / f"{name}.json").write_text(json.dumps(workflows.to_ui(build(), workflows.node_info), indent=1) + "\n",
-                                          encoding="utf-8")
-        print("wrote", out / f"{name}.json")
+    for name, spec in EXAMPLES.items():
+        if options.names and not name.startswith(tuple(options.names)) or options.toy and spec.family:
+            continue
+        ui = workflow(name, workflows.node_info)
+        (out / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("wrote", out / f"{name}.json", flush=True)
+        if not options.json:
+            history = harness.execute(test_prompt(name, workflows.node_info))
+            example = spec.build()
+            images = thumbnails.images_of(history, example.shown)
+            picture = thumbnails.thumbnail(images, list(spec.label), example.names)
+            picture.save(out / f"{name}.jpg", quality=85, optimize=True)
+            print("wrote", out / f"{name}.jpg", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """UI-format workflows (what ComfyUI's frontend saves and loads) to and from API-format prompts.
 
 Widget values sit in a UI node's ``widgets_values`` in the order of the node's widget inputs; an INT input with
-``control_after_generate`` (a seed) is followed by its control value ("fixed", "randomize", ...).
+``control_after_generate`` (a seed) is followed by its control value ("fixed", "randomize", ...). Note and
+MarkdownNote nodes exist only in the frontend (virtual nodes, never queued): ``to_ui`` writes them, ``to_api`` skips
+them as the frontend's graphToPrompt does.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+FRONTEND_ONLY = ("Note", "MarkdownNote")
+NOTE_WIDTH = 420
 NodeInfo = Callable[[str], dict]
 
 
@@ -60,8 +64,16 @@ def widget_values(inputs: dict, info: dict) -> list:
     return values
 
 
-def to_ui(prompt: dict, info: NodeInfo) -> dict:
-    """An API-format prompt as a UI-format workflow, laid out in columns by depth."""
+def note_node(node_id: int, text: str, row: int) -> dict:
+    """A MarkdownNote (frontend only) at the left of the graph."""
+    return {"id": node_id, "type": "MarkdownNote", "pos": [40, 40 + 420 * row], "size": [NOTE_WIDTH, 400],
+            "flags": {}, "order": 0, "mode": 0, "inputs": [], "outputs": [], "properties": {},
+            "widgets_values": [text], "color": "#432", "bgcolor": "#653"}
+
+
+def to_ui(prompt: dict, info: NodeInfo, notes: list[str] = ()) -> dict:
+    """An API-format prompt as a UI-format workflow, laid out in columns by depth, with ``notes`` as MarkdownNote
+    nodes in a column of their own at the left."""
     depth: dict[str, int] = {}
 
     def level(node_id: str) -> int:
@@ -77,7 +89,8 @@ def to_ui(prompt: dict, info: NodeInfo) -> dict:
         column = level(node_id)
         row = rows[column] = rows.get(column, -1) + 1
         nodes[node_id] = {
-            "id": int(node_id), "type": data["class_type"], "pos": [40 + 360 * column, 40 + 260 * row],
+            "id": int(node_id), "type": data["class_type"],
+            "pos": [40 + (NOTE_WIDTH + 40 if notes else 0) + 360 * column, 40 + 260 * row],
             "size": [320, 220], "flags": {}, "order": 0, "mode": 0, "inputs": [],
             "outputs": [{"name": name, "type": kind, "links": [], "slot_index": i}
                         for i, (name, kind) in enumerate(zip(meta["output_name"], meta["output"], strict=True))],
@@ -102,8 +115,13 @@ def to_ui(prompt: dict, info: NodeInfo) -> dict:
                 source["outputs"][value[1]]["links"].append(link_id)
                 entry["link"] = link_id
             nodes[node_id]["inputs"].append(entry)
-    return {"last_node_id": max(map(int, prompt)), "last_link_id": len(links), "nodes": list(nodes.values()),
-            "links": links, "groups": [], "config": {}, "extra": {}, "version": 0.4}
+    last = max(map(int, prompt))
+    extra_nodes = [note_node(last + 1 + i, text, i) for i, text in enumerate(notes)]
+    for order, node in enumerate(extra_nodes, start=len(nodes)):
+        node["order"] = order
+    return {"last_node_id": last + len(extra_nodes), "last_link_id": len(links),
+            "nodes": list(nodes.values()) + extra_nodes, "links": links, "groups": [], "config": {}, "extra": {},
+            "version": 0.4}
 
 
 def to_api(workflow: dict, info: NodeInfo) -> dict:
@@ -111,6 +129,8 @@ def to_api(workflow: dict, info: NodeInfo) -> dict:
     links = {link[0]: link for link in workflow["links"]}
     prompt = {}
     for node in workflow["nodes"]:
+        if node["type"] in FRONTEND_ONLY:
+            continue
         inputs = {name: value for name, value in zip(widget_slots(info(node["type"])), node["widgets_values"],
                                                      strict=True) if name}
         for entry in node["inputs"]:

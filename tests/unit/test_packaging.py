@@ -36,10 +36,11 @@ def test_requirements_add_nothing_comfyui_lacks():
 
 
 def test_the_web_extension_imports_the_frontend_three_levels_up():
-    """web/js/x.js is served at /extensions/<pack>/js/x.js: ../../../scripts/app.js is the frontend's app."""
+    """web/js/x.js is served at /extensions/<pack>/js/x.js: ../../../scripts/ holds the frontend's app and api."""
     for script in (ROOT / "web" / "js").glob("*.js"):
         imports = re.findall(r'from "([^"]+)"', script.read_text(encoding="utf-8"))
-        assert imports and all(path == "../../../scripts/app.js" for path in imports), script.name
+        assert "../../../scripts/app.js" in imports, script.name
+        assert all(path in ("../../../scripts/app.js", "../../../scripts/api.js") for path in imports), script.name
 
 
 def text_io_without_encoding(path) -> list[int]:
