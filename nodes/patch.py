@@ -248,6 +248,7 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
         check_run(guidance, guider, batch)
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
+        carry_guidance(guider.conds)
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)
         terms = guidance.terms(guider.cfg)
@@ -259,6 +260,15 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     return outer_sample
+
+
+def carry_guidance(conds: dict) -> None:
+    """u takes the positive's embedded guidance (Flux dev's FluxGuidance value) when it has none of its own: the
+    empty prompt the node encodes would otherwise run at the model's default guidance."""
+    value = next((entry["guidance"] for entry in conds["positive"] if "guidance" in entry), None)
+    if value is not None:
+        for entry in conds.get(EMPTY_KEY, []):
+            entry.setdefault("guidance", value)
 
 
 def watch_summary(watch: LayoutWatch, steps: int) -> str:

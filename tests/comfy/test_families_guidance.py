@@ -284,3 +284,19 @@ def test_the_context_holds_the_tokens_of_the_documented_layout(comfy, name):
     ids = tiny_families.context_tokens(name, clip.tokenize("a photo of a cat"))
     own = text_ids(clip, tiny_families.CONTEXT_TOKENS[name][-1], "a photo of a cat")
     assert any(ids[i:i + len(own)] == own for i in range(len(ids))), (ids, own)
+
+
+def test_the_empty_prompt_the_node_encodes_takes_the_positives_flux_guidance(run_graph):
+    """Flux dev embeds a guidance value (FluxGuidance) in each conditioning: u, encoded by the node from clip, runs
+    at the positive's value, as DualCFGGuider does with a FluxGuidance'd empty prompt."""
+    g, loader, c, latent = family_graph("flux")
+    guided = {k: g.node("FluxGuidance", conditioning=c[k], guidance=5.0) for k in ("p", "n", "u")}
+    ours = g.node("NegativeGuidanceGuider", model=loader, positive=guided["p"], negative=guided["n"],
+                  clip=g.out(loader, 1), mode="independent", cfg=CFG, neg_scale=NEG_SCALE, neg_start=0.0,
+                  neg_end=1.0, window_unit="steps", neg_schedule="constant")
+    dual = g.node("DualCFGGuider", model=loader, cond1=guided["p"], cond2=guided["u"], negative=guided["n"],
+                  cfg_conds=CFG, cfg_cond2_negative=NEG_SCALE + 1.0, style="regular")
+    samples = {name: graphs.custom_sample(g, loader, guider, latent) for name, guider in (("ours", ours),
+                                                                                          ("dual", dual))}
+    _, latents = run(run_graph, g, **samples)
+    assert relative_error(latents["ours"], latents["dual"]) <= RTOL
