@@ -1,9 +1,9 @@
 """The offline demo: python -m toy.demo [--out toy_demo] (from the pack root, with ComfyUI's Python).
 
-One graph on the toy concept model, run headless through ComfyUI's executor on the CPU: "a circle with a frame"
-without a negative, with the negative "dot" (eq. 9), and with "dot" from step 5 of 50 (Ban et al.'s delay); a capture
+One graph on the toy concept model, run headless through ComfyUI's executor on the CPU: "a red circle with eyes"
+without a negative, with the negative "hat" (eq. 9), and with "hat" from step 5 of 50 (Ban et al.'s delay); a capture
 of the undelayed run gives the r_t curve (PNG, JSON, CSV) and word heatmaps. Prints how often each image set shows
-a dot, by the pixel-rule detector (on the saved pixel-space latents).
+a hat, by the pixel-rule detector (on the saved pixel-space latents, over the pictures it calls clean).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 from . import detect
 from .headless import Graph, boot, execute, ksampler
 
-POSITIVE, NEGATIVE = "a circle with a frame", "dot"
+POSITIVE, NEGATIVE = "a red circle with eyes", "hat"
 STEPS, CFG, BATCH = 50, 3.0, 8
 RUNS = {"1_no_negative": None, "2_negative": 0.0, "3_negative_from_step_5": 0.1}
 
@@ -74,7 +74,10 @@ def main() -> None:
     images = saved_latents(prompt, execute(prompt), out)
     print(f"\n'{POSITIVE}', negative '{NEGATIVE}', {BATCH} images each, {STEPS} steps, cfg {CFG}:")
     for prefix in RUNS:
-        print(f"  {prefix:<26} a dot in {detect.rate(images[f'latents/{prefix}'], 'dot'):.0%} of the images")
+        found = detect.detect(images[f"latents/{prefix}"])
+        clean = [f for f in found if f is not None]
+        print(f"  {prefix:<26} a hat in {sum(f['hat'] for f in clean)} of {len(clean)} clean images "
+              f"({len(found) - len(clean)} unclean)")
     print(f"wrote {out} in {time.perf_counter() - started:.0f} s")
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import locate
 from graphs import Graph, custom_sample, ksampler
 
-POSITIVE, NEGATIVE = "a circle with a frame", "dot"
+POSITIVE, NEGATIVE = "a red circle with eyes", "hat"
 STANDARD = dict(mode="standard", neg_scale=6.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
 
 
@@ -79,11 +79,11 @@ def attention_analysis() -> dict:
 
 def several_negatives() -> dict:
     """Two NegativeTerms with their own windows and weights, summed into the guider's main negative."""
-    g, model, vae, c, latent = base({"p": "a circle", "n": "frame", "dot": "dot", "blue": "blue"})
-    dot = g.node("NegativeTerm", conditioning=c["dot"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
+    g, model, vae, c, latent = base({"p": "a circle", "n": "legs", "hat": "hat", "blue": "blue"})
+    hat = g.node("NegativeTerm", conditioning=c["hat"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
                  schedule="constant")
     blue = g.node("NegativeTerm", conditioning=c["blue"], weight=2.0, start=0.0, end=0.6, window_unit="steps",
-                 schedule="linear", terms=dot)
+                 schedule="linear", terms=hat)
     guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0, empty=g.node(
         "CLIPTextEncode", text="", clip=g.out(model, 1)), mode="independent", neg_scale=4.0, neg_start=0.0,
         neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=blue)
