@@ -15,6 +15,9 @@
    standard mode): at the same positives and seeds with the concept as the negative, of the seeds whose picture
    without the negative is clean and shows the concept, the share whose picture with it is clean and lacks it. An
    unclean picture counts as not removed, and the count is reported.
+5. When each concept is decided: the same removal with the negative switched on only from step ⌊f·N⌋ of N (plain
+   CFG before it, Ban et al.'s delayed negative), f in STARTS. A concept the sampler has already drawn by then
+   stays; a part decided mid-schedule is still removed by a later start than a colour decided early.
 
 Writes CSVs and report.md into --out and prints the Markdown tables. Not a test.
 """
@@ -61,6 +64,7 @@ POSITIVES = {  # positives that leave the attribute unnamed
 CONCEPTS = {**{p: ("noun", "part") for p in data.PARTS}, **{c: ("adjective", "colour") for c in data.COLOURS},
             **{t: ("adjective", "texture") for t in data.TEXTURES}}
 ATTRIBUTES = ("shape", "colour", "texture", *data.PARTS)
+STARTS = (0.0, 0.2, 0.4, 0.6)  # negative start as a fraction of the steps; 0 is the removal of section 4
 
 
 def matches(found: dict | None, asked: dict) -> bool:
@@ -111,23 +115,23 @@ def generated_agreement(toy: Toy, steps: int) -> list[dict]:
 def priors_and_removal(toy: Toy, steps: int) -> list[dict]:
     plain = {p: detect.detect(toy.images(toy.model, toy.encode(p), toy.empty, steps))
              for p in sorted({p for ps in POSITIVES.values() for p in ps})}
-    standard = toy.patched("standard")
+    delayed = {start: toy.patched("standard", start=start) for start in STARTS}
     rows = []
     for concept, (kind, attribute) in CONCEPTS.items():
-        without, with_negative = [], []
-        for positive in POSITIVES[attribute]:
-            without += plain[positive]
-            with_negative += detect.detect(toy.images(standard, toy.encode(positive), toy.encode(concept), steps))
+        without = [f for positive in POSITIVES[attribute] for f in plain[positive]]
         votes = [detect.present(f, concept) for f in without]
         clean = [v for v in votes if v is not None]
         had = [i for i, v in enumerate(votes) if v]
-        removed = [i for i in had if detect.present(with_negative[i], concept) is False]
-        rows.append({"concept": concept, "type": kind, "pictures": len(votes),
-                     "unclean_without": len(votes) - len(clean), "had_it": len(had),
-                     "prior": float(np.mean(clean)) if clean else float("nan"), "removed": len(removed),
-                     "removal": len(removed) / len(had) if had else float("nan"),
-                     "unclean_with": sum(with_negative[i] is None for i in had)})
-        print(f"  {concept}: prior {rows[-1]['prior']:.0%}, removed {len(removed)}/{len(had)}", flush=True)
+        row = {"concept": concept, "type": kind, "pictures": len(votes), "unclean_without": len(votes) - len(clean),
+               "prior": float(np.mean(clean)) if clean else float("nan"), "had_it": len(had)}
+        for start, model in delayed.items():
+            guided = [f for positive in POSITIVES[attribute]
+                      for f in detect.detect(toy.images(model, toy.encode(positive), toy.encode(concept), steps))]
+            removed = sum(detect.present(guided[i], concept) is False for i in had)
+            row |= {f"removed_from_{start:g}": removed, f"unclean_from_{start:g}": sum(guided[i] is None for i in had)}
+        rows.append(row)
+        removals = ", ".join(f"{row[f'removed_from_{start:g}']}/{len(had)} from {start:g}" for start in STARTS)
+        print(f"  {concept}: prior {row['prior']:.0%}, removed {removals}", flush=True)
     return rows
 
 
@@ -150,12 +154,17 @@ def markdown(clean, rendered, agreement, removal, seeds: int, steps: int) -> str
               "|---|---|---|---|---|"]
     lines += [f"| {a['attribute']} | {a['accuracy']:.2%} | {a['pictures']} ({a['unclean']}) | {b['agreement']:.1%} | "
               f"{b['pictures']} ({b['unclean']}) |" for a, b in zip(rendered, agreement, strict=True)]
-    lines += ["", f"**3–4. Priors and removal** (6 positives that leave the attribute unnamed × {seeds} seeds, euler "
-              f"{steps} steps, cfg {CFG:g}; removal by eq. 9 at the same seeds)", "",
-              "| concept | type | prior (no negative) | unclean without | had it | removed by eq. 9 | "
-              "unclean with the negative |", "|---|---|---|---|---|---|---|"]
+    lines += ["", f"**3–5. Priors, removal and when it stops working** (6 positives that leave the attribute unnamed "
+              f"× {seeds} seeds, euler {steps} steps, cfg {CFG:g}; eq. 9 at the same seeds, from step 0 and from "
+              "later fractions of the steps; removed = share of the seeds that had the concept without a negative)",
+              "", "| concept | type | prior (no negative) | unclean without | had it | removed by eq. 9 "
+              "(unclean with it) | " + " | ".join(f"removed from {start:.0%}" for start in STARTS[1:]) + " |",
+              "|---|---|---|---|---|---|" + "---|" * len(STARTS[1:])]
+    share = lambda r, start: r[f"removed_from_{start:g}"] / r["had_it"] if r["had_it"] else float("nan")  # noqa: E731
     lines += [f"| {r['concept']} | {r['type']} | {r['prior']:.0%} | {r['unclean_without']} | {r['had_it']} | "
-              f"{r['removed']} ({r['removal']:.0%}) | {r['unclean_with']} |" for r in removal]
+              f"{share(r, 0.0):.0%} ({r['unclean_from_0']}) | " + " | ".join(f"{share(r, start):.0%}"
+                                                                            for start in STARTS[1:]) + " |"
+              for r in removal]
     return "\n".join(lines) + "\n"
 
 

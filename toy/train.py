@@ -89,8 +89,13 @@ def min_snr_loss(sampling, output: torch.Tensor, noisy: torch.Tensor, x0: torch.
 
 
 def train(steps: int, batch_size: int, pool: int, lr: float, ema_decay: float, out: Path, seed: int,
-          prediction: str = "v", gamma: float = 5.0, train_text: bool = True, save_every: int = 1000) -> None:
-    """Everything from ``seed``; the EMA of both networks is written to ``out`` every ``save_every`` steps."""
+          prediction: str = "v", gamma: float = 5.0, train_text: bool = True, save_every: int = 1000,
+          stop_after: int | None = None) -> None:
+    """Everything from ``seed``; the EMA of both networks is written to ``out`` every ``save_every`` steps.
+
+    ``stop_after`` ends the run after that step while the learning-rate schedule still spans ``steps``: the shipped
+    weights are the EMA written at step 5000 of the 6000-step schedule (``--stop-after 5000``).
+    """
     torch.manual_seed(seed)
     unet_model = new_unet(prediction)
     unet, sampling = unet_model.diffusion_model, unet_model.model_sampling
@@ -110,7 +115,8 @@ def train(steps: int, batch_size: int, pool: int, lr: float, ema_decay: float, o
     pool_images = torch.from_numpy(data.images(pool_scenes)).permute(0, 3, 1, 2) * 2 - 1
     rng = np.random.default_rng(seed + 1)
     started, running = time.time(), 0.0
-    for step in range(steps):
+    last = stop_after or steps
+    for step in range(last):
         picks = rng.integers(0, pool, batch_size)
         captions = [data.random_caption(pool_scenes[i], rng) for i in picks]
         for c in set(captions) - ids.keys():
@@ -135,11 +141,11 @@ def train(steps: int, batch_size: int, pool: int, lr: float, ema_decay: float, o
                 for k, v in net.state_dict().items():
                     ema[name][k].lerp_(v, 1 - decay)
         running = loss.item() if step == 0 else 0.98 * running + 0.02 * loss.item()
-        if (step + 1) % 100 == 0 or step + 1 == steps:
+        if (step + 1) % 100 == 0 or step + 1 == last:
             elapsed = time.time() - started
             print(f"step {step + 1}/{steps}  loss {running:.4f}  {elapsed:.0f} s  {elapsed / (step + 1):.3f} s/step",
                   flush=True)
-        if (step + 1) % save_every == 0 or step + 1 == steps:
+        if (step + 1) % save_every == 0 or step + 1 == last:
             averaged_unet, averaged_text = new_unet(prediction).diffusion_model, ToyClip()
             averaged_unet.load_state_dict(ema["unet"])
             averaged_text.load_state_dict(ema["text"])
@@ -158,12 +164,14 @@ def main() -> None:
     parser.add_argument("--frozen-text", action="store_true", help="keep the text encoder at its random init")
     parser.add_argument("--threads", type=int, default=1, help="torch threads; on a 2-core machine shared with other "
                         "jobs one thread ran 2× faster than two, whose OpenMP workers wait on each other")
+    parser.add_argument("--stop-after", type=int, default=5000, help="end after this step (its EMA is written); "
+                        "the learning-rate schedule still spans --steps")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=WEIGHTS)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     train(args.steps, args.batch_size, args.pool, args.lr, args.ema, args.out, args.seed, args.prediction,
-          args.gamma, not args.frozen_text)
+          args.gamma, not args.frozen_text, stop_after=args.stop_after)
 
 
 if __name__ == "__main__":
