@@ -2,10 +2,10 @@
 
     python bench/bench_toy_concepts.py [--seeds 10] [--steps 30] [--out bench/results/toy_concepts]
 
-Twelve prompt pairs (six noun-like accessories, six adjective-like colours) whose positive leaves the negative's
-concept to the model's prior; they were picked where that prior draws the concept in at least 1 of 8 images (a probe
-on seeds 100–115, not the seeds measured here; "" − "frame" is the unconditional prior). Every image is judged by
-the pixel-rule detectors of toy/detect.py. Writes CSVs and PNGs into --out and prints the README's Markdown
+Twelve prompt pairs (six noun-like parts: hat, eyes, legs; six adjective-like attributes: colours, stripes) whose
+positive leaves the negative's concept to the model's prior ("" − "legs" is the unconditional prior; the priors
+themselves are measured by bench/bench_toy_quality.py). Every image is judged by the pixel-rule detectors of
+toy/detect.py, over the pictures they call clean. Writes CSVs and PNGs into --out and prints the README's Markdown
 tables. Not a test.
 """
 
@@ -34,11 +34,12 @@ group_curves, plot_groups, png = report.group_curves, report.plot_groups, report
 detect = harness.module("toy.detect")
 
 PAIRS = [  # positive, negative, word type: the positive leaves the negative's concept to the model's prior
-    ("a circle with a frame", "dot", "noun"), ("a green triangle with a frame", "dot", "noun"),
-    ("a square", "dot", "noun"), ("a circle", "dot", "noun"), ("circle", "frame", "noun"), ("", "frame", "noun"),
-    ("a shape", "blue", "adjective"), ("a triangle", "blue", "adjective"), ("a square", "yellow", "adjective"),
-    ("a circle", "green", "adjective"), ("circle", "blue", "adjective"),
-    ("a circle with a frame", "green", "adjective"),
+    ("a red circle with eyes", "hat", "noun"), ("a blue square", "hat", "noun"),
+    ("a striped green triangle", "eyes", "noun"), ("a red circle", "eyes", "noun"),
+    ("a plain blue circle with a hat", "legs", "noun"), ("", "legs", "noun"),
+    ("a shape", "blue", "adjective"), ("a triangle", "blue", "adjective"), ("a square with a hat", "red", "adjective"),
+    ("a circle", "green", "adjective"), ("circle, eyes", "striped", "adjective"),
+    ("a red square with legs", "striped", "adjective"),
 ]
 SUBSET = [0, 2, 3, 6, 7, 9]  # three nouns, three adjectives for the delay and sweep grids
 CFG = 3.0
@@ -66,10 +67,11 @@ def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7, sigma: float = 1.5) 
 
 
 class Toy:
-    """The toy model, its CLIP and VAE, and batched sampling of one prompt pair over all seeds."""
+    """The toy model (``models``: MODEL, CLIP, VAE; default the loader node's), and batched sampling of one prompt
+    pair over all seeds."""
 
-    def __init__(self, seeds: list[int]):
-        self.model, self.clip, self.vae = call_node("ToyConceptModelLoader")
+    def __init__(self, seeds: list[int], models: tuple | None = None):
+        self.model, self.clip, self.vae = models or call_node("ToyConceptModelLoader")
         self.latent = torch.zeros(len(seeds), 3, 32, 32)
         self.noise = noise_per_seed(self.latent, seeds)
         self.empty = self.encode("")
@@ -77,10 +79,10 @@ class Toy:
     def encode(self, text: str):
         return self.clip.encode_from_tokens_scheduled(self.clip.tokenize(text))
 
-    def images(self, model, positive, negative, steps: int, cfg: float = CFG) -> torch.Tensor:
+    def images(self, model, positive, negative, steps: int, cfg: float = CFG, sampler: str = "euler") -> torch.Tensor:
         import comfy.sample
 
-        samples = comfy.sample.sample(model, self.noise, steps, cfg, "euler", "normal", positive, negative,
+        samples = comfy.sample.sample(model, self.noise, steps, cfg, sampler, "normal", positive, negative,
                                       self.latent, disable_pbar=True, seed=0)
         return self.vae.decode(samples)
 

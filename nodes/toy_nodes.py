@@ -9,7 +9,7 @@ from ..toy.model import load
 
 
 class ToyConceptModelLoader(io.ComfyNode):
-    """MODEL, CLIP and VAE of the toy concept model shipped with the pack (1 M parameters, 32×32 pixel space)."""
+    """MODEL, CLIP and VAE of the toy concept model shipped with the pack (32×32 pixel space, v-prediction)."""
 
     @classmethod
     def define_schema(cls):
@@ -18,9 +18,11 @@ class ToyConceptModelLoader(io.ComfyNode):
             display_name="Load Toy Concept Model",
             category="loaders",
             description=f"A small text-to-image model trained by the pack on {SIZE}×{SIZE} pictures of one "
-                        "coloured shape (circle, square, triangle; red, green, blue, yellow) that may have a dot "
-                        "and a frame. Prompts like 'a red circle with a dot', negatives like 'dot' or 'red'. Use "
-                        f"an empty latent of {SIZE * 8}×{SIZE * 8} (EmptyLatentImage) or {SIZE}×{SIZE} "
+                        "creature-like shape: a circle, square or triangle, red, green or blue, plain or striped "
+                        "(adjective-like attributes), that may wear a hat, have eyes and stand on legs (noun-like "
+                        "parts). Prompts like 'a striped red circle with eyes' or 'blue, square, hat'; negatives "
+                        "like 'hat', 'legs', 'striped' or 'red'. Use an empty latent of "
+                        f"{SIZE * 8}×{SIZE * 8} (EmptyLatentImage) or {SIZE}×{SIZE} "
                         "(EmptyChromaRadianceLatentImage): it samples in pixel space at 1/8 of that size.",
             inputs=[],
             outputs=[

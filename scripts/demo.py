@@ -1,9 +1,9 @@
 """The offline demo: bash scripts/demo.sh [--out toy_demo] (the environment of the tests; this file is its Python).
 
-One graph on the toy concept model, run headless through ComfyUI's executor on the CPU: "a circle with a frame"
-without a negative, with the negative "dot" (eq. 9), and with "dot" from step 5 of 50 (Ban et al.'s delay); a capture
+One graph on the toy concept model, run headless through ComfyUI's executor on the CPU: "a red circle with eyes"
+without a negative, with the negative "hat" (eq. 9), and with "hat" from step 5 of 50 (Ban et al.'s delay); a capture
 of the undelayed run gives the r_t curve (PNG, JSON, CSV) and word heatmaps. Prints how often each image set shows
-a dot, by the pixel-rule detector (on the saved pixel-space latents).
+a hat, by the pixel-rule detector (on the saved pixel-space latents, over the pictures it calls clean).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 import harness
 from harness import Graph, ksampler
 
-POSITIVE, NEGATIVE = "a circle with a frame", "dot"
+POSITIVE, NEGATIVE = "a red circle with eyes", "hat"
 STEPS, CFG, BATCH = 50, 3.0, 8
 RUNS = {"1_no_negative": None, "2_negative": 0.0, "3_negative_from_step_5": 0.1}
 
@@ -110,7 +110,10 @@ def main() -> None:
     images = saved_images(prompt, outputs, out)
     print("\r" + " " * 60 + "\r" + f"How often the {BATCH} images show a {NEGATIVE} (pixel-rule detector):")
     for prefix in RUNS:
-        print(f"  {prefix:<26} {detect.rate(images[f'latents/{prefix}'], NEGATIVE):.0%}")
+        votes = [detect.present(found, NEGATIVE) for found in detect.detect(images[f"latents/{prefix}"])]
+        clean = [vote for vote in votes if vote is not None]
+        print(f"  {prefix:<26} a {NEGATIVE} in {sum(clean)} of {len(clean)} clean images "
+              f"({len(votes) - len(clean)} unclean)")
     rt = next(ui for ui in outputs.values() if "negative_guidance_rt" in ui)
     print(f"r_t of the second run: {rt['text'][0]}")
     print(f"Pictures, r_t plot, heatmaps and the r_t JSON/CSV/safetensors are in {out} "

@@ -2,13 +2,16 @@
 
 An SD1-shaped UNet working in pixel space (3 channels, 32×32, latent = 2·image − 1 through ComfyUI's pixel-space
 VAE), conditioned by a 2-layer, 64-wide CLIP text encoder behind the SD1 tokenizer that ships with ComfyUI.
-Sampling uses SD1's discrete ε-prediction schedule.
+Sampling uses SD1's discrete schedule (scaled-linear β from 0.00085 to 0.012, 1000 steps); the network predicts
+v = α·ε − σ_vp·x₀ (Salimans & Ho 2022, arXiv 2202.00512), ComfyUI's ModelType.V_PREDICTION, as SD 2's 768-v model
+does, so the stock samplers run it unchanged. The weights file names its parametrisation in its metadata.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import safetensors
 import safetensors.torch
 import torch
 
@@ -22,6 +25,7 @@ import comfy.supported_models_base
 
 WEIGHTS = Path(__file__).parent / "weights" / "toy_concepts.safetensors"
 UNET_PREFIX, CLIP_PREFIX = "model.diffusion_model.", "cond_stage_model."
+PREDICTIONS = {"eps": comfy.model_base.ModelType.EPS, "v": comfy.model_base.ModelType.V_PREDICTION}
 CLIP_CONFIG = {
     "hidden_size": 64, "intermediate_size": 256, "num_attention_heads": 2, "num_hidden_layers": 2,
     "vocab_size": 49408, "max_position_embeddings": 77, "hidden_act": "quick_gelu", "layer_norm_eps": 1e-5,
@@ -30,11 +34,12 @@ CLIP_CONFIG = {
 
 
 class ToyConcepts(comfy.supported_models_base.BASE):
-    """Two levels (32 and 16 px, 32 and 64 channels), cross-attention at 16 px and in the middle block, context 64."""
+    """Three levels (32, 16 and 8 px; 32, 64 and 64 channels), one ResBlock each, cross-attention at 16 and 8 px
+    and in the middle block, context 64."""
 
     unet_config = {
-        "image_size": 32, "in_channels": 3, "out_channels": 3, "model_channels": 32, "num_res_blocks": [1, 1],
-        "channel_mult": [1, 2], "transformer_depth": [0, 1], "transformer_depth_output": [0, 0, 1, 1],
+        "image_size": 32, "in_channels": 3, "out_channels": 3, "model_channels": 32, "num_res_blocks": [1, 1, 1],
+        "channel_mult": [1, 2, 2], "transformer_depth": [0, 1, 1], "transformer_depth_output": [0, 0, 1, 1, 1, 1],
         "transformer_depth_middle": 1, "context_dim": 64, "use_spatial_transformer": True,
         "use_linear_in_transformer": True, "legacy": False, "adm_in_channels": None,
         "use_temporal_attention": False, "use_temporal_resblock": False, "dtype": torch.float32,
@@ -54,9 +59,11 @@ class ToyClip(comfy.sd1_clip.SD1ClipModel):
         super().__init__(device=device, dtype=dtype, model_options=model_options or {}, clip_model=ToyTextEncoder)
 
 
-def new_unet(device=None) -> comfy.model_base.BaseModel:
-    """The ε-prediction BaseModel of ToyConcepts; ComfyUI's ops leave its weights uninitialised."""
-    return comfy.model_base.BaseModel(ToyConcepts(ToyConcepts.unet_config), device=device)
+def new_unet(prediction: str = "v", device=None) -> comfy.model_base.BaseModel:
+    """The BaseModel of ToyConcepts predicting ``prediction`` ("v" or "eps"); ComfyUI's ops leave its weights
+    uninitialised."""
+    return comfy.model_base.BaseModel(ToyConcepts(ToyConcepts.unet_config), model_type=PREDICTIONS[prediction],
+                                      device=device)
 
 
 def pixel_vae() -> comfy.sd.VAE:
@@ -64,12 +71,14 @@ def pixel_vae() -> comfy.sd.VAE:
     return comfy.sd.VAE(sd={"pixel_space_vae": torch.tensor(1.0)})
 
 
-def save(unet: torch.nn.Module, text_encoder: torch.nn.Module, path: Path) -> None:
-    """Both networks in one fp16 safetensors file, under checkpoint-style prefixes."""
+def save(unet: torch.nn.Module, text_encoder: torch.nn.Module, path: Path, prediction: str) -> None:
+    """Both networks in one fp16 safetensors file, under checkpoint-style prefixes, the parametrisation in its
+    metadata."""
     tensors = {UNET_PREFIX + k: v for k, v in unet.state_dict().items()}
     tensors |= {CLIP_PREFIX + k: v for k, v in text_encoder.state_dict().items()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    safetensors.torch.save_file({k: v.detach().to(torch.float16).contiguous() for k, v in tensors.items()}, str(path))
+    safetensors.torch.save_file({k: v.detach().to(torch.float16).contiguous() for k, v in tensors.items()}, str(path),
+                                metadata={"prediction": prediction})
 
 
 def split(tensors: dict, prefix: str) -> dict:
@@ -78,9 +87,11 @@ def split(tensors: dict, prefix: str) -> dict:
 
 def load(path: Path = WEIGHTS) -> tuple[comfy.model_patcher.ModelPatcher, comfy.sd.CLIP, comfy.sd.VAE]:
     """MODEL, CLIP and VAE of the toy concept model from its safetensors file (every key must match)."""
+    with safetensors.safe_open(str(path), framework="pt") as handle:
+        prediction = handle.metadata()["prediction"]
     tensors = safetensors.torch.load_file(str(path))
     offload = comfy.model_management.unet_offload_device()
-    base = new_unet(device=offload)
+    base = new_unet(prediction, device=offload)
     base.diffusion_model.load_state_dict(split(tensors, UNET_PREFIX), strict=True)
     model = comfy.model_patcher.ModelPatcher(base, load_device=comfy.model_management.get_torch_device(),
                                              offload_device=offload)

@@ -299,7 +299,7 @@ def test_running_the_analysis_graph_draws_the_plot(browser, ui_server, artifacts
     rt = "app.graph.nodes.find(n => n.type === 'AttentionRt')"
     assert browser.execute_script(f"return !!{rt}.rtPlot.data"), "the analysis never reached the node"
     words = browser.execute_script(f"return {rt}.rtPlot.data.words")
-    assert words == ["dot", *SPECIAL]
+    assert words == ["hat", *SPECIAL]
     browser.execute_script(f"""
         const node = {rt};
         app.canvas.ds.scale = 1;

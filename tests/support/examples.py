@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))  # the 
 import harness  # noqa: E402
 from graphs import Graph, custom_sample, ksampler  # noqa: E402
 
-POSITIVE, NEGATIVE = "a circle with a frame", "dot"
+POSITIVE, NEGATIVE = "a red circle with eyes", "hat"
 STANDARD = dict(mode="standard", neg_scale=6.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
 CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=50.0, over_cap="downsample")
 RT = dict(score="frobenius", gate_fraction=0.5, related="")
@@ -117,7 +117,7 @@ def delayed_negative() -> Example:
         "## Delayed negative (Ban et al. 2024), toy model\n\n"
         "**Look at:** the two saved images, the same seed and negative: on from step 0 (left) and from step 5 of "
         "50 (`neg_start` 0.1, right). A negative acts late in sampling, so the delayed one keeps the layout of the "
-        "picture and still removes the dot.\n\n"
+        "picture and still removes the hat.\n\n"
         "Runs offline on the toy concept model.")
     model, vae, c, latent = base(g, {"p": POSITIVE, "n": NEGATIVE})
     for start, name, shown in ((0.0, "undelayed", "negative from step 0"), (0.1, "from_step_5", "from step 5")):
@@ -163,15 +163,15 @@ def several_negatives() -> Example:
         "## Several negatives, each with its own window, toy model\n\n"
         "**Look at:** the saved image, and the guider's readout (conditionings per model call: it changes as "
         "the windows open and close).\n\n"
-        "The main negative \"frame\" is on throughout; *Negative Guidance Term* nodes add \"dot\" (weight 3, from "
+        "The main negative \"legs\" is on throughout; *Negative Guidance Term* nodes add \"hat\" (weight 3, from "
         "20% of the steps) and \"blue\" (weight 2, for the first 60%, on a linear ramp). Their terms are summed, "
         "each with its own weight and window (ConditioningCombine would average them). Runs offline on the toy "
         "concept model.")
-    model, vae, c, latent = base(g, {"p": "a circle", "n": "frame", "dot": "dot", "blue": "blue"})
-    dot = g.node("NegativeTerm", conditioning=c["dot"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
+    model, vae, c, latent = base(g, {"p": "a circle", "n": "legs", "hat": "hat", "blue": "blue"})
+    hat = g.node("NegativeTerm", conditioning=c["hat"], weight=3.0, start=0.2, end=1.0, window_unit="steps",
                  schedule="constant")
     blue = g.node("NegativeTerm", conditioning=c["blue"], weight=2.0, start=0.0, end=0.6, window_unit="steps",
-                  schedule="linear", terms=dot)
+                  schedule="linear", terms=hat)
     guider = g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=c["n"], cfg=7.0,
                     clip=g.out(model, 1), mode="independent", neg_scale=4.0, neg_start=0.0,
                     neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=blue)
