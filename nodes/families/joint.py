@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...attention.store import LayerId
-from ..contract import KEY, NAG
+from ..contract import KEY, NAG, NAG_PART
 from ..nag import JointLayout, cross_parts, guide_cross, guide_joint, joint_parts
 
 BLOCK = f"{KEY}.block"  # transformer_options: the Block being run, set by the capture's block replace
@@ -47,12 +47,17 @@ class Block:
 
 @dataclass
 class NagBlock:
-    """One run of one block under attention-space negatives: which of its attention calls NAG guides."""
+    """One run of one block under attention-space negatives: which of its attention calls NAG guides (``calls``,
+    and for cross attention only those whose keys number one of ``keys``: the calls that see the negatives)."""
 
-    call: int
+    calls: tuple[int, ...]
     cross: bool
     grid: tuple[int, ...]
+    keys: tuple[int, ...] = ()
     seen: int = field(default=0)
+
+    def guides(self, index: int, k: torch.Tensor, heads_split: bool) -> bool:
+        return index in self.calls and (not self.cross or k.shape[2 if heads_split else 1] in self.keys)
 
 
 # locate(kind, index, args, call) → the Block of this run of the block, or None when the block is not captured
@@ -79,7 +84,10 @@ def make_override(recorder, previous):
         block, call = options.get(BLOCK), recorder.call(options)
         if block is None or call is None:
             return out
-        index, block.seen = block.seen, block.seen + 1
+        if isinstance(options.get(NAG_PART), int):  # a negative's part of the call just counted (NAG above)
+            index = block.seen - 1
+        else:
+            index, block.seen = block.seen, block.seen + 1
         if index != block.call:
             return out
         q, k, heads, heads_split = attention_args(args, kwargs)
@@ -157,13 +165,13 @@ def make_negative_override(previous):
         if nag is None or block is None:
             return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
         index, block.seen = block.seen, block.seen + 1
-        if index != block.call:
+        q, k, _, heads_split = attention_args(args, kwargs)
+        if not block.guides(index, k, heads_split):
             return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
         mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
         if mask is not None or kwargs.get("skip_output_reshape", False):
             raise RuntimeError("AttentionNegativeTerm: this model's text attention uses an attention mask (or a "
                                "heads-first output), which attention-space negatives do not support yet")
-        q, k, _, heads_split = attention_args(args, kwargs)
         attend = attention_call(func, previous, args, kwargs)
         if block.cross:
             return guide_cross(attend, q, k, args[2], options, nag, block.grid)
@@ -173,12 +181,14 @@ def make_negative_override(previous):
     return override
 
 
-def make_negative_block_replace(first: bool, embed, extend_pe, call: int, cross: bool, token_grid, previous):
+def make_negative_block_replace(first: bool, embed, extend_pe, calls: tuple[int, ...], cross: bool, token_grid,
+                                previous, cut: int = 0):
     """A dit block replace for attention-space negatives. ``embed(contexts)`` gives the negatives' texts as this
     block's text stream holds them (the model's own embedder); joint families (``first``: the first block of a
     forward) append them to txt once, Wan (``cross``) to every block's context. ``extend_pe(pe, nag)`` gives the
-    positional embedding with the negatives' rows after the prompt's. ``call``: which attention call of the block
-    is the text one."""
+    positional embedding with the negatives' rows after the prompt's. ``calls``: which attention calls of the block
+    read the text; for cross attention, those whose keys are the whole extended context, or it less the ``cut``
+    tokens a layer cuts off its front (Wan i2v: the CLIP-vision tokens)."""
 
     def replace(args, extra):
         options = args["transformer_options"]
@@ -196,22 +206,24 @@ def make_negative_block_replace(first: bool, embed, extend_pe, call: int, cross:
                     nag.layout.pe = (args["pe"], extend_pe(args["pe"], nag))
                 args["pe"] = nag.layout.pe[1]
             grid = token_grid(nag.latent_shape)
-            args["transformer_options"] = {**options, NAG_BLOCK: NagBlock(call, cross, grid)}
+            keys = (args["txt"].shape[1], args["txt"].shape[1] - cut) if cross else ()
+            args["transformer_options"] = {**options, NAG_BLOCK: NagBlock(calls, cross, grid, keys)}
         return previous(args, extra) if previous is not None else extra["original_block"](args)
 
     replace.__wrapped__ = previous
     return replace
 
 
-def install_negatives(patched, blocks: list[tuple[str, int]], embed, extend_pe, token_grid, call=lambda block: 0,
-                      cross: bool = False) -> dict:
+def install_negatives(patched, blocks: list[tuple[str, int]], embed, extend_pe, token_grid, calls=lambda block: (0,),
+                      cross: bool = False, cut=lambda block: 0) -> dict:
     """The negatives' override and a block replace per block on ``patched``, each chained over the one before."""
     options = patched.model_options.setdefault("transformer_options", {})
     replaces = options.get("patches_replace", {}).get("dit", {})
     installed = {OVERRIDE: make_negative_override(options.get(OVERRIDE))}
     patched.model_options["transformer_options"] = {**options, OVERRIDE: installed[OVERRIDE]}
     for i, (kind, index) in enumerate(blocks):
-        installed[(kind, index)] = make_negative_block_replace(i == 0, embed, extend_pe, call((kind, index)), cross,
-                                                               token_grid, replaces.get((kind, index)))
+        installed[(kind, index)] = make_negative_block_replace(i == 0, embed, extend_pe, calls((kind, index)), cross,
+                                                               token_grid, replaces.get((kind, index)),
+                                                               cut((kind, index)))
         patched.set_model_patch_replace(installed[(kind, index)], "dit", kind, index)
     return installed

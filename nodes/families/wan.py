@@ -9,7 +9,8 @@ text's.
 Attention-space negatives: each negative's umT5 context goes through the model's own ``text_embedding`` once per
 call and is appended to every block's context, after the prompt's (so i2v's 257 CLIP-vision tokens stay first, where
 WanI2VCrossAttention cuts them off); the override splits the text cross-attention call's k/v (nodes/nag.py
-``guide_cross``).
+``guide_cross``). An i2v model given no CLIP-vision features attends to the whole context in its image call too
+(``context[:, :None]``), so that call is split and guided as well: both of its calls then read the text.
 """
 
 from __future__ import annotations
@@ -65,5 +66,8 @@ def install_negatives(patched) -> dict:
     def embed(contexts):
         return [diffusion_model.text_embedding(c) for c in contexts]
 
-    return joint.install_negatives(patched, blocks(diffusion_model), embed, None, token_grid,
-                                   call=lambda block: 2 if image_to_video[block[1]] else 1, cross=True)
+    def calls(block):  # i2v: the CLIP-vision call reads the whole context too when the model gets no CLIP features
+        return (1, 2) if image_to_video[block[1]] else (1,)
+
+    return joint.install_negatives(patched, blocks(diffusion_model), embed, None, token_grid, calls=calls, cross=True,
+                                   cut=lambda block: CLIP_VISION_TOKENS if image_to_video[block[1]] else 0)
