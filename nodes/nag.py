@@ -170,6 +170,11 @@ class NagCall:
             self.cache[key] = make()
         return self.cache[key]
 
+    def applies(self, uuids: Sequence) -> bool:
+        """Whether NAG applies to some chunk of a forward with these uuids. A forward with none (u or the CFG negative
+        batched apart) gets no negatives at all: exactly ComfyUI's computation."""
+        return any(u in self.uuids for u in uuids)
+
     def rows(self, uuids: Sequence, batch: int) -> Rows:
         return Rows(tuple(u in self.uuids for u in uuids), batch // len(uuids),
                     [u for u in uuids if u in self.uuids])
@@ -279,7 +284,7 @@ def cross_parts(options: dict, key_tokens: int) -> list[TextPart]:
     """The texts in a cross-attention call's keys, as the capture sees the call (with or without NAG, from above or
     below the NAG hook)."""
     nag, part = options.get(NAG), options.get(NAG_PART)
-    if nag is None or part == POSITIVE_PART:
+    if nag is None or part == POSITIVE_PART or not nag.applies(options["uuids"]):
         return [TextPart(None, 0, slice(None))]
     if part is not None:
         return [TextPart(part, 0, slice(None))]
@@ -295,7 +300,7 @@ def joint_parts(options: dict, text_seen: int) -> list[TextPart]:
     """The texts in a joint-attention call, as the capture sees it; ``text_seen``: the text length the capture's
     block saw (T⁺ without NAG)."""
     nag, part = options.get(NAG), options.get(NAG_PART)
-    if nag is None or nag.layout is None:
+    if nag is None or nag.layout is None or not nag.applies(options["uuids"]):
         return [TextPart(None, text_seen, slice(0, text_seen))]
     layout = nag.layout
     if part == POSITIVE_PART:

@@ -170,13 +170,13 @@ def patch_model(model, guidance: NegativeGuidance):
                          "batches positive, negative, empty and the terms, so the two cannot be combined: remove "
                          "that node, or apply its effect another way.")
     patched = model.clone()
-    if guidance.attention:
-        negatives_family(node, patched).install_negatives(patched)
+    family = negatives_family(node, patched) if guidance.attention else None
+    hooks = family.install_negatives(patched) if family is not None else {}
     batch = make_batch_function()
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
     patched.model_options[GUIDANCE] = guidance
-    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch))
+    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch, family, hooks))
     patched.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, KEY, make_sampler_sample(guidance))
     return patched
 
@@ -290,12 +290,14 @@ def make_sampler_sample(guidance: NegativeGuidance):
     return sampler_sample
 
 
-def make_outer_sample(guidance: NegativeGuidance, batch):
+def make_outer_sample(guidance: NegativeGuidance, batch, family=None, hooks: dict | None = None):
     """OUTER_SAMPLE wrapper: check the run, add u and the extra terms to the guider, log the plan."""
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
         check_run(guidance, guider, batch)
+        if hooks:
+            check_negative_hooks(guidance.node_id, family, hooks, guider.model_options)
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         schedule = sigmas.tolist()
@@ -309,6 +311,19 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
         return executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
 
     return outer_sample
+
+
+def check_negative_hooks(node: str, family, hooks: dict, model_options: dict) -> None:
+    """The attention-space negatives' hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied
+    later that replaced one would attend over the negatives' tokens as if they were the prompt's."""
+    from .capture import wrapped_chain
+
+    found = family.installed_hooks(model_options)
+    lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
+    if lost:
+        raise ValueError(f"{node}: a node applied after it replaced the attention hook {lost[0]} of its "
+                         "attention-space negatives. Apply it last in the model chain (AttentionCapture may go "
+                         "either side).")
 
 
 def run_summary(calls: list[int], steps: int) -> str:

@@ -193,6 +193,10 @@ def make_negative_block_replace(first: bool, embed, extend_pe, calls: tuple[int,
     def replace(args, extra):
         options = args["transformer_options"]
         nag = options.get(NAG)
+        if nag is not None and not nag.applies(options["uuids"]):  # no row to guide in this forward
+            if first:
+                nag.layout = None
+            nag = None
         if nag is not None:
             args = dict(args)
             if first or cross:

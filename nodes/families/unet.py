@@ -143,7 +143,7 @@ def make_append_negatives(hooked: set):
 
     def append_negatives(n, context, value, extra):
         nag = extra.get(NAG)
-        if nag is None or tuple(extra.get("block") or ()) not in hooked:
+        if nag is None or tuple(extra.get("block") or ()) not in hooked or not nag.applies(extra["uuids"]):
             return n, context, value
         negatives = torch.cat(nag.contexts(like=context), dim=1).expand(context.shape[0], -1, -1)
         return n, torch.cat([context, negatives], dim=1), torch.cat([value, negatives.to(value.dtype)], dim=1)
@@ -157,7 +157,7 @@ def make_negative_attn2(previous):
 
     def attn2(q, k, v, extra):
         nag = extra.get(NAG)
-        if nag is None:
+        if nag is None or not nag.applies(extra["uuids"]):
             return attend(q, k, v, extra)
         return guide_cross(attend, q, k, v, extra, nag, tuple(extra["activations_shape"][-2:]))
 

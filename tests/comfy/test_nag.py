@@ -91,6 +91,7 @@ def hook(model, family, record, above):
             record(q, k, v, extra, out, extra["n_heads"], False)
             return out
 
+        attn2.__wrapped__ = inner  # it wraps the hook below and says so, as the pack's checks ask
         hooked.set_model_attn2_replace(attn2, *key)
         return hooked
     options = hooked.model_options.setdefault("transformer_options", {})
@@ -103,6 +104,7 @@ def hook(model, family, record, above):
                kwargs.get("skip_reshape", False))
         return out
 
+    override.__wrapped__ = inner
     hooked.model_options["transformer_options"] = {**options, OVERRIDE: override}
     return hooked
 
@@ -151,20 +153,26 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family):
 
     def record(q, k, v, options, out, heads, split):  # the first text attention of each forward of step 0
         slots = tuple(options["cond_or_uncond"])
-        text = t_pos if family in CROSS or slots == (0,) else n[0][0].shape[1]
-        if slots not in seen and nag_key in options and text_calls(family, text + t_neg, image_tokens(family))(q, k):
-            seen[slots] = (q, k, v, out, heads, split, text)
+        if 0 in slots:  # p is in this forward: the layer sees the negative's tokens
+            text, extra = t_pos, t_neg
+        else:  # n alone (Chroma, Qwen-Image: contexts of other lengths are batched apart): no negative at all
+            text, extra = n[0][0].shape[1], 0
+        if slots not in seen and nag_key in options and text_calls(family, text + extra, image_tokens(family))(q, k):
+            seen[slots] = (q, k, v, out, heads, split, text, extra)
 
     model = hook(guidance_cfg(tiny_families.model(family), attention_term(neg)), family, record, above=True)
     sample(family, model, p, n, steps=1, cfg=2.0)
-    assert sorted(s for slots in seen for s in slots) == [0, 1]  # p and n: one forward, or two (Chroma, Qwen-Image:
-    for slots, (q, k, v, out, heads, split, t_pos) in seen.items():  # their contexts differ in length)
-        check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg)
+    assert sorted(s for slots in seen for s in slots) == [0, 1]  # p and n: one forward, or two
+    for slots, layer in seen.items():
+        check_layer(family, slots, *layer)
 
 
 def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg):
     q, k, v = (heads_first(x, heads, split) for x in (q, k, v))
     guided = torch.tensor(slots).repeat_interleave(q.shape[0] // len(slots)) == 0  # p's rows
+    if not guided.any():  # a forward of n alone is exactly ComfyUI's attention
+        torch.testing.assert_close(out.double(), attention(q, k, v), rtol=1e-5, atol=1e-6)
+        return
     if family in CROSS:
         z_pos = attention(q, k[:, :, :t_pos], v[:, :, :t_pos])
         z_neg = attention(q, k[:, :, t_pos:], v[:, :, t_pos:])
@@ -248,6 +256,34 @@ def test_off_or_outside_its_window_it_is_bit_identical_and_never_computed(family
 
 
 @pytest.mark.parametrize("family", ["sd1", "flux"])
+@pytest.mark.parametrize("unit", ["steps", "percent"])
+def test_its_window_switches_at_the_steps_a_negative_terms_would(family, unit):
+    """The same window as an eq. 8 NegativeTerm (evaluated as one more conditioning) and as an attention-space
+    negative (a hook below counts its attention calls): on at the same steps, 6 steps, start 0.45, end 0.8."""
+    import tiny_families
+
+    import comfy.samplers
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    base = tiny_families.model(family)
+    window = dict(start=0.45, end=0.8, window_unit=unit, schedule="linear")
+    eq8 = call_node("NegativeTerm", conditioning=neg, weight=1.0, terms=None, **window)[0]
+    counted = Recorder()
+    model = guidance_cfg(base, eq8, clip=tiny_families.clip(family)).clone()
+    model.set_model_unet_function_wrapper(counted)
+    sample(family, model, p, n, steps=6)
+    sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", 6).tolist()
+    step_of = {s: pack_module("guidance").step_index(sigmas, s) for s in sigmas}
+    eq8_steps = [step_of[s] for s, conds, _ in counted.calls if conds == 3]  # p, the term and u
+    contract = pack_module("nodes.contract")
+    parts = []
+    below = hook(base, family, lambda q, k, v, options, out, heads, split: parts.append(
+        (float(options["sigmas"][0]), options.get(contract.NAG_PART))), above=False)
+    sample(family, guidance_cfg(below, attention_term(neg, **window)), p, n, steps=6)
+    assert sorted({step_of[s] for s, part in parts if part == 0}) == eq8_steps and 0 < len(eq8_steps) < 6
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux"])
 def test_two_terms_of_half_scale_equal_one_when_they_share_a_context(family):
     import tiny_families
 
@@ -266,8 +302,9 @@ def test_one_model_evaluation_per_step_at_cfg_1_and_as_planned_with_eq8_terms(fa
     """Stock KSampler at cfg 1, standard mode and an attention-space negative: 1 model call of 1 conditioning per
     step, said by the log and the node's readout. Independent mode with an eq. 8 NegativeTerm gated at 0.5: the
     calls are exactly those of the same run without the attention term."""
-    import nodes
     import tiny_families
+
+    import nodes
 
     p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
     base = tiny_families.model(family)
@@ -373,8 +410,13 @@ def test_the_capture_records_the_negative_at_cfg_1_above_or_below_and_changes_no
             assert store.steps() == [0, 1, 2] and store.branches() == {"positive", "negative"}
             assert {term for _, term in store.effects} == {"attention"}
             assert len(store.layers(0, "negative")) == len(store.layers(0, "positive"))
+        effect = handle_below.recorder.finished.effects[(1, "attention")].float()
+        batch, _, *dims = tiny_families.latent_shape(family, 2)
+        assert effect.shape == (batch, *dims)
+        assert (effect.max() == 0) == (negative_text == TEXT)  # |Z − Z⁺| = 0 when Z⁻ = Z⁺
+        above = handle_above.recorder.finished.layers(1, "negative")
         for layer, maps in handle_below.recorder.finished.layers(1, "negative").items():
-            torch.testing.assert_close(maps.float(), handle_above.recorder.finished.layers(1, "negative")[layer].float())
+            torch.testing.assert_close(maps.float(), above[layer].float())
         if negative_text == TEXT:
             data = json.loads(call_node("AttentionRt", capture=handle_below, samples={"samples": samples_below},
                                         score="frobenius", gate_fraction=0.5, related="",
@@ -383,11 +425,23 @@ def test_the_capture_records_the_negative_at_cfg_1_above_or_below_and_changes_no
                 assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3, rel=1e-3)
 
 
+def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
+    import tiny_families
+
+    p, n = encode("sd1", TEXT), encode("sd1", NEGATIVE)
+    model = guidance_cfg(tiny_families.model("sd1"), attention_term(n)).clone()
+    key, _ = first_cross_block(model)
+    model.set_model_attn2_replace(lambda q, k, v, extra: q, *key)  # an attn2 replace that does not chain
+    with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):
+        sample("sd1", model, p, n)
+
+
 def test_bad_input_is_refused_before_sampling(comfy):
     import math
 
-    import nodes
     import tiny_families
+
+    import nodes
 
     node = nodes.NODE_CLASS_MAPPINGS["AttentionNegativeTerm"]
     good = dict(scale=4.0, tau=2.5, alpha=0.25, start=0.0, end=1.0, window_unit="steps", schedule="constant")
@@ -414,3 +468,27 @@ def test_bad_input_is_refused_before_sampling(comfy):
     with pytest.raises(ValueError, match="NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
                                          "its diffusion model NextDiT"):
         guidance_cfg(tiny_families.model("lumina2"), attention_term(encode("lumina2", NEGATIVE)))
+
+
+def test_the_flux_dev_example_uses_real_nodes_and_runs_at_one_evaluation_per_step_on_the_tiny_flux(run_graph,
+                                                                                                     caplog):
+    """tests/support/examples.py builds the Flux dev graph with the real loaders; every node and input exists, and
+    with the tiny Flux in place of the loaders it runs: cfg 1, one model call of one conditioning per step."""
+    import examples
+    import workflows
+
+    import nodes
+
+    prompt = examples.flux_dev_attention_negative()
+    for node in prompt.values():
+        assert node["class_type"] in nodes.NODE_CLASS_MAPPINGS, node["class_type"]
+        names = dict(workflows.input_specs(workflows.node_info(node["class_type"])))
+        assert set(node["inputs"]) <= set(names), node
+    for node in prompt.values():
+        if node["class_type"] == "KSampler":
+            node["inputs"]["steps"] = 3
+            assert node["inputs"]["cfg"] == 1.0
+    with caplog.at_level(logging.INFO):
+        history, _ = run_graph(examples.on_tiny_flux(prompt))
+    assert any("images" in ui for ui in history.values())
+    assert "this run made 3 model calls over 3 steps (1 model evaluation per step), which evaluated 3" in caplog.text
