@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from .nag import AttentionTerm
 from .schedules import SCHEDULES
 from .steps import PercentToSigma, step_index
 from .terms import EMPTY, GuidanceTerm
@@ -12,7 +13,8 @@ from .terms import EMPTY, GuidanceTerm
 ZERO_TOL = 1e-9  # |coefficient| below this (relative to the scales) is float noise of an exact 0
 
 
-def term_weight(term: GuidanceTerm, sigma: float, sample_sigmas: Sequence[float], to_sigma: PercentToSigma) -> float:
+def term_weight(term: GuidanceTerm | AttentionTerm, sigma: float, sample_sigmas: Sequence[float],
+                to_sigma: PercentToSigma) -> float:
     """w(σ) = scale · shape(t) inside the window and 0 outside; t = (k + 1)/K at the k-th of K active steps."""
     if term.scale == 0.0 or not term.window.is_active(sigma, sample_sigmas, to_sigma):
         return 0.0
@@ -71,3 +73,21 @@ def needs_empty(terms: Sequence[GuidanceTerm]) -> bool:
     always = [t for t in live if t.window.is_full]
     return (any(t.schedule != "constant" for t in live) or len(always) < len(live)
             or empty_coefficient([t.scale for t in always]) != 0.0)
+
+
+def plan_attention(terms: Sequence[AttentionTerm], sigma: float, sample_sigmas: Sequence[float],
+                   to_sigma: PercentToSigma) -> dict[str, float]:
+    """φᵢ(t) of every attention-space negative active at this call, by key, omitting every zero: a term outside its
+    window or with φ = 0 is left out, so its attention is never computed. Same windows and schedules as eq. 8 terms."""
+    weights = {}
+    for term in terms:
+        weight = term_weight(term, sigma, sample_sigmas, to_sigma)
+        if weight != 0.0:
+            weights[term.key] = weight
+    return weights
+
+
+def attention_range(terms: Sequence[AttentionTerm]) -> tuple[int, int]:
+    """The fewest and most attention-space negatives one model call can compute: the always-on ones, and all."""
+    live = [t for t in terms if t.scale != 0.0]
+    return sum(1 for t in live if t.window.is_full), len(live)

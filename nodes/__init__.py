@@ -10,7 +10,8 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 from . import compat
 
 MODULES = {  # module: (what its nodes need, its node classes)
-    "guidance_nodes": (compat.SAMPLING, ("NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm")),
+    "guidance_nodes": (compat.SAMPLING, ("NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm",
+                                         "AttentionNegativeTerm")),
     "attention_nodes": (compat.SAMPLING + compat.CAPTURE, ("AttentionCapture", "AttentionRt")),
     "toy_nodes": (compat.TOY, ("ToyConceptModelLoader",)),
 }

@@ -7,6 +7,11 @@ What is recorded, and when:
 - only the batch chunks of the captured prompts, told apart by the uuid ComfyUI gives each cond entry, so any
   guider's slot layout reads right.
 
+Under attention-space negatives (AttentionNegativeTerm) at cfg 1 the negative prompt has no branch of its own; when
+one of them is the capture's negative prompt, its maps are recorded as the "negative" branch: the positive rows'
+image queries over that negative's text keys (the keys its Z⁻ is formed from), so r_t, the heatmaps and the gate
+read it like a CFG negative. A call that evaluates the CFG negative records that one instead.
+
 A capture never changes the picture: every hook returns the layer's own attention (ComfyUI's, or the hook that
 was installed before) and computes the maps beside it in fp32. Per model call the recorder reads the step once;
 inside the attention calls nothing waits for the host, and a step's maps move to the CPU when it ends.
@@ -82,6 +87,7 @@ class Recorder:
     branch_of: dict = field(default_factory=dict)
     sample_sigmas: list[float] = field(default_factory=list)
     selects: dict = field(default_factory=dict)
+    attention_negative: int | None = None  # the AttentionNegativeTerm (chain index) that is the negative prompt
 
     def __deepcopy__(self, memo):  # ModelPatcher.clone() deep-copies model_options: every clone shares one recorder
         return self
@@ -113,7 +119,10 @@ class Recorder:
         diffusion_model = guider.model_patcher.get_model_object("diffusion_model")
         layers = self.family.layers(diffusion_model, latent_shape)
         guidance = guider.model_options.get(GUIDANCE)
-        negatives = 0 if guidance is None else len(guidance.negative_keys(guider.cfg))
+        negatives = 0 if guidance is None else len(guidance.negative_keys(guider.cfg)) + bool(guidance.attention)
+        self.attention_negative = None if guidance is None else next(
+            (i for i, term in enumerate(guidance.attention)
+             if same_tensor(term.context, self.prompts["negative"].conditioning)), None)
         self.store = AttentionStore(self.max_bytes, self.downsample)
         try:
             self.store.plan(layers, latent_shape[0] * sum(len(p.words) for p in self.prompts.values()), steps,
@@ -141,14 +150,15 @@ class Recorder:
             raise ValueError(f"{self.node}: a node applied after it replaced its attention hook {lost[0]}, so that "
                              f"layer would record nothing. Apply {self.node} last in the model chain.")
 
-    def begin_call(self, timestep: torch.Tensor, latent_shape: tuple[int, ...]) -> CallRecord | None:
+    def begin_call(self, timestep: torch.Tensor, latent_shape: tuple[int, ...], conds: list) -> CallRecord | None:
         """The record of the guidance's own evaluation at ``timestep``, or None between a step's own sigmas."""
         sigma = float(timestep[0])  # the one host sync of a model call
         step = own_step(self.sample_sigmas, sigma)
         if step is None:
             return None
         self.store.begin_step(step, sigma)
-        return CallRecord(self, self.family.token_grid(latent_shape))
+        negative = any(self.branch_of.get(e.get("uuid")) == "negative" for cond in conds if cond for e in cond)
+        return CallRecord(self, self.family.token_grid(latent_shape), negative_evaluated=negative)
 
     def select(self, branch: str, tokens: int, device: torch.device) -> torch.Tensor:
         """The (tokens, words) column matrix of a branch in a context of ``tokens``, built once per run and device."""
@@ -173,11 +183,18 @@ class CallRecord:
     recorder: Recorder
     grid: tuple[int, ...] | None
     text_tokens: int | None = None
+    negative_evaluated: bool = False  # the CFG negative is in this call's batch
 
     def record(self, layer: LayerId, uuids: Sequence, q: torch.Tensor, k: torch.Tensor, heads: int,
-               queries: slice, keys: slice, heads_split: bool = False) -> None:
-        """Store the word maps of every captured chunk of this layer's batch (no host sync)."""
+               queries: slice, keys: slice, heads_split: bool = False, term: int | None = None) -> None:
+        """Store the word maps of every captured chunk of this layer's batch (no host sync). With ``term``, the keys
+        are that attention-space negative's text: its maps from the positive rows are the "negative" branch's when
+        it is the capture's negative prompt and the CFG negative is not evaluated."""
         branches = [self.recorder.branch_of.get(u) for u in uuids]
+        if term is not None:
+            if term != self.recorder.attention_negative or self.negative_evaluated:
+                return
+            branches = ["negative" if b == "positive" else None for b in branches]
         wanted = [(i, b) for i, b in enumerate(branches) if b is not None]
         if not wanted:
             return
@@ -252,7 +269,7 @@ def capture_model(model, recorder: Recorder):
         if not recorder.armed:
             return executor(model, conds, x_in, timestep, model_options)
         recorder.armed = False
-        call = recorder.begin_call(timestep, tuple(x_in.shape))
+        call = recorder.begin_call(timestep, tuple(x_in.shape), conds)
         if call is not None:
             options = model_options.get("transformer_options", {})
             model_options = {**model_options, "transformer_options": {**options, CALL: call}}

@@ -70,6 +70,14 @@ CAPTURE = (
     *needs("comfy.utils", "ProgressBar"),
     Need("comfy.sd1_clip", "SDTokenizer.tokenize_with_weights", ("text", "return_word_ids")),
 )
+NEGATIVES = (  # attention-space negatives (AttentionNegativeTerm), checked when a model is patched with them
+    Need("comfy.model_patcher", "ModelPatcher.set_model_attn2_patch", ("patch",)),
+    Need("comfy.model_patcher", "ModelPatcher.set_model_attn2_replace", ("patch", "block_name", "number")),
+    Need("comfy.model_patcher", "ModelPatcher.set_model_patch_replace", ("patch", "name", "block_name", "number")),
+    Need("comfy.ldm.modules.attention", "wrap_attn"),  # reads transformer_options["optimized_attention_override"]
+    Need("comfy.ldm.modules.attention", "optimized_attention", ("q", "k", "v", "heads")),
+    Need("comfy.ldm.modules.attention", "BasicTransformerBlock.forward", ("transformer_options",)),  # attn2_patch
+)
 FAMILIES = {
     "unet": (*needs("comfy.ldm.modules.diffusionmodules.openaimodel", "UNetModel", "Downsample"),
              *needs("comfy.ldm.modules.attention", "SpatialTransformer"),

@@ -5,6 +5,21 @@
 - ``EFFECTS`` (transformer_options): the capture's recorder; the patch's batch function hands it |w⁻·(n − u)| of
   each negative term at each step's own σ_i (``add_effect(step, term, effect)``).
 - ``EMPTY_KEY`` and ``term_key(i)``: the guider.conds keys under which the patch adds u and the NegativeTerms.
+
+Attention-space negatives (AttentionNegativeTerm, nodes/nag.py):
+- ``NAG`` (transformer_options): the ``NagCall`` of this model call, set by the guidance batch only when some attention
+  term is active at this call: the active negatives (their chain index, φᵢ(t), context), τ, α and the uuids of the
+  branches NAG applies to. Absent: every NAG hook passes through, bit-identical to a model without them.
+- The layout the NAG hooks give a layer while ``NAG`` is set: cross attention (UNets, Wan) sees k/v over
+  [ctx⁺, ctx⁻₁ … ctx⁻ₖ] (the negatives' tokens last, in ``NagCall.negatives`` order); joint attention (Flux, Chroma,
+  SD3.5, Qwen-Image) sees [txt⁺, txt⁻₁ … txt⁻ₖ, img], with T⁺ and each T⁻ᵢ in ``NagCall.layout`` (set by the family's
+  first block of each forward, before any attention call).
+- ``NAG_PART`` (transformer_options of the attention calls the NAG hooks make below themselves): ``POSITIVE_PART``
+  for the layer's own attention in the model's usual layout, every row; or the chain index i of an attention-space
+  negative for its part: k/v = ctx⁻ᵢ (cross) or [txt⁻ᵢ, img] (joint), only the NAG rows, ``uuids`` = theirs.
+  ``nodes/nag.py`` ``cross_parts`` / ``joint_parts`` read a call's texts for the capture, above or below the hooks.
+- ``ATTENTION_EFFECT``: the effect-map name of the attention-space negatives, |Z − Z⁺| averaged over channels and
+  layers, upsampled to the latent, one per step (they share one normalisation, so one map for all of them).
 """
 
 from __future__ import annotations
@@ -13,6 +28,10 @@ KEY = "x-negative-guidance"
 GUIDANCE = f"{KEY}.guidance"
 EFFECTS = f"{KEY}.effects"
 EMPTY_KEY = f"{KEY}.empty"
+NAG = f"{KEY}.nag"
+NAG_PART = f"{KEY}.nag_part"
+POSITIVE_PART = "positive"
+ATTENTION_EFFECT = "attention"
 
 
 def term_key(index: int) -> str:
@@ -23,3 +42,8 @@ def term_key(index: int) -> str:
 def term_name(key: str) -> str:
     """A planner key as the user knows it: 'negative' or 'term0'."""
     return key.removeprefix(f"{KEY}.")
+
+
+def attention_key(index: int) -> str:
+    """The planner key of the index-th AttentionNegativeTerm."""
+    return f"{KEY}.attention{index}"

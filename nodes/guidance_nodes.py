@@ -11,8 +11,9 @@ from contextlib import contextmanager
 import comfy.samplers
 from comfy_api.v0_0_2 import io, ui
 
-from ..guidance import SCHEDULES, UNITS, InvalidInput, Window, evaluation_range, needs_empty
+from ..guidance import SCHEDULES, UNITS, InvalidInput, Window, attention_range, evaluation_range, needs_empty
 from .inputs import check_combo, check_finite, first_error
+from .nag import AttentionNegative
 from .patch import ExtraTerm, NegativeGuidance, patch_model
 from .prompts import encode, same_conditioning
 from .run_checks import check_width, context_width
@@ -23,6 +24,7 @@ MODES = ("independent", "standard")
 MAIN_NAMES = {"scale": "neg_scale", "start": "neg_start", "end": "neg_end", "unit": "window_unit",
               "schedule": "neg_schedule"}
 TERM_NAMES = {"scale": "weight", "unit": "window_unit"}
+ATTENTION_NAMES = {"unit": "window_unit"}
 
 
 @contextmanager
@@ -132,7 +134,8 @@ def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, 
             window=Window(neg_start, neg_end, window_unit),
             schedule=neg_schedule,
             empty=empty,
-            extras=tuple(terms or ()),
+            extras=tuple(t for t in terms or () if isinstance(t, ExtraTerm)),
+            attention=tuple(t for t in terms or () if isinstance(t, AttentionNegative)),
             auto_start=auto_start,
         )
         if cfg is not None:
@@ -149,9 +152,9 @@ def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, 
 
 
 def guidance_conditionings(guidance: NegativeGuidance) -> list[tuple[str, list]]:
-    """(input name, CONDITIONING) of u and every extra term."""
+    """(input name, CONDITIONING) of u and every extra term (eq. 8 and attention-space)."""
     empty = [("empty", guidance.empty)] if guidance.empty is not None else []
-    return empty + [("terms", term.conditioning) for term in guidance.extras]
+    return empty + [("terms", term.conditioning) for term in (*guidance.extras, *guidance.attention)]
 
 
 def check_widths(node_id: str, model, conditionings: list[tuple[str, list]]) -> None:
@@ -174,8 +177,17 @@ def cost_text(guidance: NegativeGuidance, cfg: float | None = None) -> str:
     low, high = min(r[0] for r in ranges), max(r[1] for r in ranges)
     count = f"{low}" if low == high else f"{low}–{high}"
     where = "" if cfg is not None else " at the KSampler's cfg"
-    return (f"{count} conditionings per model call{where}, in one batch (stock CFG: 2; DualCFGGuider, "
+    if cfg is None and guidance.neg_scale is None:  # standard mode: at cfg 1 the main negative is off
+        one = evaluation_range(guidance.terms(1.0))
+        where += f" ({one[0]}{'' if one[0] == one[1] else f'–{one[1]}'} at cfg 1)"
+    text = (f"{count} conditionings per model call{where}, in one batch (stock CFG: 2; DualCFGGuider, "
             "PerpNegGuider: 3); samplers such as heun make 2 model calls per step")
+    if guidance.attention:
+        low, high = attention_range(guidance.attention_terms())
+        text += (f". Attention-space negatives: {low if low == high else f'{low}–{high}'} per model call, "
+                 "computed inside its attention layers: no extra model evaluation (at cfg 1 with the main negative "
+                 "off, 1 model evaluation per step)")
+    return text
 
 
 class NegativeGuidanceGuider(io.ComfyNode):
@@ -304,4 +316,64 @@ class NegativeTerm(io.ComfyNode):
         with blame("NegativeTerm", TERM_NAMES):
             term = ExtraTerm(conditioning, weight, Window(start, end, window_unit), schedule)
             term.guidance_term(0)
+        return io.NodeOutput((*(terms or ()), term))
+
+
+class AttentionNegativeTerm(io.ComfyNode):
+    """A negative that acts in attention space (NAG), so it works at cfg 1 without an extra model evaluation."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="AttentionNegativeTerm",
+            display_name="Attention-Space Negative Term (NAG)",
+            category=CATEGORY,
+            description="A negative prompt applied inside every cross- or joint-attention layer (Normalized "
+                        "Attention Guidance, Chen et al. 2025, arXiv 2505.21179): Z̃ = Z⁺ + Σ φᵢ·(Z⁺ − Z⁻ᵢ), capped "
+                        "at τ·‖Z⁺‖₁ per token, blended with α. It works at cfg 1 (Flux dev, distilled models) with "
+                        "no extra model evaluation, inside its own window. Chain several (they sum before one "
+                        "normalisation) and mix with NegativeTerm, into NegativeGuidanceCFG or "
+                        "NegativeGuidanceGuider.",
+            inputs=[
+                io.Conditioning.Input("conditioning", tooltip="c⁻: the negative prompt, encoded with the model's own "
+                                      "CLIP (CLIPTextEncode)."),
+                io.Float.Input("scale", default=4.0, min=0.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="φ: how hard the negative pushes away in attention space. 0 = off (neutral, "
+                                       "never computed). The peers' nag_scale s (core NAGuidance, KJNodes, "
+                                       "ComfyUI-NAG: z⁺·s − z⁻·(s − 1)) is φ + 1: nag_scale 5 is φ = 4."),
+                io.Float.Input("tau", default=2.5, min=1.0, max=100.0, step=0.1, round=0.01,
+                               tooltip="τ: the most the guided output's L1 norm may grow over the positive's, per "
+                                       "token (the peers' nag_tau). 1 = no growth allowed; 2.5 is the peers' "
+                                       "default."),
+                io.Float.Input("alpha", default=0.25, min=0.0, max=1.0, step=0.01, round=0.001,
+                               tooltip="α: the blend of the normalised output with the positive's own (the peers' "
+                                       "nag_alpha). 0 = no effect (neutral); 0.25 is the peers' default."),
+                *window_inputs("", "this negative"),
+                Terms.Input("terms", optional=True, tooltip="Terms from earlier NegativeTerm or "
+                            "AttentionNegativeTerm nodes."),
+            ],
+            outputs=[Terms.Output(display_name="terms", tooltip="This term and the earlier ones: wire into a "
+                                  "NegativeGuidance node's terms, or into another term node.")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, scale=None, tau=None, alpha=None, start=None, end=None, window_unit=None,
+                        schedule=None):
+        node = "AttentionNegativeTerm"
+        return first_error(check_finite(node, "scale", scale, 0.0, 100.0), check_finite(node, "tau", tau, 1.0, 100.0),
+                           check_finite(node, "alpha", alpha, 0.0, 1.0),
+                           check_finite(node, "start", start, 0.0, 1.0), check_finite(node, "end", end, 0.0, 1.0),
+                           check_combo(node, "window_unit", window_unit, UNITS),
+                           check_combo(node, "schedule", schedule, tuple(SCHEDULES)))
+
+    @classmethod
+    def execute(cls, conditioning, scale, tau, alpha, start, end, window_unit, schedule, terms=None) -> io.NodeOutput:
+        node = "AttentionNegativeTerm"
+        if len(conditioning) != 1:
+            raise ValueError(f"{node}: input 'conditioning' holds {len(conditioning)} prompts (ConditioningCombine "
+                             "or areas); an attention-space negative takes one. Chain one AttentionNegativeTerm per "
+                             "prompt instead: they sum.")
+        with blame(node, ATTENTION_NAMES):
+            term = AttentionNegative(conditioning, scale, tau, alpha, Window(start, end, window_unit), schedule)
+            term.attention_term(0)
         return io.NodeOutput((*(terms or ()), term))

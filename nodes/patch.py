@@ -6,6 +6,10 @@ the effective negative with ū + s⁺(p − ū) = eq. 8. ComfyUI itself then run
 ``sampler_cfg_function`` and ``sampler_post_cfg_function`` with its usual arguments, ``cond_scale`` included.
 So RescaleCFG, CFGZeroStar, APG and PAG see eq. 8 as ordinary CFG, and nothing needs replaying by hand.
 
+Attention-space negatives (AttentionNegativeTerm, nodes/nag.py) add no conditioning: the batch function plans their
+φᵢ(t) per call by their windows and schedules and hands the active ones to the family's attention hooks through
+transformer_options (contract ``NAG``), so at cfg 1 a run with them still makes one model evaluation per step.
+
 Two wrappers carry what the batch function cannot see: OUTER_SAMPLE adds u and the extra terms to the guider's
 conds (so ComfyUI processes them like any cond) and checks everything before the first step; SAMPLER_SAMPLE
 builds, once per run, the context every call reads: the terms at the guider's cfg, the processed conds and the
@@ -29,6 +33,7 @@ import node_helpers
 
 from ..guidance import (
     EMPTY,
+    AttentionTerm,
     GuidanceTerm,
     Window,
     effective_uncond,
@@ -36,12 +41,15 @@ from ..guidance import (
     guided,
     negative_effects,
     own_step,
+    plan_attention,
     plan_call,
+    shared_normalisation,
     standard_neg_scale,
     step_index,
 )
 from ..guidance.online import LayoutWatch
-from .contract import EFFECTS, EMPTY_KEY, GUIDANCE, KEY, term_key, term_name
+from .contract import ATTENTION_EFFECT, EFFECTS, EMPTY_KEY, GUIDANCE, KEY, NAG, term_key, term_name
+from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
 
 RUN_CONTEXT = f"{KEY}.run"
@@ -73,10 +81,16 @@ class NegativeGuidance:
     schedule: str
     empty: list | None
     extras: tuple[ExtraTerm, ...] = field(default=())
+    attention: tuple[AttentionNegative, ...] = field(default=())
     auto_start: float = 0.0  # ε of the online gate (guidance/online.py); 0: the window as set
 
     def __post_init__(self):
         self.terms(cfg=1.0)  # validates neg_scale, the window and the schedule (cfg is checked where it is known)
+        self.attention_terms()
+
+    def attention_terms(self) -> list[AttentionTerm]:
+        """The attention-space negatives, in chain order."""
+        return [term.attention_term(i) for i, term in enumerate(self.attention)]
 
     def __deepcopy__(self, memo):  # immutable: ModelPatcher.clone() need not copy its conditionings
         return self
@@ -126,11 +140,15 @@ class RunContext:
     sample_sigmas: list[float]
     to_sigma: Callable[[float], float]
     watch: LayoutWatch | None = None
-    calls: list[int] = field(default_factory=lambda: [0, 0])
+    attention: list[AttentionTerm] = field(default_factory=list)
+    contexts: list = field(default_factory=list)  # the attention terms' contexts, in chain order
+    moved: dict = field(default_factory=dict)  # those contexts on the model's device and dtype (NagCall.run_cache)
+    calls: list[int] = field(default_factory=lambda: [0, 0, 0])
 
-    def count(self, conditionings: int) -> None:
+    def count(self, conditionings: int, attention: int) -> None:
         self.calls[0] += 1
         self.calls[1] += conditionings
+        self.calls[2] += attention
 
     def terms_at(self, step: int) -> list[GuidanceTerm]:
         """The terms of a call at ``step``: under the online gate, the main negative is off until its watch opens."""
@@ -162,13 +180,34 @@ def patch_model(model, guidance: NegativeGuidance):
                          "batches positive, negative, empty and the terms, so the two cannot be combined: remove "
                          "that node, or apply its effect another way.")
     patched = model.clone()
+    family = negatives_family(node, patched) if guidance.attention else None
+    hooks = family.install_negatives(patched) if family is not None else {}
     batch = make_batch_function()
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
     patched.model_options[GUIDANCE] = guidance
-    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch))
+    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch, family, hooks))
     patched.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, KEY, make_sampler_sample(guidance))
     return patched
+
+
+def negatives_family(node: str, model):
+    """The model family whose attention hooks take attention-space negatives, or a clear error naming the model."""
+    from . import compat
+    from .families import UnsupportedModel, family_of
+
+    missing = compat.problems(compat.NEGATIVES)
+    if missing:
+        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, which needs a hook this ComfyUI "
+                         f"{compat.comfyui_version()} lacks: {missing[0]}")
+    try:
+        family = family_of(model)
+    except UnsupportedModel as error:
+        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {error}") from None
+    if not hasattr(family, "install_negatives"):
+        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, which the {family.NAME} family does "
+                         "not support yet: use a NegativeTerm (eq. 8) instead")
+    return family
 
 
 def hook_name(fn) -> str:
@@ -182,18 +221,25 @@ def make_batch_function():
     def batch(args):
         ctx: RunContext = args["model_options"][RUN_CONTEXT]
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
-        sigma = float(args["sigma"][0])
+        sigma = float(args["sigma"][0])  # the one host sync of a model call
         step = step_index(ctx.sample_sigmas, sigma)
         coefficients = plan_call(ctx.terms_at(step), sigma, ctx.sample_sigmas, ctx.to_sigma)
         keys = list(coefficients)
-        ctx.count(len(keys))
+        model_options = args["model_options"]
+        recorder = model_options.get("transformer_options", {}).get(EFFECTS)
+        own = own_step(ctx.sample_sigmas, sigma)  # None at a sampler's intermediate call
+        record_at = None if recorder is None else own
+        nag = negatives_call(ctx, sigma, coefficients, conds, tuple(args["input"].shape), record_at is not None)
+        if nag is not None:
+            options = model_options.get("transformer_options", {})
+            model_options = {**model_options, "transformer_options": {**options, NAG: nag}}
+        ctx.count(len(keys), 0 if nag is None else len(nag.negatives))
         outputs = comfy.samplers.calc_cond_batch(args["model"], [conds[guider_key(k)] for k in keys], args["input"],
-                                                 args["sigma"], args["model_options"])
+                                                 args["sigma"], model_options)
         preds = dict(zip(keys, outputs, strict=True))
-        if ctx.watch is not None and own_step(ctx.sample_sigmas, sigma) is not None and step == len(ctx.watch.changes):
+        if ctx.watch is not None and own is not None and step == len(ctx.watch.changes):
             ctx.watch.update(step, preds["positive"])  # the first call at each step's own σ_i
-        recorder = args["model_options"].get("transformer_options", {}).get(EFFECTS)
-        record_effects(recorder, preds, coefficients, args["sigma"], ctx)
+        record_effects(recorder, preds, coefficients, record_at, nag)
         s_pos = coefficients.get("positive", 0.0)
         if s_pos == 0.0 or math.isclose(s_pos, 1.0):  # ū is undefined at s⁺ = 1; a pair (x̂, x̂) gives x̂ at any s
             out = guided(preds, coefficients)
@@ -203,12 +249,33 @@ def make_batch_function():
     return batch
 
 
-def record_effects(recorder, preds, coefficients, sigma: torch.Tensor, ctx: RunContext) -> None:
-    """With an attention capture on the model, hand it |w⁻·(n − u)| of each negative at each step's own σ_i."""
-    step = None if recorder is None else own_step(ctx.sample_sigmas, float(sigma[0]))
-    if step is not None:
-        for key, effect in negative_effects(preds, coefficients).items():
-            recorder.add_effect(step, term_name(key), effect)
+def negatives_call(ctx: RunContext, sigma: float, coefficients: dict[str, float], conds: dict, latent_shape,
+                   record_effect: bool) -> NagCall | None:
+    """The attention-space negatives active at this call, for the attention hooks; None when none is (then no hook
+    does anything). NAG applies to every evaluated branch with a positive coefficient but u: the positive prompt and
+    the terms that pull toward their prompt, never u nor a pushed-away (negative) branch."""
+    weights = plan_attention(ctx.attention, sigma, ctx.sample_sigmas, ctx.to_sigma)
+    if not weights:
+        return None
+    active = [(i, t) for i, t in enumerate(ctx.attention) if t.key in weights]
+    tau, alpha = shared_normalisation([t for _, t in active], [weights[t.key] for _, t in active])
+    uuids = frozenset(e["uuid"] for key, c in coefficients.items() if c > 0 and key != EMPTY
+                      for e in conds[guider_key(key)])
+    positive = frozenset(e["uuid"] for e in conds["positive"])
+    return NagCall([Negative(i, weights[t.key], ctx.contexts[i]) for i, t in active], tau, alpha, uuids,
+                   latent_shape, positive & uuids, record_effect, run_cache=ctx.moved)
+
+
+def record_effects(recorder, preds, coefficients, step: int | None, nag: NagCall | None) -> None:
+    """With an attention capture on the model, hand it |w⁻·(n − u)| of each negative at each step's own σ_i, and
+    |Z − Z⁺| of the attention-space negatives."""
+    if step is None:
+        return
+    for key, effect in negative_effects(preds, coefficients).items():
+        recorder.add_effect(step, term_name(key), effect)
+    effect = None if nag is None else nag.mean_effect()
+    if effect is not None:
+        recorder.add_effect(step, ATTENTION_EFFECT, effect)
 
 
 def percent_to_sigma(model_sampling, dtype: torch.dtype):
@@ -227,12 +294,18 @@ def make_sampler_sample(guidance: NegativeGuidance):
         watch = None
         if guidance.auto_start > 0:
             watch = LayoutWatch(guidance.auto_start, terms[1].window.step_range(schedule, to_sigma).start)
-        ctx = RunContext(terms, {key: guider.conds[key] for key in guidance.extra_conditionings()}, schedule, to_sigma,
-                         watch)
+        ctx = RunContext(
+            terms=terms,
+            conds={key: guider.conds[key] for key in guidance.extra_conditionings()},
+            sample_sigmas=schedule,
+            to_sigma=to_sigma,
+            watch=watch,
+            attention=guidance.attention_terms(),
+            contexts=[term.context for term in guidance.attention],
+        )
         model_options = {**extra_args["model_options"], RUN_CONTEXT: ctx}
         samples = executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
-        log.info("%s: this run made %d model calls, which evaluated %d conditionings", guidance.node_id,
-                 ctx.calls[0], ctx.calls[1])
+        log.info("%s: %s", guidance.node_id, run_summary(ctx.calls, len(schedule) - 1))
         if watch is not None:
             log.info("%s: %s", guidance.node_id, watch_summary(watch, len(schedule) - 1))
         return samples
@@ -240,20 +313,22 @@ def make_sampler_sample(guidance: NegativeGuidance):
     return sampler_sample
 
 
-def make_outer_sample(guidance: NegativeGuidance, batch):
+def make_outer_sample(guidance: NegativeGuidance, batch, family=None, hooks: dict | None = None):
     """OUTER_SAMPLE wrapper: check the run, add u and the extra terms to the guider, log the plan."""
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
         check_run(guidance, guider, batch)
+        if hooks:
+            check_negative_hooks(guidance.node_id, family, hooks, guider.model_options)
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         carry_guidance(guider.conds)
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)
         terms = guidance.terms(guider.cfg)
-        log.info("%s: %s", guidance.node_id, plan_summary(terms, schedule, to_sigma))
-        for term in terms:
+        log.info("%s: %s", guidance.node_id, plan_summary(terms, schedule, to_sigma, guidance.attention_terms()))
+        for term in [*terms, *guidance.attention_terms()]:
             if term.scale != 0.0 and not any(term.window.is_active(s, schedule, to_sigma) for s in schedule[:-1]):
                 log.warning("%s: the window %s of %s holds no step of this %d-step run, so it is never applied",
                             guidance.node_id, term.window, describe(term.key), len(schedule) - 1)
@@ -279,18 +354,56 @@ def watch_summary(watch: LayoutWatch, steps: int) -> str:
             f"{watch.epsilon:g}): the negative ran from step {watch.opened_at}")
 
 
+def check_negative_hooks(node: str, family, hooks: dict, model_options: dict) -> None:
+    """The attention-space negatives' hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied
+    later that replaced one would attend over the negatives' tokens as if they were the prompt's."""
+    from .capture import wrapped_chain
+
+    found = family.installed_hooks(model_options)
+    lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
+    if lost:
+        raise ValueError(f"{node}: a node applied after it replaced the attention hook {lost[0]} of its "
+                         "attention-space negatives. Apply it last in the model chain (AttentionCapture may go "
+                         "either side).")
+
+
+def run_summary(calls: list[int], steps: int) -> str:
+    """'this run made 4 model calls over 4 steps (1 model evaluation per step), which evaluated 4 conditionings
+    and 4 attention-space negatives (no extra model pass)'."""
+    per_step = calls[0] / steps if steps else 0.0
+    rate = f"{per_step:g} model evaluation{'s' if per_step != 1 else ''} per step"
+    text = f"this run made {calls[0]} model calls over {steps} steps ({rate}), which evaluated {calls[1]} conditionings"
+    if calls[2]:
+        text += f" and {calls[2]} attention-space negatives (inside those calls, no extra model pass)"
+    return text
+
+
 def describe(key: str) -> str:
-    """A planner key as the user knows it: 'the negative' or 'NegativeTerm #i'."""
+    """A planner key as the user knows it: 'the negative', 'NegativeTerm #i' or 'AttentionNegativeTerm #i'."""
     name = term_name(key)
+    if name.startswith("attention"):
+        return f"AttentionNegativeTerm #{name.removeprefix('attention')}"
     return f"NegativeTerm #{name.removeprefix('term')}" if name.startswith("term") else f"the {key}"
 
 
-def plan_summary(terms: list[GuidanceTerm], schedule: list[float], to_sigma) -> str:
-    """'conditionings per model call: 2 (steps 0–4), 3 (steps 5–19)': the plan at each step's own σ_i."""
-    counts = [len(plan_call(terms, schedule[i], schedule, to_sigma)) for i in range(len(schedule) - 1)]
+def step_runs(counts: list[int]) -> str:
+    """'2 (steps 0–4), 3 (steps 5–19)': equal counts of consecutive steps, joined."""
     runs, start = [], 0
     for i in range(1, len(counts) + 1):
         if i == len(counts) or counts[i] != counts[start]:
             runs.append(f"{counts[start]} (steps {start}–{i - 1})")
             start = i
-    return f"conditionings per model call: {', '.join(runs)}"
+    return ", ".join(runs)
+
+
+def plan_summary(terms: list[GuidanceTerm], schedule: list[float], to_sigma,
+                 attention: list[AttentionTerm] = ()) -> str:
+    """'conditionings per model call: 2 (steps 0–4), 3 (steps 5–19)': the plan at each step's own σ_i; with
+    attention-space negatives, how many of them each call computes inside its attention layers."""
+    steps = range(len(schedule) - 1)
+    text = "conditionings per model call: " + step_runs(
+        [len(plan_call(terms, schedule[i], schedule, to_sigma)) for i in steps])
+    if attention:
+        counts = [len(plan_attention(attention, schedule[i], schedule, to_sigma)) for i in steps]
+        text += f"; attention-space negatives per model call (no extra model pass): {step_runs(counts)}"
+    return text

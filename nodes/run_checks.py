@@ -59,3 +59,5 @@ def check_run(guidance, guider, batch) -> None:
     width = guider.conds["positive"][0]["cross_attn"].shape[-1]
     for key, conditioning in guidance.extra_conditionings().items():
         check_width(node, "empty" if key == EMPTY_KEY else "terms", conditioning, width, "the positive prompt")
+    for term in guidance.attention:
+        check_width(node, "terms", term.conditioning, width, "the positive prompt")

@@ -5,11 +5,18 @@ Text: T5-XXL only (Flux: at least 256 tokens, no BOS; Chroma: PixArt's T5, no pa
 pooled vector. Image queries: the latent in 2×2 patches, first in the image tokens (Kontext reference latents
 follow and are not queries of the map). Hook: ``dit`` double_block/single_block replaces and the attention override
 (flux/model.py, chroma/model.py; flux/math.py hands q and k after RoPE, heads first).
+
+Attention-space negatives: each negative's T5 context goes through the model's own ``txt_in`` and joins the text
+stream at the first double block; its RoPE rows are those of text id 0, as Flux and Chroma give every text token
+(``txt_ids = torch.zeros(...)`` in ``_forward``). The single blocks run on cat(txt⁺, txt⁻…, img), and the model's
+final ``img[:, txt.shape[1]:]`` cuts past the negatives, since ``txt`` is the extended stream.
 """
 
 from __future__ import annotations
 
 import math
+
+import torch
 
 from comfy.ldm.chroma.model import Chroma
 from comfy.ldm.flux.model import Flux
@@ -50,3 +57,18 @@ def locate(kind: str, index: int, args: dict, call) -> joint.Block:
 
 token_grid = joint.image_grid
 layers, install = joint.hooks(blocks, locate)
+
+
+def install_negatives(patched) -> dict:
+    diffusion_model = patched.get_model_object("diffusion_model")
+
+    def embed(contexts):
+        return [diffusion_model.txt_in(c) for c in contexts]
+
+    def extend_pe(pe, nag):
+        """pe (B, 1, L, d/2, 2, 2) with the negatives' text rows (id 0) after the prompt's."""
+        ids = torch.zeros(pe.shape[0], nag.layout.extra, 3, device=pe.device, dtype=torch.float32)
+        rows = diffusion_model.pe_embedder(ids).to(pe.dtype)
+        return torch.cat([pe[:, :, :nag.layout.text], rows, pe[:, :, nag.layout.text:]], dim=2)
+
+    return joint.install_negatives(patched, blocks(diffusion_model), embed, extend_pe, token_grid)

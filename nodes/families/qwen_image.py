@@ -5,11 +5,17 @@ Text: Qwen2.5-VL tokens of the templated prompt, with the system template cut as
 '<|im_end|>\\n<|im_start|>assistant\\n' stays in the context and is marked as template, never a word. Image queries:
 the latent in 2×2 patches (edit reference latents follow and are not queries of the map). Hook: the ``dit``
 double_block replaces (qwen_image/model.py) and the attention override.
+
+Attention-space negatives: each negative's context goes through the model's own ``txt_norm`` and ``txt_in`` and
+joins the text stream at the first block. Its RoPE rows are its own text positions, txt_start + j for j < T⁻ᵢ, with
+txt_start from the latent size exactly as ``_forward`` computes it, embedded by the model's ``pe_embedder``.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
+
+import torch
 
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 
@@ -52,3 +58,28 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
 
 token_grid = joint.image_grid
 layers, install = joint.hooks(blocks, joint.text_then_image)
+
+
+def text_start(latent_shape: tuple[int, ...], patch: int) -> int:
+    """The first text position of Qwen-Image's RoPE ids (qwen_image/model.py ``_forward``: ``txt_start``)."""
+    h, w = latent_shape[-2:]
+    return round(max(((w + patch // 2) // patch) // 2, ((h + patch // 2) // patch) // 2))
+
+
+def install_negatives(patched) -> dict:
+    diffusion_model = patched.get_model_object("diffusion_model")
+
+    def embed(contexts):
+        return [diffusion_model.txt_in(diffusion_model.txt_norm(c)) for c in contexts]
+
+    def extend_pe(pe, nag):
+        """pe (B, L, 1, d/2, 2, 2) with each negative's rows, at its own text positions, after the prompt's."""
+        start = text_start(nag.latent_shape, diffusion_model.patch_size)
+        rows = []
+        for tokens in nag.layout.negatives:
+            ids = torch.arange(start, start + tokens, device=pe.device, dtype=torch.float32)
+            ids = ids.reshape(1, -1, 1).repeat(pe.shape[0], 1, 3)
+            rows.append(diffusion_model.pe_embedder(ids).squeeze(1).unsqueeze(2).to(pe.dtype))
+        return torch.cat([pe[:, :nag.layout.text], *rows, pe[:, nag.layout.text:]], dim=1)
+
+    return joint.install_negatives(patched, blocks(diffusion_model), embed, extend_pe, token_grid)

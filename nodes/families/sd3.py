@@ -5,6 +5,10 @@ Text: CLIP-L and CLIP-G share positions 0 … 77·chunks − 1 (their features s
 the whole attention a word gets. Image queries: the latent in 2×2 patches. Hook: the ``dit`` double_block replaces
 (mmdit.py) and the attention override; MMDiT-X's extra self-attention over the image (x_block_self_attn) is the
 second call of its block and is left out.
+
+Attention-space negatives: each negative's context goes through the model's own ``context_processor`` (when it has
+one) and ``context_embedder`` and joins the context stream at the first joint block; SD3 gives text no positional
+embedding. The last block's context is pre-only and dropped, as the model drops it.
 """
 
 from __future__ import annotations
@@ -46,3 +50,13 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
 
 token_grid = joint.image_grid
 layers, install = joint.hooks(blocks, joint.text_then_image)
+
+
+def install_negatives(patched) -> dict:
+    diffusion_model = patched.get_model_object("diffusion_model")
+
+    def embed(contexts):
+        processor = diffusion_model.context_processor
+        return [diffusion_model.context_embedder(processor(c) if processor is not None else c) for c in contexts]
+
+    return joint.install_negatives(patched, blocks(diffusion_model), embed, None, token_grid)

@@ -3,17 +3,25 @@
 Text: CLIP chunks of 77 tokens (BOS, 75 pieces, EOS or padding) laid end to end; SDXL's clip_l and clip_g share
 positions, so clip_l's tokens name the columns. Hook: an attn2 replace on every cross-attention block, chained over
 any replace installed before; it returns ComfyUI's own attention (or that earlier replace) and records beside it.
+
+Attention-space negatives: an ``attn2_patch`` appends the active negatives' contexts to the layer's context (along
+the tokens), so that the layer's own to_k/to_v project them; an attn2 replace splits k/v back into K⁺ and each K⁻ᵢ
+and guides (nodes/nag.py ``guide_cross``): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per cross-attention layer.
 """
 
 from __future__ import annotations
 
 import math
 
+import torch
+
 import comfy.ldm.modules.attention as comfy_attention
 from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
 
 from ...attention.store import LayerId
+from ..contract import NAG
+from ..nag import cross_parts, guide_cross
 from .text import PromptTokens, UnsupportedText, single_encoder
 
 NAME = "SD1.x / SD2.x / SDXL (UNet)"
@@ -61,13 +69,20 @@ def token_grid(latent_shape: tuple[int, ...]) -> None:
     return None
 
 
-def install(patched, recorder) -> dict:
-    """attn2 replaces on every cross-attention block of ``patched``; returns them by key, to check at sampling."""
+def replace_keys(patched) -> tuple[list, dict]:
+    """The attn2 replace keys to hook: every cross-attention block, and every (block, index) replace already there
+    (it wins over the block's own in ComfyUI, so both are wrapped); and the replaces in place, by key."""
     blocks = list(dict.fromkeys(layer.block for layer in layers(patched.get_model_object("diffusion_model"), (1, 1))))
     replaces = patched.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
     existing = [key for key in replaces if tuple(key[:2]) in blocks and len(key) == 3]
+    return [*blocks, *existing], replaces
+
+
+def install(patched, recorder) -> dict:
+    """attn2 replaces on every cross-attention block of ``patched``; returns them by key, to check at sampling."""
+    keys, replaces = replace_keys(patched)
     installed = {}
-    for key in [*blocks, *existing]:  # a (block, index) replace wins over the block's own in ComfyUI: wrap both
+    for key in keys:
         installed[key] = make_attn2(recorder, replaces.get(key))
         patched.set_model_attn2_replace(installed[key], *key)
     return {("attn2", key): fn for key, fn in installed.items()}
@@ -79,19 +94,72 @@ def installed_hooks(model_options: dict) -> dict:
     return {("attn2", key): fn for key, fn in replaces.items()}
 
 
+def attention_below(previous):
+    """``attend(q, k, v, extra)``: the earlier attn2 replace, or what CrossAttention.forward computes (an attention
+    override such as a sage or flash selector included)."""
+
+    def attend(q, k, v, extra):
+        if previous is not None:
+            return previous(q, k, v, extra)
+        return comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"],
+                                                   transformer_options=extra)
+
+    return attend
+
+
 def make_attn2(recorder, previous):
     """An attn2 replace ``fn(q, k, v, extra)``: the layer's own output, and the maps recorded beside it."""
+    attend = attention_below(previous)
 
     def attn2(q, k, v, extra):
-        if previous is not None:
-            out = previous(q, k, v, extra)
-        else:  # what CrossAttention.forward computes, override (sage, flash selectors) included
-            out = comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"],
-                                                      transformer_options=extra)
+        out = attend(q, k, v, extra)
         call = recorder.call(extra)
         if call is not None:
             layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), tuple(extra["activations_shape"][-2:]))
-            call.record(layer, extra["uuids"], q, k, extra["n_heads"], slice(None), slice(None))
+            for part in cross_parts(extra, k.shape[1]):
+                call.record(layer, extra["uuids"], q, k, extra["n_heads"], slice(None), part.keys, term=part.term)
         return out
 
+    attn2.__wrapped__ = previous
+    return attn2
+
+
+def install_negatives(patched) -> dict:
+    """The attention-space negatives' hooks on ``patched``: the attn2_patch that appends their contexts, and an attn2
+    replace on every cross-attention block, chained over the replace there before; returns the replaces by key."""
+    keys, replaces = replace_keys(patched)
+    hooked = {tuple(key[:2]) for key in keys}
+    patched.set_model_attn2_patch(make_append_negatives(hooked))
+    installed = {}
+    for key in keys:
+        installed[key] = make_negative_attn2(replaces.get(key))
+        patched.set_model_attn2_replace(installed[key], *key)
+    return {("attn2", key): fn for key, fn in installed.items()}
+
+
+def make_append_negatives(hooked: set):
+    """An attn2_patch: with negatives active, the layer's context (and value) become [ctx⁺, ctx⁻₁ … ctx⁻ₖ] along the
+    tokens, only in blocks whose attn2 replace splits them again (``hooked``)."""
+
+    def append_negatives(n, context, value, extra):
+        nag = extra.get(NAG)
+        if nag is None or tuple(extra.get("block") or ()) not in hooked or not nag.applies(extra["uuids"]):
+            return n, context, value
+        negatives = torch.cat(nag.contexts(like=context), dim=1).expand(context.shape[0], -1, -1)
+        return n, torch.cat([context, negatives], dim=1), torch.cat([value, negatives.to(value.dtype)], dim=1)
+
+    return append_negatives
+
+
+def make_negative_attn2(previous):
+    """An attn2 replace: without negatives, exactly the layer's attention (or the earlier replace); with them, NAG."""
+    attend = attention_below(previous)
+
+    def attn2(q, k, v, extra):
+        nag = extra.get(NAG)
+        if nag is None or not nag.applies(extra["uuids"]):
+            return attend(q, k, v, extra)
+        return guide_cross(attend, q, k, v, extra, nag, tuple(extra["activations_shape"][-2:]))
+
+    attn2.__wrapped__ = previous
     return attn2

@@ -5,6 +5,12 @@ tokens before the text in the context and attend to them in a call of their own,
 the latent in 1×2×2 patches, so maps are [frame, H, W]. Hook: the ``dit`` double_block replaces (wan/model.py) and
 the attention override; in a block, the self-attention comes first, then (i2v) the CLIP-vision attention, then the
 text's.
+
+Attention-space negatives: each negative's umT5 context goes through the model's own ``text_embedding`` once per
+call and is appended to every block's context, after the prompt's (so i2v's 257 CLIP-vision tokens stay first, where
+WanI2VCrossAttention cuts them off); the override splits the text cross-attention call's k/v (nodes/nag.py
+``guide_cross``). An i2v model given no CLIP-vision features attends to the whole context in its image call too
+(``context[:, :None]``), so that call is split and guided as well: both of its calls then read the text.
 """
 
 from __future__ import annotations
@@ -48,6 +54,20 @@ def install(patched, recorder) -> dict:
         clip_tokens = CLIP_VISION_TOKENS if image_to_video[index] else 0
         image_tokens = args["img"].shape[1]
         return joint.Block(LayerId((kind, index), 0, call.grid), 1 + (clip_tokens > 0), image_tokens, slice(None),
-                           slice(None))
+                           slice(None), cross=True)
 
     return joint.install(patched, recorder, blocks(diffusion_model), locate)
+
+
+def install_negatives(patched) -> dict:
+    diffusion_model = patched.get_model_object("diffusion_model")
+    image_to_video = [isinstance(block.cross_attn, WanI2VCrossAttention) for block in diffusion_model.blocks]
+
+    def embed(contexts):
+        return [diffusion_model.text_embedding(c) for c in contexts]
+
+    def calls(block):  # i2v: the CLIP-vision call reads the whole context too when the model gets no CLIP features
+        return (1, 2) if image_to_video[block[1]] else (1,)
+
+    return joint.install_negatives(patched, blocks(diffusion_model), embed, None, token_grid, calls=calls, cross=True,
+                                   cut=lambda block: CLIP_VISION_TOKENS if image_to_video[block[1]] else 0)

@@ -9,13 +9,13 @@ import textwrap
 import harness
 from comfy_helpers import pack_module
 
-OURS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionCapture", "AttentionRt",
-        "ToyConceptModelLoader"]
+OURS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm", "AttentionCapture",
+        "AttentionRt", "ToyConceptModelLoader"]
 
 
 def test_every_declared_symbol_binds_on_this_comfyui(comfy):
     compat = pack_module("nodes.compat")
-    surfaces = [compat.SAMPLING, compat.CAPTURE, compat.TOY, *compat.FAMILIES.values()]
+    surfaces = [compat.SAMPLING, compat.CAPTURE, compat.NEGATIVES, compat.TOY, *compat.FAMILIES.values()]
     assert [compat.problems(s) for s in surfaces] == [[]] * len(surfaces)
     import nodes
 
@@ -49,7 +49,8 @@ def boot_without(tmp_path, hide: str) -> tuple[list[str], str, str]:
 def test_a_missing_hook_unregisters_only_the_nodes_that_need_it(tmp_path):
     registered, _, log = boot_without(
         tmp_path, "import comfy.patcher_extension; del comfy.patcher_extension.WrappersMP.CALC_COND_BATCH")
-    assert registered == ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "ToyConceptModelLoader"]
+    assert registered == ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm",
+                          "ToyConceptModelLoader"]
     lines = [line for line in log.splitlines() if "negative-guidance:" in line]
     assert len(lines) == 1 and lines[0].endswith(
         "negative-guidance: AttentionCapture, AttentionRt not registered: ComfyUI 0.3.64: "

@@ -13,7 +13,8 @@ import workflows
 FOLDER = harness.PACK_ROOT / "example_workflows"
 EXAMPLES = sorted(FOLDER.glob("*.json"))
 REAL = {"6_sdxl_delayed_negative_r_t": "sdxl", "7_sd35_medium_independent_scales_eq8": "sd3",
-        "8_flux_dev_true_cfg_negative": "flux", "9_wan21_t2v_1_3b_negative_video": "wan21"}
+        "8_flux_dev_true_cfg_negative": "flux", "9_wan21_t2v_1_3b_negative_video": "wan21",
+        "11_flux_dev_cfg1_attention_negative": "flux"}
 LOADERS = set(examples.LOADER_OUTPUTS)
 
 

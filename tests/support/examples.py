@@ -34,6 +34,7 @@ POSITIVE, NEGATIVE = "a red circle with eyes", "hat"
 STANDARD = dict(mode="standard", neg_scale=6.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
 CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=50.0, over_cap="downsample")
 RT = dict(score="frobenius", gate_fraction=0.5, related="")
+ATTENTION_TERM = dict(scale=4.0, tau=2.5, alpha=0.25, start=0.2, end=1.0, window_unit="steps", schedule="constant")
 OUTPUT_NAMES = {"MODEL": 0, "CLIP": 1, "VAE": 2}  # the test loaders' outputs
 
 
@@ -312,6 +313,52 @@ def wan21_t2v_negative() -> Example:
     return g
 
 
+def toy_cfg1_attention_negative() -> Example:
+    """A distilled-style run at cfg 1 with an attention-space negative from 20% of the steps, on the toy model."""
+    g = Example(
+        "## A negative at cfg 1: attention space (NAG), toy model\n\n"
+        "**Look at:** the two saved images, the same seed at cfg 1: without a negative (left) and with the "
+        "attention-space negative \"hat\" from 20% of the steps (right). At cfg 1 the KSampler never evaluates a "
+        "negative prompt; *Attention-Space Negative Term* acts inside the attention layers instead, "
+        "Z̃ = Z⁺ + φ·(Z⁺ − Z⁻), normalised and blended (Chen et al. 2025). The log says 1 model evaluation per "
+        "step.\n\n"
+        "Runs offline on the toy concept model.")
+    model, vae, c, latent = base(g, {"p": POSITIVE, "n": NEGATIVE})
+    save(g, ksampler(g, model, c["p"], c["n"], latent, cfg=1.0, steps=20, seed=1), vae,
+         "negative_guidance/cfg1_plain", "cfg 1, no negative")
+    term = g.node("AttentionNegativeTerm", conditioning=c["n"], **ATTENTION_TERM)
+    patched = g.node("NegativeGuidanceCFG", model=model, clip=g.out(model, 1), neg_start=0.0, terms=term, **STANDARD)
+    save(g, ksampler(g, patched, c["p"], c["n"], latent, cfg=1.0, steps=20, seed=1), vae,
+         "negative_guidance/cfg1_attention_negative", "cfg 1, attention negative")
+    return g
+
+
+def flux_dev_cfg1_attention_negative() -> Example:
+    """Flux.1 dev at cfg 1 (distilled guidance 3.5) with an attention-space negative: 1 model evaluation per step."""
+    g = Example(
+        "## Flux.1 dev at cfg 1: a negative in attention space (NAG)\n\n"
+        "**Needs** `flux1-dev.safetensors` in models/diffusion_models, `clip_l.safetensors` and "
+        "`t5xxl_fp16.safetensors` in models/text_encoders, `ae.safetensors` in models/vae.\n\n"
+        "The KSampler runs at cfg 1 with Flux's distilled guidance (FluxGuidance 3.5), so ComfyUI never evaluates "
+        "the negative prompt. *Attention-Space Negative Term* (φ 4 = the peers' nag_scale 5, τ 2.5, α 0.25) acts "
+        "inside the joint attention from 20% of the steps instead: the negative's T5 tokens run as their own text "
+        "stream beside the prompt's, the image tokens once. **Look at:** the picture, and the log: 1 model "
+        "evaluation per step.")
+    unet = g.node("UNETLoader", unet_name="flux1-dev.safetensors", weight_dtype="default")
+    clip = g.node("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
+                  type="flux", device="default")
+    vae = g.node("VAELoader", vae_name="ae.safetensors")
+    positive = g.node("FluxGuidance", guidance=3.5, conditioning=g.node(
+        "CLIPTextEncode", clip=clip, text="a photograph of a quiet harbour at dawn, fishing boats, soft mist"))
+    negative = g.node("CLIPTextEncode", clip=clip, text="people, text, watermark, blurry")
+    term = g.node("AttentionNegativeTerm", conditioning=negative, **ATTENTION_TERM)
+    patched = g.node("NegativeGuidanceCFG", model=unet, clip=clip, neg_start=0.0, terms=term, **STANDARD)
+    latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+    samples = ksampler(g, patched, positive, negative, latent, cfg=1.0, steps=20, scheduler="simple", seed=1)
+    save(g, samples, vae, "negative_guidance/flux_dev_cfg1", "cfg 1, attention negative")
+    return g
+
+
 def needs(models: str) -> tuple[str, str]:
     return f"needs {models}", "preview: a run on a tiny random test model"
 
@@ -331,6 +378,9 @@ EXAMPLES = {
                                          needs("Flux.1 dev")),
     "9_wan21_t2v_1_3b_negative_video": Spec(wan21_t2v_negative, "wan21",
                                             needs("Wan 2.1 t2v 1.3B")),
+    "10_cfg1_attention_negative": Spec(toy_cfg1_attention_negative, None, TOY),
+    "11_flux_dev_cfg1_attention_negative": Spec(flux_dev_cfg1_attention_negative, "flux",
+                                                needs("Flux.1 dev")),
 }
 
 

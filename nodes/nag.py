@@ -1,0 +1,316 @@
+"""Attention-space negatives at sampling time: what the guidance batch hands the family hooks for one model call, and
+the two ways a layer guides its attention with them (cross attention, joint attention).
+
+Normalized Attention Guidance (Chen et al. 2025, https://arxiv.org/abs/2505.21179), in every cross- or joint-attention
+layer, with several negatives summed before one normalisation (guidance/nag.py):
+
+    Z̃ = Z⁺ + Σᵢ φᵢ(t)·(Z⁺ − Z⁻ᵢ);   N = ‖Z̃‖₁/‖Z⁺‖₁ per token;   Ẑ = Z̃·min(N, τ)/N;   Z = α·Ẑ + (1 − α)·Z⁺
+
+Where it applies: on the rows of every conditional branch with a positive scale in this call (the positive prompt and
+every NegativeTerm with a negative weight, i.e. one that pulls toward its prompt), never on u's rows (the empty
+prompt) nor on a negative CFG branch, whose attention stays exactly ComfyUI's. This is where the peers apply it:
+core NAGuidance and KJNodes' NAG nodes guide the conditional pass only.
+
+Z⁻ᵢ is formed from this layer's own queries over the i-th negative's keys and values, projected by this layer's own
+weights (the negative's context rides beside the positive's, see the family modules):
+- cross attention (UNets, Wan): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per layer;
+- joint attention (Flux, Chroma, SD3.5, Qwen-Image): the call holds [txt⁺, txt⁻₁ … txt⁻ₖ, img]. The positive's joint
+  attention is computed over [txt⁺, img] exactly as without the negatives; Z⁻ᵢ is the image queries' attention over
+  [txt⁻ᵢ, img] (the negative's text keys/values beside the same image keys/values), and the negative's own text
+  stream is updated by its queries over [txt⁻ᵢ, img], as if it were the prompt. NAG then acts on the image rows.
+
+Every part is computed by the attention chain below (an earlier override, or ComfyUI's own function), each call
+marked with ``NAG_PART`` so that a hook below (the capture) knows what it sees. No host sync happens here: the rows
+come from the call's uuids, on the host.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+from ..guidance import AttentionTerm, Window, normalized_attention_guidance
+from .contract import NAG, NAG_PART, POSITIVE_PART, attention_key
+
+Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (q, k, v, options) → out
+
+
+@dataclass(frozen=True)
+class AttentionNegative:
+    """One AttentionNegativeTerm: a conditioning pushed away in attention space with φ = ``scale``, τ and α."""
+
+    conditioning: list
+    scale: float
+    tau: float
+    alpha: float
+    window: Window
+    schedule: str
+
+    def attention_term(self, index: int) -> AttentionTerm:
+        return AttentionTerm(attention_key(index), self.scale, self.tau, self.alpha, self.window, self.schedule)
+
+    @property
+    def context(self) -> torch.Tensor:
+        """The negative's cross-attention context, (1, T⁻, width), as CLIPTextEncode gave it."""
+        return self.conditioning[0][0]
+
+
+@dataclass
+class Negative:
+    """One attention-space negative active in this call: its place in the chain, φᵢ(t) and its context."""
+
+    index: int
+    phi: float
+    context: torch.Tensor
+
+    @property
+    def tokens(self) -> int:
+        return self.context.shape[1]
+
+
+@dataclass
+class Rows:
+    """Which chunks of a layer's batch NAG applies to: ``flags[j]`` for chunk j of ``size`` rows."""
+
+    flags: tuple[bool, ...]
+    size: int
+    uuids: list
+
+    @property
+    def none(self) -> bool:
+        return not any(self.flags)
+
+    @property
+    def every(self) -> bool:
+        return all(self.flags)
+
+    def pick(self, x: torch.Tensor) -> torch.Tensor:
+        """The NAG rows of x (batch first)."""
+        if self.every:
+            return x
+        return torch.cat([x[j * self.size:(j + 1) * self.size] for j, on in enumerate(self.flags) if on])
+
+    def merge(self, base: torch.Tensor, guided: torch.Tensor) -> torch.Tensor:
+        """``base`` with its NAG rows replaced by ``guided`` (which holds only those rows)."""
+        if self.every:
+            return guided
+        parts, taken = [], 0
+        for j, on in enumerate(self.flags):
+            if on:
+                parts.append(guided[taken:taken + self.size])
+                taken += self.size
+            else:
+                parts.append(base[j * self.size:(j + 1) * self.size])
+        return torch.cat(parts)
+
+
+@dataclass
+class JointLayout:
+    """Where the texts sit in one forward of a joint-attention model: T⁺ (the positive's text tokens) and T⁻ᵢ, laid
+    out [txt⁺, txt⁻₁ … txt⁻ₖ, img]. Set by the family's first block of each forward, before any attention call."""
+
+    text: int
+    negatives: tuple[int, ...]
+    pe: tuple | None = None  # (the model's positional embedding of this forward, it extended by the negatives' rows)
+
+    @property
+    def extra(self) -> int:
+        return sum(self.negatives)
+
+
+@dataclass
+class NagCall:
+    """The attention-space negatives of one model call (transformer_options[NAG]), made by the guidance batch.
+
+    ``uuids``: the cond uuids NAG applies to; ``effect_uuids``: those of the positive prompt, whose |Z − Z⁺| is summed
+    into ``effect`` (latent-sized, one per call) when a capture records this step.
+    """
+
+    negatives: list[Negative]
+    tau: float
+    alpha: float
+    uuids: frozenset
+    latent_shape: tuple[int, ...]
+    effect_uuids: frozenset = frozenset()
+    record_effect: bool = False
+    layout: JointLayout | None = None
+    effect: torch.Tensor | None = None
+    effect_layers: int = 0
+    cache: dict = field(default_factory=dict)  # per call: e.g. the negatives' embedded texts
+    run_cache: dict = field(default_factory=dict)  # per sampling run: the contexts on the model's device and dtype
+
+    def __deepcopy__(self, memo):
+        return self
+
+    @property
+    def phis(self) -> list[float]:
+        return [n.phi for n in self.negatives]
+
+    @property
+    def tokens(self) -> tuple[int, ...]:
+        return tuple(n.tokens for n in self.negatives)
+
+    def contexts(self, like: torch.Tensor) -> list[torch.Tensor]:
+        """The negatives' contexts on ``like``'s device and dtype, each moved once per sampling run."""
+        found = []
+        for n in self.negatives:
+            key = (n.index, like.device, like.dtype)
+            if key not in self.run_cache:
+                self.run_cache[key] = n.context.to(like.device, like.dtype)
+            found.append(self.run_cache[key])
+        return found
+
+    def cached(self, key, make: Callable[[], object]):
+        """A value computed once per call (e.g. the negatives' embedded texts)."""
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def applies(self, uuids: Sequence) -> bool:
+        """Whether NAG applies to some chunk of a forward with these uuids. A forward with none (u or the CFG negative
+        batched apart) gets no negatives at all: exactly ComfyUI's computation."""
+        return any(u in self.uuids for u in uuids)
+
+    def rows(self, uuids: Sequence, batch: int) -> Rows:
+        return Rows(tuple(u in self.uuids for u in uuids), batch // len(uuids),
+                    [u for u in uuids if u in self.uuids])
+
+    def combine(self, z_pos: torch.Tensor, z_negs: list[torch.Tensor], rows: Rows, uuids: Sequence,
+                grid: Sequence[int] | None) -> torch.Tensor:
+        """NAG on the rows ``rows`` picked (z_pos: those rows of Z⁺); sums |Z − Z⁺| of the positive's rows into the
+        effect when this step is recorded (``grid``: the image tokens' grid; the first prod(grid) rows of L)."""
+        z = normalized_attention_guidance(z_pos, z_negs, self.phis, self.tau, self.alpha)
+        if self.record_effect and grid is not None:
+            self.add_effect(z, z_pos, [u for u in uuids if u in self.uuids], rows.size, tuple(grid))
+        return z
+
+    def add_effect(self, z: torch.Tensor, z_pos: torch.Tensor, uuids: list, size: int, grid: tuple[int, ...]):
+        """|Z − Z⁺| averaged over channels, upsampled to the latent: summed over layers, read as a mean."""
+        dims = tuple(self.latent_shape[2:])
+        for j, u in enumerate(uuids):
+            if u not in self.effect_uuids:
+                continue
+            rows = slice(j * size, (j + 1) * size)
+            diff = (z[rows, :math.prod(grid)].float() - z_pos[rows, :math.prod(grid)].float()).abs().mean(dim=-1)
+            spatial = dims[-len(grid):]
+            up = F.interpolate(diff.view(size, 1, *grid), size=spatial, mode="nearest").view(size, *dims)
+            self.effect = up if self.effect is None else self.effect + up
+            self.effect_layers += 1
+
+    def mean_effect(self) -> torch.Tensor | None:
+        return None if self.effect is None else self.effect / self.effect_layers
+
+
+def part_options(options: dict, part, uuids: list | None = None) -> dict:
+    """The options a part's attention call gets: marked with NAG_PART (and, for a negative, its rows' uuids)."""
+    marked = {**options, NAG_PART: part}
+    if uuids is not None:
+        marked["uuids"] = uuids
+    return marked
+
+
+def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
+                grid: Sequence[int] | None) -> torch.Tensor:
+    """Cross attention whose k/v hold [ctx⁺, ctx⁻₁ … ctx⁻ₖ] along the tokens (B, L, C): Z⁺ over ctx⁺ for every row,
+    Z⁻ᵢ over ctx⁻ᵢ for the NAG rows, combined there. Returns (B, N, C) like the layer's own attention."""
+    negatives = nag.tokens
+    text = k.shape[1] - sum(negatives)
+    z_pos = attend(q, k[:, :text], v[:, :text], part_options(options, POSITIVE_PART))
+    rows = nag.rows(options["uuids"], q.shape[0])
+    if rows.none:
+        return z_pos
+    q_nag, z_negs, start = rows.pick(q), [], text
+    for negative, tokens in zip(nag.negatives, negatives, strict=True):
+        keys = slice(start, start + tokens)
+        z_negs.append(attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]),
+                             part_options(options, negative.index, rows.uuids)))
+        start += tokens
+    return rows.merge(z_pos, nag.combine(rows.pick(z_pos), z_negs, rows, options["uuids"], grid))
+
+
+def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
+                heads_split: bool, grid: Sequence[int] | None) -> torch.Tensor:
+    """Joint attention over [txt⁺, txt⁻₁ … txt⁻ₖ, img] (q/k/v (B, L, C), or (B, heads, L, d) with ``heads_split``).
+
+    (a) [txt⁺, img] over [txt⁺, img] for every row, exactly the attention without the negatives; for the NAG rows,
+    (b)+(c) [txt⁻ᵢ, img] over [txt⁻ᵢ, img]: the negative's own text update and Z⁻ᵢ, its image rows; NAG on the image
+    rows. Returns (B, L, C) in the call's layout (the negatives' text rows are 0 on rows NAG does not apply to).
+    """
+    layout, axis = nag.layout, 2 if heads_split else 1
+    length = q.shape[axis]
+    image_start = layout.text + layout.extra
+    image = length - image_start
+
+    def positive(x):
+        return torch.cat([x.narrow(axis, 0, layout.text), x.narrow(axis, image_start, image)], dim=axis)
+
+    z_pos = attend(positive(q), positive(k), positive(v), part_options(options, POSITIVE_PART))  # (B, T⁺ + N, C)
+    rows = nag.rows(options["uuids"], q.shape[0])
+    z_pos_image = z_pos[:, layout.text:]
+    texts, z_negs, start = [], [], layout.text
+    if not rows.none:
+        for negative, tokens in zip(nag.negatives, layout.negatives, strict=True):
+            def part(x, start=start, tokens=tokens):
+                x = rows.pick(x)
+                return torch.cat([x.narrow(axis, start, tokens), x.narrow(axis, image_start, image)], dim=axis)
+
+            z = attend(part(q), part(k), part(v), part_options(options, negative.index, rows.uuids))
+            texts.append(rows.merge(z_pos.new_zeros(z_pos.shape[0], tokens, z_pos.shape[2]), z[:, :tokens]))
+            z_negs.append(z[:, tokens:])
+            start += tokens
+        guided = nag.combine(rows.pick(z_pos_image), z_negs, rows, options["uuids"], grid)
+        z_pos_image = rows.merge(z_pos_image, guided)
+    else:
+        texts = [z_pos.new_zeros(z_pos.shape[0], tokens, z_pos.shape[2]) for tokens in layout.negatives]
+    return torch.cat([z_pos[:, :layout.text], *texts, z_pos_image], dim=1)
+
+
+@dataclass(frozen=True)
+class TextPart:
+    """For the capture: one text of an attention call it sees. ``term``: None for the call's own branches, else the
+    index of the attention-space negative whose text this is (recorded from the NAG rows only). ``queries`` starts the
+    image queries; ``keys`` are the text's keys."""
+
+    term: int | None
+    queries: int
+    keys: slice
+
+
+def cross_parts(options: dict, key_tokens: int) -> list[TextPart]:
+    """The texts in a cross-attention call's keys, as the capture sees the call (with or without NAG, from above or
+    below the NAG hook)."""
+    nag, part = options.get(NAG), options.get(NAG_PART)
+    if nag is None or part == POSITIVE_PART or not nag.applies(options["uuids"]):
+        return [TextPart(None, 0, slice(None))]
+    if part is not None:
+        return [TextPart(part, 0, slice(None))]
+    text = key_tokens - sum(nag.tokens)
+    parts, start = [TextPart(None, 0, slice(0, text))], text
+    for negative in nag.negatives:
+        parts.append(TextPart(negative.index, 0, slice(start, start + negative.tokens)))
+        start += negative.tokens
+    return parts
+
+
+def joint_parts(options: dict, text_seen: int) -> list[TextPart]:
+    """The texts in a joint-attention call, as the capture sees it; ``text_seen``: the text length the capture's
+    block saw (T⁺ without NAG)."""
+    nag, part = options.get(NAG), options.get(NAG_PART)
+    if nag is None or nag.layout is None or not nag.applies(options["uuids"]):
+        return [TextPart(None, text_seen, slice(0, text_seen))]
+    layout = nag.layout
+    if part == POSITIVE_PART:
+        return [TextPart(None, layout.text, slice(0, layout.text))]
+    if part is not None:
+        tokens = layout.negatives[[n.index for n in nag.negatives].index(part)]
+        return [TextPart(part, tokens, slice(0, tokens))]
+    image_start = layout.text + layout.extra
+    parts, start = [TextPart(None, image_start, slice(0, layout.text))], layout.text
+    for negative, tokens in zip(nag.negatives, layout.negatives, strict=True):
+        parts.append(TextPart(negative.index, image_start, slice(start, start + tokens)))
+        start += tokens
+    return parts

@@ -1,0 +1,487 @@
+"""Attention-space negatives (AttentionNegativeTerm, NAG) on tiny models of SD1, SDXL, Wan 2.1 (t2v, i2v), Flux dev,
+Chroma, SD3.5 and Qwen-Image, through the real ComfyUI sampler (tests/support/tiny_families.py).
+
+Oracles are written here from the four equations of Chen et al. 2025 (https://arxiv.org/abs/2505.21179) and from
+plain softmax attention, never from the pack's code: a hook above the pack's hooks sees the layer's q/k/v and the
+pack's output; a hook below it sees each attention call the pack makes.
+"""
+
+import logging
+
+import pytest
+import torch
+from comfy_helpers import Recorder, call_node, pack_module
+
+CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v"]
+JOINT = ["flux", "chroma", "sd3", "qwen_image"]
+FAMILIES = CROSS + JOINT
+UNETS = ("sd1", "sdxl")
+TEXT, NEGATIVE, OTHER = "a photo of a cat", "blurry dog", "red chair"
+PHI, TAU, ALPHA = 4.0, 2.5, 0.25
+OVERRIDE = "optimized_attention_override"
+
+
+@pytest.fixture(autouse=True)
+def one_thread(comfy):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the tiny models are faster on one thread when the CPU is shared
+    yield
+    torch.set_num_threads(threads)
+
+
+def encode(family, text):
+    import tiny_families
+
+    return tiny_families.encode(tiny_families.clip(family), text)
+
+
+def attention_term(conditioning, scale=PHI, tau=TAU, alpha=ALPHA, start=0.0, end=1.0, window_unit="steps",
+                   schedule="constant", terms=None):
+    return call_node("AttentionNegativeTerm", conditioning=conditioning, scale=scale, tau=tau, alpha=alpha,
+                     start=start, end=end, window_unit=window_unit, schedule=schedule, terms=terms)[0]
+
+
+def guidance_cfg(model, terms=None, mode="standard", neg_scale=0.0, clip=None, empty=None):
+    """NegativeGuidanceCFG; in standard mode at cfg 1 its main negative is off."""
+    return call_node("NegativeGuidanceCFG", model=model, mode=mode, neg_scale=neg_scale, neg_start=0.0, neg_end=1.0,
+                     window_unit="steps", neg_schedule="constant", terms=terms, clip=clip, empty=empty)[0]
+
+
+def sample(family, model, p, n, steps=3, cfg=1.0, seed=42, callback=None):
+    import tiny_families
+
+    import comfy.sample
+
+    latent = tiny_families.latent(family, 2)
+    noise = comfy.sample.prepare_noise(latent, seed)
+    return comfy.sample.sample(model, noise, steps, cfg, "euler", "normal", p, n, latent, seed=seed,
+                               disable_pbar=True, callback=callback)
+
+
+def x0_per_step(family, model, p, n, steps, cfg=1.0):
+    found = []
+    sample(family, model, p, n, steps, cfg, callback=lambda step, x0, x, total: found.append(x0.clone()))
+    return found
+
+
+def first_cross_block(model):
+    """The attn2 replace key of a UNet's first cross-attention block, and its first attn2 module."""
+    diffusion_model = model.get_model_object("diffusion_model")
+    block = pack_module("nodes.families.unet").layers(diffusion_model, (1, 1))[0].block
+    blocks = {"input": diffusion_model.input_blocks, "output": diffusion_model.output_blocks}
+    module = next(m for m in blocks[block[0]][block[1]].modules() if hasattr(m, "attn2"))
+    return block, module.attn2
+
+
+def hook(model, family, record, above):
+    """A clone of ``model`` with a hook that sees each text-attention call and its output: ``above`` wraps the
+    pack's hooks (it sees the layer's own call), below them it sees the calls the pack makes. ``record(q, k, v,
+    options, out, heads, heads_split)``: q/k/v heads-first for joint DiTs that hand them so."""
+    import comfy.ldm.modules.attention as comfy_attention
+
+    hooked = model.clone()
+    if family in UNETS:
+        key, _ = first_cross_block(model)
+        replaces = hooked.model_options.get("transformer_options", {}).get("patches_replace", {}).get("attn2", {})
+        inner = replaces.get(key)
+
+        def attn2(q, k, v, extra):
+            out = inner(q, k, v, extra) if inner is not None else comfy_attention.optimized_attention(
+                q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"], transformer_options=extra)
+            record(q, k, v, extra, out, extra["n_heads"], False)
+            return out
+
+        attn2.__wrapped__ = inner  # it wraps the hook below and says so, as the pack's checks ask
+        hooked.set_model_attn2_replace(attn2, *key)
+        return hooked
+    options = hooked.model_options.setdefault("transformer_options", {})
+    inner = options.get(OVERRIDE)
+
+    def override(func, *args, **kwargs):
+        out = inner(func, *args, **kwargs) if inner is not None else func(*args, **kwargs)
+        heads = args[3] if len(args) > 3 else kwargs["heads"]
+        record(args[0], args[1], args[2], kwargs.get("transformer_options") or {}, out, heads,
+               kwargs.get("skip_reshape", False))
+        return out
+
+    override.__wrapped__ = inner
+    hooked.model_options["transformer_options"] = {**options, OVERRIDE: override}
+    return hooked
+
+
+def heads_first(x, heads, split):
+    return x if split else x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
+
+
+def attention(q, k, v):
+    """softmax(QKᵀ/√d)·V per head, (B, heads, L, d) → (B, L, heads·d)."""
+    weights = (q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(dim=-1)
+    out = weights @ v.double()
+    return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
+
+
+def nag_reference(z_pos, z_negs, phis, tau, alpha):
+    """The four equations, as written in the issue."""
+    z_tilde = z_pos + sum(phi * (z_pos - z_neg) for phi, z_neg in zip(phis, z_negs, strict=True))
+    n = z_tilde.abs().sum(dim=-1, keepdim=True) / z_pos.abs().sum(dim=-1, keepdim=True)
+    z_hat = z_tilde * torch.minimum(n, torch.full_like(n, tau)) / n
+    return alpha * z_hat + (1 - alpha) * z_pos
+
+
+def text_calls(family, text_tokens, image_tokens):
+    """Whether a hooked call is the layer's text attention, by its sequence lengths."""
+    if family in CROSS:
+        return lambda q, k: k.shape[-2 if q.ndim == 4 else 1] == text_tokens
+    return lambda q, k: q.shape[-2 if q.ndim == 4 else 1] == text_tokens + image_tokens
+
+
+def image_tokens(family):
+    return 16  # DiTs: 8×8 latents in 2×2 patches (cross attention is told apart by its keys alone)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family):
+    """cfg 2, standard mode: the batch holds p (guided) and n (the eq. 9 negative, never guided). On the first text
+    attention of step 0 the pack's output equals the reference: plain attention over [ctx⁺] / [txt⁺, img] for every
+    row, and on p's rows Z = α·Ẑ + (1 − α)·Z⁺ with Z⁻ the same queries over the negative's keys."""
+    import tiny_families
+
+    p, n, neg = encode(family, TEXT), encode(family, OTHER), encode(family, NEGATIVE)
+    t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
+    seen = {}
+    nag_key = pack_module("nodes.contract").NAG
+
+    def record(q, k, v, options, out, heads, split):  # the first text attention of each forward of step 0
+        slots = tuple(options["cond_or_uncond"])
+        if 0 in slots:  # p is in this forward: the layer sees the negative's tokens
+            text, extra = t_pos, t_neg
+        else:  # n alone (Chroma, Qwen-Image: contexts of other lengths are batched apart): no negative at all
+            text, extra = n[0][0].shape[1], 0
+        if slots not in seen and nag_key in options and text_calls(family, text + extra, image_tokens(family))(q, k):
+            seen[slots] = (q, k, v, out, heads, split, text, extra)
+
+    model = hook(guidance_cfg(tiny_families.model(family), attention_term(neg)), family, record, above=True)
+    sample(family, model, p, n, steps=1, cfg=2.0)
+    assert sorted(s for slots in seen for s in slots) == [0, 1]  # p and n: one forward, or two
+    for slots, layer in seen.items():
+        check_layer(family, slots, *layer)
+
+
+def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg):
+    q, k, v = (heads_first(x, heads, split) for x in (q, k, v))
+    guided = torch.tensor(slots).repeat_interleave(q.shape[0] // len(slots)) == 0  # p's rows
+    if not guided.any():  # a forward of n alone is exactly ComfyUI's attention
+        torch.testing.assert_close(out.double(), attention(q, k, v), rtol=1e-5, atol=1e-6)
+        return
+    if family in CROSS:
+        z_pos = attention(q, k[:, :, :t_pos], v[:, :, :t_pos])
+        z_neg = attention(q, k[:, :, t_pos:], v[:, :, t_pos:])
+        expected = torch.where(guided[:, None, None], nag_reference(z_pos, [z_neg], [PHI], TAU, ALPHA), z_pos)
+        unguided = z_pos
+    else:
+        image = slice(t_pos + t_neg, None)
+        pos = [torch.cat([x[:, :, :t_pos], x[:, :, image]], dim=2) for x in (q, k, v)]
+        negs = [torch.cat([x[:, :, t_pos:t_pos + t_neg], x[:, :, image]], dim=2) for x in (q, k, v)]
+        z_pos, z_neg = attention(*pos), attention(*negs)
+        z_image = torch.where(guided[:, None, None], nag_reference(z_pos[:, t_pos:], [z_neg[:, t_neg:]], [PHI],
+                                                                   TAU, ALPHA), z_pos[:, t_pos:])
+        z_text = torch.where(guided[:, None, None], z_neg[:, :t_neg], torch.zeros_like(z_neg[:, :t_neg]))
+        expected = torch.cat([z_pos[:, :t_pos], z_text, z_image], dim=1)
+        unguided = torch.cat([z_pos[:, :t_pos], torch.zeros_like(z_text), z_pos[:, t_pos:]], dim=1)
+    torch.testing.assert_close(out.double(), expected, rtol=1e-5, atol=1e-5 * unguided.abs().max().item())
+    if guided.any():  # NAG acted on p's rows
+        assert (expected[guided] - unguided[guided]).abs().max() > 1e-2 * unguided.abs().max()
+    assert torch.equal(expected[~guided], unguided[~guided])  # and on n's rows not at all
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_negative_is_projected_as_its_own_prompt_would_be(family):
+    """cfg 1: at the first text attention the negative's keys and values are exactly those the layer computes when the
+    negative is the prompt (same pooled vector and guidance for DiTs, whose text stream is modulated by them)."""
+    import tiny_families
+
+    p, neg = encode(family, TEXT), encode(family, NEGATIVE)
+    t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
+    as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output
+    runs = {}
+    nag_key = pack_module("nodes.contract").NAG
+
+    def recorder(name, text_tokens):
+        is_text = text_calls(family, text_tokens, image_tokens(family))
+
+        def record(q, k, v, options, out, heads, split):
+            if name not in runs and is_text(q, k) and (name == "alone" or nag_key in options):
+                runs[name] = [heads_first(x, heads, split) for x in (q, k, v)]
+
+        return record
+
+    base = tiny_families.model(family)
+    sample(family, hook(guidance_cfg(base, attention_term(neg)), family, recorder("nag", t_pos + t_neg), True),
+           p, p, steps=1)
+    sample(family, hook(guidance_cfg(base), family, recorder("alone", t_neg), True), as_prompt, p, steps=1)
+    (q, k, v), (q1, k1, v1) = runs["nag"], runs["alone"]
+    if family in CROSS:
+        torch.testing.assert_close(k[:, :, t_pos:], k1, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(v[:, :, t_pos:], v1, rtol=1e-6, atol=1e-6)
+    else:
+        for x, x1 in ((q, q1), (k, k1), (v, v1)):
+            torch.testing.assert_close(x[:, :, t_pos:t_pos + t_neg], x1[:, :, :t_neg], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(x[:, :, t_pos + t_neg:], x1[:, :, t_neg:], rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_off_or_outside_its_window_it_is_bit_identical_and_never_computed(family):
+    """φ = 0: the samples equal those without the term, bit for bit. Window start 0.5 of 4 steps: x0 of steps 0–1
+    equal the run without it bit for bit, step 2 differs, and a hook below sees the negative's attention only at
+    steps 2 and 3."""
+    import tiny_families
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    base = tiny_families.model(family)
+    contract = pack_module("nodes.contract")
+    plain = x0_per_step(family, guidance_cfg(base), p, n, steps=4)
+    off = x0_per_step(family, guidance_cfg(base, attention_term(neg, scale=0.0)), p, n, steps=4)
+    assert all(torch.equal(a, b) for a, b in zip(plain, off, strict=True))
+    parts = []
+    below = hook(base, family, lambda q, k, v, options, out, heads, split: parts.append(
+        (float(options["sigmas"][0]), options.get(contract.NAG_PART))), above=False)
+    late = x0_per_step(family, guidance_cfg(below, attention_term(neg, start=0.5)), p, n, steps=4)
+    assert all(torch.equal(a, b) for a, b in zip(plain[:2], late[:2], strict=True))
+    assert not torch.equal(plain[2], late[2])
+    import comfy.samplers
+
+    sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", 4).tolist()
+    computed = sorted({pack_module("guidance").step_index(sigmas, s) for s, part in parts if part == 0})
+    assert computed == [2, 3]
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux"])
+@pytest.mark.parametrize("unit", ["steps", "percent"])
+def test_its_window_switches_at_the_steps_a_negative_terms_would(family, unit):
+    """The same window as an eq. 8 NegativeTerm (evaluated as one more conditioning) and as an attention-space
+    negative (a hook below counts its attention calls): on at the same steps, 6 steps, start 0.45, end 0.8."""
+    import tiny_families
+
+    import comfy.samplers
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    base = tiny_families.model(family)
+    window = dict(start=0.45, end=0.8, window_unit=unit, schedule="linear")
+    eq8 = call_node("NegativeTerm", conditioning=neg, weight=1.0, terms=None, **window)[0]
+    counted = Recorder()
+    model = guidance_cfg(base, eq8, clip=tiny_families.clip(family)).clone()
+    model.set_model_unet_function_wrapper(counted)
+    sample(family, model, p, n, steps=6)
+    sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", 6).tolist()
+    step_of = {s: pack_module("guidance").step_index(sigmas, s) for s in sigmas}
+    eq8_steps = [step_of[s] for s, conds, _ in counted.calls if conds == 3]  # p, the term and u
+    contract = pack_module("nodes.contract")
+    parts = []
+    below = hook(base, family, lambda q, k, v, options, out, heads, split: parts.append(
+        (float(options["sigmas"][0]), options.get(contract.NAG_PART))), above=False)
+    sample(family, guidance_cfg(below, attention_term(neg, **window)), p, n, steps=6)
+    assert sorted({step_of[s] for s, part in parts if part == 0}) == eq8_steps and 0 < len(eq8_steps) < 6
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux"])
+def test_two_terms_of_half_scale_equal_one_when_they_share_a_context(family):
+    import tiny_families
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    base = tiny_families.model(family)
+    one = sample(family, guidance_cfg(base, attention_term(neg, scale=PHI)), p, n, steps=1)
+    two = sample(family, guidance_cfg(base, attention_term(neg, scale=PHI / 2, terms=attention_term(
+        neg, scale=PHI / 2))), p, n, steps=1)
+    plain = sample(family, guidance_cfg(base), p, n, steps=1)
+    torch.testing.assert_close(two, one, rtol=1e-6, atol=1e-6 * one.abs().max().item())
+    assert (one - plain).abs().max() > 1e-2 * one.abs().max()
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux", "wan21"])
+def test_one_model_evaluation_per_step_at_cfg_1_and_as_planned_with_eq8_terms(family, caplog):
+    """Stock KSampler at cfg 1, standard mode and an attention-space negative: 1 model call of 1 conditioning per
+    step, said by the log and the node's readout. Independent mode with an eq. 8 NegativeTerm gated at 0.5: the
+    calls are exactly those of the same run without the attention term."""
+    import tiny_families
+
+    import nodes
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    base = tiny_families.model(family)
+    output = nodes.NODE_CLASS_MAPPINGS["NegativeGuidanceCFG"].execute(
+        model=base, mode="standard", neg_scale=0.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+        neg_schedule="constant", terms=attention_term(neg))
+    readout = output.ui.as_dict()["text"][0]
+    assert "(1 at cfg 1)" in readout and "no extra model evaluation" in readout
+    counted = Recorder()
+    model = output.args[0].clone()
+    model.set_model_unet_function_wrapper(counted)
+    with caplog.at_level(logging.INFO):
+        sample(family, model, p, n, steps=3, cfg=1.0)
+    assert counted.conds_per_call() == [1, 1, 1]
+    assert "this run made 3 model calls over 3 steps (1 model evaluation per step)" in caplog.text
+    assert "attention-space negatives per model call (no extra model pass): 1 (steps 0–2)" in caplog.text
+
+    import tiny_families as tf
+
+    clip = tf.clip(family)
+    eq8 = call_node("NegativeTerm", conditioning=encode(family, "watermark"), weight=2.0, start=0.5, end=1.0,
+                    window_unit="steps", schedule="constant")[0]
+    calls = {}
+    for name, terms in (("eq8", eq8), ("eq8+nag", attention_term(neg, terms=eq8))):
+        counted = Recorder()
+        model = guidance_cfg(base, terms, mode="independent", neg_scale=2.0, clip=clip).clone()
+        model.set_model_unet_function_wrapper(counted)
+        sample(family, model, p, n, steps=4, cfg=3.0)
+        calls[name] = counted.conds_per_call()
+    assert calls["eq8+nag"] == calls["eq8"] == [2, 2, 4, 4]  # c_u = 1 − 3 + 2 = 0: p, n; then the term and u
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux"])
+def test_it_guides_the_positive_and_pulling_terms_never_u_nor_pushed_branches(family):
+    """Independent mode at cfg 3 with a NegativeTerm of weight −1 (it pulls toward its prompt): the batch is
+    [p, n, term, u]; the negative's attention is computed for p's and the term's rows only."""
+    import tiny_families
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    pull = call_node("NegativeTerm", conditioning=encode(family, "watermark"), weight=-1.0, start=0.0, end=1.0,
+                     window_unit="steps", schedule="constant")[0]
+    contract = pack_module("nodes.contract")
+    calls = []
+    below = hook(tiny_families.model(family), family, lambda q, k, v, options, out, heads, split: calls.append(
+        (options.get(contract.NAG_PART), q, list(options["cond_or_uncond"]))), above=False)
+    sample(family, guidance_cfg(below, attention_term(neg, terms=pull), mode="independent", neg_scale=2.0,
+                                clip=tiny_families.clip(family)), p, n, steps=1, cfg=3.0)
+    positive = next(c for c in calls if c[0] == contract.POSITIVE_PART)
+    negative = next(c for c in calls if c[0] == 0)
+    assert sorted(positive[2]) == [0, 1, 2, 3]  # p, n, the term, u (in ComfyUI's batch order)
+    rows = positive[1].shape[0] // 4
+    chunks = [positive[1][j * rows:(j + 1) * rows] for j, slot in enumerate(positive[2]) if slot in (0, 2)]
+    image = (lambda q: q.narrow(q.ndim - 2, q.shape[-2] - image_tokens(family), image_tokens(family))
+             ) if family in JOINT else (lambda q: q)  # joint: the part's queries are [txt⁻, img]
+    torch.testing.assert_close(image(negative[1]), image(torch.cat(chunks)), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_no_patch_leaks_into_the_source_model(family):
+    import copy
+
+    import tiny_families
+
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    base = tiny_families.model(family)
+    before = copy.deepcopy(base.model_options)
+    first = sample(family, base, p, n, steps=2, cfg=3.0)
+    sample(family, guidance_cfg(base, attention_term(neg)), p, n, steps=2)
+    assert repr(base.model_options) == repr(before)
+    assert torch.equal(sample(family, base, p, n, steps=2, cfg=3.0), first)
+
+
+def capture(family, model, negative_text):
+    import tiny_families
+
+    return call_node("AttentionCapture", model=model, clip=tiny_families.clip(family), positive_text=TEXT,
+                     negative_text=negative_text, positive_words="", negative_words="", special_tokens=False,
+                     max_mb=64.0, over_cap="error")
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_capture_records_the_negative_at_cfg_1_above_or_below_and_changes_nothing(family):
+    """The capture below the guidance patch (applied first) or on top of it: the samples equal the uncaptured run bit
+    for bit; the attention-space negative is the "negative" branch at every step, with its effect map; with the
+    negative's text equal to the positive's, its maps equal the positive's, so r = 1 (as with a CFG negative)."""
+    import json
+
+    import tiny_families
+
+    base = tiny_families.model(family)
+    p = encode(family, TEXT)
+    for negative_text in (NEGATIVE, TEXT):
+        neg = encode(family, negative_text)
+        reference = sample(family, guidance_cfg(base, attention_term(neg)), p, neg)
+        below, handle_below, cp, cn = capture(family, base, negative_text)
+        samples_below = sample(family, guidance_cfg(below, attention_term(cn)), cp, cn)
+        captured, handle_above, cp2, cn2 = capture(family, guidance_cfg(base, attention_term(encode(
+            family, negative_text))), negative_text)
+        samples_above = sample(family, captured, cp2, cn2)
+        assert torch.equal(samples_below, reference) and torch.equal(samples_above, reference)
+        for handle in (handle_below, handle_above):
+            store = handle.recorder.finished
+            assert store.steps() == [0, 1, 2] and store.branches() == {"positive", "negative"}
+            assert {term for _, term in store.effects} == {"attention"}
+            assert len(store.layers(0, "negative")) == len(store.layers(0, "positive"))
+        effect = handle_below.recorder.finished.effects[(1, "attention")].float()
+        batch, _, *dims = tiny_families.latent_shape(family, 2)
+        assert effect.shape == (batch, *dims)
+        assert (effect.max() == 0) == (negative_text == TEXT)  # |Z − Z⁺| = 0 when Z⁻ = Z⁺
+        above = handle_above.recorder.finished.layers(1, "negative")
+        for layer, maps in handle_below.recorder.finished.layers(1, "negative").items():
+            torch.testing.assert_close(maps.float(), above[layer].float())
+        if negative_text == TEXT:
+            data = json.loads(call_node("AttentionRt", capture=handle_below, samples={"samples": samples_below},
+                                        score="frobenius", gate_fraction=0.5, related="",
+                                        filename_prefix=f"nag/{family}")[0])
+            for word, curve in data["curves"].items():
+                assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3, rel=1e-3)
+
+
+def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
+    import tiny_families
+
+    p, n = encode("sd1", TEXT), encode("sd1", NEGATIVE)
+    model = guidance_cfg(tiny_families.model("sd1"), attention_term(n)).clone()
+    key, _ = first_cross_block(model)
+    model.set_model_attn2_replace(lambda q, k, v, extra: q, *key)  # an attn2 replace that does not chain
+    with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):
+        sample("sd1", model, p, n)
+
+
+def test_bad_input_is_refused_before_sampling(comfy):
+    import math
+
+    import tiny_families
+
+    import nodes
+
+    node = nodes.NODE_CLASS_MAPPINGS["AttentionNegativeTerm"]
+    good = dict(scale=4.0, tau=2.5, alpha=0.25, start=0.0, end=1.0, window_unit="steps", schedule="constant")
+    for name, value, fix in (("scale", math.nan, "give a number from 0 to 100"), ("scale", -1.0, "from 0 to 100"),
+                             ("tau", math.nan, "from 1 to 100"), ("tau", -2.0, "from 1 to 100"),
+                             ("alpha", 1.5, "from 0 to 1"), ("alpha", -0.1, "from 0 to 1")):
+        message = node.validate_inputs(**good | {name: value})
+        assert message.startswith(f"AttentionNegativeTerm: input '{name}' is") and fix in message, message
+    assert node.validate_inputs(**good) is True
+    sd1, flux = encode("sd1", TEXT), encode("flux", NEGATIVE)
+    with pytest.raises(ValueError, match="AttentionNegativeTerm: input 'alpha': must lie in"):
+        attention_term(sd1, alpha=2.0)
+    with pytest.raises(ValueError, match="holds 2 prompts"):
+        attention_term(sd1 + sd1)
+    with pytest.raises(ValueError, match="NegativeGuidanceCFG: input 'terms' has context width 4096, but the model "
+                                         "has 768: it was encoded by the CLIP of another model family"):
+        guidance_cfg(tiny_families.model("sd1"), attention_term(flux))
+    model = guidance_cfg(tiny_families.model("flux"), attention_term(sd1))  # its width is known from the positive
+    steps = []
+    with pytest.raises(ValueError, match="NegativeGuidanceCFG: input 'terms' has context width 768, but the "
+                                         "positive prompt has 4096"):
+        sample("flux", model, flux, flux, callback=lambda *a: steps.append(a))
+    assert steps == []
+    with pytest.raises(ValueError, match="NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         "its diffusion model NextDiT"):
+        guidance_cfg(tiny_families.model("lumina2"), attention_term(encode("lumina2", NEGATIVE)))
+
+
+@pytest.mark.parametrize("name", ["10_cfg1_attention_negative", "11_flux_dev_cfg1_attention_negative"])
+def test_the_cfg1_examples_make_one_model_evaluation_per_step(run_graph, caplog, name):
+    """The toy example as shipped and the Flux dev one on the tiny Flux: at cfg 1, every sampler's run makes one
+    model call of one conditioning per step, the attention-space negative inside it from 20% of the steps."""
+    import examples
+    import workflows
+
+    prompt = examples.test_prompt(name, workflows.node_info)
+    assert {n["inputs"]["cfg"] for n in prompt.values() if n["class_type"] == "KSampler"} == {1.0}
+    with caplog.at_level(logging.INFO):
+        run_graph(prompt)
+    steps = next(n["inputs"]["steps"] for n in prompt.values() if n["class_type"] == "KSampler")
+    start = int(0.2 * steps)
+    assert (f"this run made {steps} model calls over {steps} steps (1 model evaluation per step), which evaluated "
+            f"{steps} conditionings and {steps - start} attention-space negatives") in caplog.text
