@@ -55,11 +55,11 @@ def input_type(spec: list) -> str:
 
 
 def widget_values(inputs: dict, info: dict) -> list:
-    """``widgets_values`` for API inputs: a linked widget keeps its default, a seed's control is 'fixed'."""
+    """``widgets_values`` for API inputs: a linked or absent widget keeps its default, a seed's control is 'fixed'."""
     specs = dict(input_specs(info))
     values = []
     for name in widget_slots(info):
-        value = "fixed" if name is None else inputs.get(name)
+        value = "fixed" if name is None else inputs.get(name, [])
         values.append(specs[name][1].get("default") if isinstance(value, list) else value)
     return values
 
