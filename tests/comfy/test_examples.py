@@ -23,7 +23,7 @@ def load(path: Path) -> dict:
 
 
 def test_the_examples_are_up_to_date(comfy):
-    assert [path.stem for path in EXAMPLES] == list(examples.EXAMPLES)
+    assert [path.stem for path in EXAMPLES] == sorted(examples.EXAMPLES)
     for path in EXAMPLES:
         fresh = examples.workflow(path.stem, workflows.node_info)
         assert load(path) == json.loads(json.dumps(fresh)), f"{path.name}: run python tests/support/examples.py"
