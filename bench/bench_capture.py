@@ -36,7 +36,7 @@ def main():
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")))
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")), cpu=args.device == "cpu")
     from comfy_helpers import call_node
 
     import comfy.sample

@@ -99,7 +99,7 @@ def main():
     parser.add_argument("--only", nargs="*", default=[], help="time only the configurations that contain one of "
                         "these words (their references are kept)")
     args = parser.parse_args()
-    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")))
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")), cpu=args.device == "cpu")
     import torch
     from comfy_helpers import Recorder
 

@@ -83,7 +83,7 @@ def main():
     parser.add_argument("--steps", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")))  # on the CPU (scripts/harness.py)
+    comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")), cpu=args.device == "cpu")
     import torch
     from comfy_helpers import Recorder
 

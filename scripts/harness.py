@@ -93,16 +93,18 @@ def module(name: str) -> ModuleType:
     return importlib.import_module(f"{pack_name()}.{name}")
 
 
-def boot(workdir: Path, extra_packs: dict[str, Path] | None = None, output: Path | None = None) -> ModuleType:
-    """Import ComfyUI on the CPU and load its nodes, this pack and ``extra_packs`` {name: folder} as custom nodes;
-    outputs go to ``output`` (default ``workdir``/output). Returns the pack as ComfyUI loaded it."""
+def boot(workdir: Path, extra_packs: dict[str, Path] | None = None, output: Path | None = None,
+         cpu: bool = True) -> ModuleType:
+    """Import ComfyUI (on the CPU unless ``cpu`` is False: then on ComfyUI's own device) and load its nodes, this pack
+    and ``extra_packs`` {name: folder} as custom nodes; outputs go to ``output`` (default ``workdir``/output). Returns
+    the pack as ComfyUI loaded it."""
     comfyui = find_comfyui()
     if comfyui is None:
         raise SystemExit("ComfyUI not found: set COMFYUI_PATH to a ComfyUI checkout")
     sys.path.insert(0, str(comfyui))
     from comfy.cli_args import args
 
-    args.cpu = True
+    args.cpu = cpu
     import utils.extra_config  # noqa: F401  (must precede execution/nodes, which put comfy/ on sys.path)
 
     import folder_paths

@@ -9,9 +9,9 @@ import harness
 TESTING_PACK = harness.PACK_ROOT / "tests" / "support" / "testing_pack"
 
 
-def boot(workdir):
+def boot(workdir, cpu: bool = True):
     """ComfyUI in this process with this pack and the test-only loader pack; outputs go to workdir."""
-    return harness.boot(workdir, {"negative_guidance_testing": TESTING_PACK})
+    return harness.boot(workdir, {"negative_guidance_testing": TESTING_PACK}, cpu=cpu)
 
 
 def call_node(name: str, **inputs):
