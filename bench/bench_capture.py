@@ -29,12 +29,7 @@ NEGATIVE = "glasses blurry dark noisy cropped frame text watermark logo signatur
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=models.KINDS, default="tiny")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=list(models.DTYPES), default="fp32")
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=6)
-    parser.add_argument("--rounds", type=int, default=3)
+    models.add_arguments(parser, size=256, steps=6, rounds=3)
     args = parser.parse_args()
     comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")), cpu=args.device == "cpu")
     from comfy_helpers import call_node

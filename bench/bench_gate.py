@@ -20,7 +20,6 @@ test.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import re
 import sys
@@ -36,7 +35,7 @@ sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
 
 import comfy_helpers  # noqa: E402
 import harness  # noqa: E402
-from bench_toy_concepts import CFG, PAIRS, Toy, ssim  # noqa: E402
+from bench_toy_concepts import CFG, PAIRS, Toy, ssim, write_csv  # noqa: E402
 from comfy_helpers import call_node  # noqa: E402
 
 detect, gates = harness.module("toy.detect"), harness.module("attention.gates")
@@ -190,13 +189,6 @@ def summary(rows: list[dict]) -> list[str]:
         lines.append(f"| {variant} | {rate(group, 'noun')} | {rate(group, 'adjective')} | {mse:.4f} | {sim:.3f} | "
                      f"{cost:.0f} | {spread} | {agreement} |")
     return lines
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def main() -> None:

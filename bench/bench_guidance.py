@@ -14,7 +14,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,12 +89,7 @@ def load(kind: str, size: int, dtype: str, device: str):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=models.KINDS, default="tiny")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=list(models.DTYPES), default="fp32")
-    parser.add_argument("--size", type=int, default=256, help="image side in pixels (latent = size / 8)")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--rounds", type=int, default=5)
+    models.add_arguments(parser, size=256, steps=10, rounds=5)
     parser.add_argument("--only", nargs="*", default=[], help="time only the configurations that contain one of "
                         "these words (their references are kept)")
     args = parser.parse_args()
@@ -113,12 +107,7 @@ def main():
               for name, (_, how) in selected(configurations(recorded, p, n, u), args.only).items()}
     configs = selected(configurations(model, p, n, u), args.only)
     runs = {name: runner(how, p, noise, latent, args.steps) for name, (_, how) in configs.items()}
-    times = {name: [] for name in configs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) / args.steps)
+    times = models.interleaved(runs, args.rounds, args.steps)
     print(f"\n{args.model}, {args.size}×{args.size}, {args.steps} euler steps, median of {args.rounds} rounds, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print("| configuration | evaluations / step | s / step | ratio to the reference in the same run |")

@@ -14,6 +14,29 @@ SD35_WIDTH = {"depth": 24, "num_blocks": 4, "adm_in_channels": 2048, "num_patche
 FLUX_WIDTH = {"hidden_size": 3072, "num_heads": 24, "depth": 1, "depth_single_blocks": 1, "axes_dim": [16, 56, 56]}
 
 
+def add_arguments(parser, size: int, steps: int, rounds: int) -> None:
+    """The options every timing bench takes: the model, its device and dtype, the image size, steps and rounds."""
+    parser.add_argument("--model", choices=KINDS, default="tiny")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dtype", choices=list(DTYPES), default="fp32")
+    parser.add_argument("--size", type=int, default=size, help="image side in pixels (latent = size / 8)")
+    parser.add_argument("--steps", type=int, default=steps)
+    parser.add_argument("--rounds", type=int, default=rounds)
+
+
+def interleaved(runs: dict, rounds: int, steps: int) -> dict[str, list[float]]:
+    """Seconds per step of each run in ``runs`` (name → a whole sampling run), timed round by round, interleaved."""
+    import time
+
+    times = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append((time.perf_counter() - start) / steps)
+    return times
+
+
 def dit(family: str, changes: dict, dtype, device):
     """A random DiT of ``family`` with its tiny config changed by ``changes`` (full width), weights from one seed."""
     import tiny

@@ -17,7 +17,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,12 +75,7 @@ def runner(model, cfg, p, negative, noise, latent, steps):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", choices=models.KINDS, default="tiny")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dtype", choices=list(models.DTYPES), default="fp32")
-    parser.add_argument("--size", type=int, default=512, help="image side in pixels (latent = size / 8)")
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
+    models.add_arguments(parser, size=512, steps=2, rounds=3)
     args = parser.parse_args()
     comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="bench_")), cpu=args.device == "cpu")
     import torch
@@ -104,12 +98,7 @@ def main():
             configs.items()}
     for run in runs.values():  # warm-up: load the weights, pick kernels
         run()
-    times = {name: [] for name in runs}
-    for _ in range(args.rounds):
-        for name, run in runs.items():
-            start = time.perf_counter()
-            run()
-            times[name].append((time.perf_counter() - start) / args.steps)
+    times = models.interleaved(runs, args.rounds, args.steps)
     print(f"\n{args.model} ({args.size}×{args.size}, {args.dtype}), {args.steps} euler steps, median of "
           f"{args.rounds} rounds, {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(f"| configuration | model evaluations / step | s / step | ratio to '{REFERENCE}' |")

@@ -25,7 +25,6 @@ Writes CSVs and report.md into --out and prints the Markdown tables. Not a test.
 from __future__ import annotations
 
 import argparse
-import csv
 import itertools
 import sys
 import tempfile
@@ -40,7 +39,7 @@ sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
 
 import comfy_helpers  # noqa: E402
 import harness  # noqa: E402
-from bench_toy_concepts import Toy  # noqa: E402
+from bench_toy_concepts import Toy, write_csv  # noqa: E402
 
 data, detect = harness.module("toy.data"), harness.module("toy.detect")
 
@@ -134,13 +133,6 @@ def priors_and_removal(toy: Toy, steps: int) -> list[dict]:
         removals = ", ".join(f"{row[f'removed_from_{start:g}']}/{len(had)} from {start:g}" for start in STARTS)
         print(f"  {concept}: prior {row['prior']:.0%}, removed {removals}", flush=True)
     return rows
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def markdown(clean, rendered, agreement, removal, seeds: int, steps: int) -> str:

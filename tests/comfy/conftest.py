@@ -11,6 +11,17 @@ import harness
 import pytest
 
 
+@pytest.fixture
+def one_thread(comfy):
+    """One torch thread for the test: the tiny models are faster so when the CPU is shared."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def comfy(tmp_path_factory):
     """ComfyUI's modules, booted once: CPU only, custom nodes = this pack + the test pack, a temp output dir."""

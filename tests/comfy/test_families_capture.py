@@ -17,12 +17,7 @@ DITS = [f for f in CAPTURED if f not in ("sd1", "sd2", "sdxl")]
 TEXT, NEGATIVE = "a photo of a cat", "blurry dog"
 
 
-@pytest.fixture(autouse=True)
-def one_thread(comfy):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny models are faster on one thread when the CPU is shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def capture(family, positive=TEXT, negative=NEGATIVE, model=None, **inputs):

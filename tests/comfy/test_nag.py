@@ -21,12 +21,7 @@ PHI, TAU, ALPHA = 4.0, 2.5, 0.25
 OVERRIDE = "optimized_attention_override"
 
 
-@pytest.fixture(autouse=True)
-def one_thread(comfy):
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the tiny models are faster on one thread when the CPU is shared
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def encode(family, text):
