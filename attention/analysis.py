@@ -16,7 +16,7 @@ import torch.nn.functional as F
 
 from .gates import lock_on, onset
 from .metrics import r_t, score_index
-from .related import related_word
+from .related import choose
 from .store import AttentionStore
 
 
@@ -118,8 +118,8 @@ LOCK_ON = 0.9  # rule (b): the positive's maps correlate this much with their fi
 def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: str, gate_fraction: float,
             related: Mapping[str, str], embeddings: Mapping[str, torch.Tensor] | None = None,
             tick: Callable[[], None] = lambda: None) -> Report:
-    """The report of one run: r(i) from ``related``, or among the positive's content words by map correlation (text
-    embeddings break ties; attention/related.py), r_t per image and their mean, and the gate by rule (a): the first
+    """The report of one run: r(i) from ``related``, else by attention/related.py's ``choose`` (the same word, the
+    head noun, or the best-correlated content word), r_t per image and their mean, and the gate by rule (a): the first
     step where the mean r_t has risen ``gate_fraction`` of the way from its start to its peak.
 
     embeddings: branch → (words, width), each captured word's rows of its encoded prompt, averaged.
@@ -134,8 +134,8 @@ def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: st
         if word in related:
             j, by = positives.index(related[word]), "given"
         else:
-            choice = related_word(aggregate["negative"][i], aggregate["positive"], positives,
-                                  *((embeddings["negative"][i], embeddings["positive"]) if embeddings else ()))
+            choice = choose(word, aggregate["negative"][i], aggregate["positive"], positives,
+                            *((embeddings["negative"][i], embeddings["positive"]) if embeddings else ()))
             j, by = choice.index, choice.reason
         per_image = rt_per_image(sums["negative"], sums["positive"], store.steps(), i, j, column)
         curves.append(Curve(word, positives[j], by, mean_over(per_image), per_image))

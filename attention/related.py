@@ -1,10 +1,17 @@
 """r(i): the positive word a negative word is measured against (Ban et al. 2024, sec. 4 asked GPT-4 for it).
 
-Candidates are the positive's content words: function words (articles, prepositions, conjunctions, pronouns,
-auxiliaries; FUNCTION_WORDS, in the prompt's language when it can be told) and punctuation never are. Among them,
-the word whose time-aggregated map correlates best with the negative word's (Pearson, over pixels) wins. When the
-best two correlations are within TIE of each other, the maps do not separate them, and the cosine similarity of the
-words' text embeddings (their rows of the model's own encoded context) decides.
+``choose`` decides, in this order, and says why:
+
+1. the negative word itself, when the positive has it as a content word (r = 1 for equal prompts);
+2. in an English prompt, the **head noun** of its first phrase: the last word of the first run of content words
+   ("a red circle with eyes" → circle, "professional office woman" → woman). A negative such as "glasses" or "hat"
+   is an attribute of the prompt's subject, which is what Ban et al.'s related word is;
+3. otherwise ``related_word``, by the maps: candidates are the positive's content words (function words: articles,
+   prepositions, conjunctions, pronouns, auxiliaries, FUNCTION_WORDS in the prompt's language when it can be told;
+   punctuation and special tokens never are). The word whose time-aggregated map correlates best with the negative
+   word's (Pearson, over pixels) wins. When the best two correlations are within TIE of each other, the maps do not
+   separate them, and the cosine similarity of the words' text embeddings (their rows of the model's own encoded
+   context) decides.
 """
 
 from __future__ import annotations
@@ -46,13 +53,16 @@ def language(words: Sequence[str]) -> str:
     return best if hits[best] else "english"
 
 
+def is_content(word: str, function_words: frozenset[str]) -> bool:
+    """Not a function word, not punctuation, not a special token such as <eos>."""
+    return (word not in function_words and any(c.isalnum() for c in word)
+            and not (word.startswith("<") and word.endswith(">")))
+
+
 def content_words(words: Sequence[str]) -> list[int]:
-    """Indices of the content words: not function words of the prompt's language, not punctuation, not special
-    tokens such as <eos>. Every word, when none is left."""
+    """Indices of the content words in the prompt's language; every word, when none is left."""
     known = FUNCTION_WORDS[language(words)]
-    found = [i for i, w in enumerate(words)
-             if w not in known and any(c.isalnum() for c in w) and not (w.startswith("<") and w.endswith(">"))]
-    return found or list(range(len(words)))
+    return [i for i, w in enumerate(words) if is_content(w, known)] or list(range(len(words)))
 
 
 def pearson(x: torch.Tensor, ys: torch.Tensor) -> torch.Tensor:
@@ -92,3 +102,29 @@ def related_word(negative_map: torch.Tensor, positive_maps: torch.Tensor, positi
     pick = int(cosine.argmax())
     return Choice(candidates[pick], f"text embedding cosine {cosine[pick]:.2f} (maps tied: {first:.2f} and "
                                     f"{second:.2f})")
+
+
+def head_noun(words: Sequence[str]) -> int | None:
+    """The head noun of an English prompt's first phrase: the last word of its first run of content words (English
+    noun phrases end in their head); None for another language or a prompt without content words."""
+    if language(words) != "english":
+        return None
+    run = []
+    for i, word in enumerate(words):
+        if is_content(word, FUNCTION_WORDS["english"]):
+            run.append(i)
+        elif run:
+            break
+    return run[-1] if run else None
+
+
+def choose(negative: str, negative_map: torch.Tensor, positive_maps: torch.Tensor, positives: Sequence[str],
+           negative_embedding: torch.Tensor | None = None,
+           positive_embeddings: torch.Tensor | None = None) -> Choice:
+    """r(i) for the negative word ``negative`` (see the module docstring)."""
+    if negative in positives and positives.index(negative) in content_words(positives):
+        return Choice(positives.index(negative), "the same word is in the positive")
+    head = head_noun(positives)
+    if head is not None:
+        return Choice(head, "the head noun of the positive's first phrase")
+    return related_word(negative_map, positive_maps, positives, negative_embedding, positive_embeddings)

@@ -84,3 +84,18 @@ def test_rule_c_settles_when_the_low_pass_layout_stops_moving():
     for step, x in enumerate(x0):
         watch.update(step, x)
     assert watch.opened_at == 5 and watch.is_open(5) and not watch.is_open(4)
+
+
+def test_r_i_is_the_same_word_else_the_head_noun_of_the_first_phrase():
+    """'professional office woman' / 'glasses': r(i) is woman, the prompt's subject, even where a map of another
+    word correlates better; a word the positive has is its own r(i); another language falls back to the maps."""
+    positives = ["a", "professional", "office", "woman", "at", "a", "desk"]
+    maps = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(4, 8), blob(4, 9)])
+    choice = related.choose("glasses", blob(4, 9), maps, positives)
+    assert positives[choice.index] == "woman" and choice.reason == "the head noun of the positive's first phrase"
+    assert positives[related.choose("desk", blob(4, 9), maps, positives).index] == "desk"
+    assert [related.head_noun(w) for w in (["a", "red", "circle", "with", "eyes"], ["a", "the"])] == [2, None]
+    french = ["une", "femme", "avec", "des", "lunettes"]
+    french_maps = torch.stack([blob(2, 2), blob(4, 9), blob(2, 2), blob(2, 2), blob(12, 12)])
+    choice = related.choose("chapeau", blob(4, 9), french_maps, french)
+    assert french[choice.index] == "femme" and choice.reason.startswith("map correlation")
