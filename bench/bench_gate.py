@@ -115,7 +115,7 @@ def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, see
     p, n = toy.encode(positive), toy.encode(negative)
     plain = toy.images(toy.model, p, toy.empty, steps)
     rows = [scores("no negative", kind, plain, plain, negative, [], 2 * steps)]
-    full, rt, positive_maps, _ = probe(toy, positive, negative, steps)
+    full, rt, positive_maps, curves = probe(toy, positive, negative, steps)
     rows.append(scores("K = 0 (full negative)", kind, full, plain, negative, [0] * seeds, 2 * steps))
     for k in FIXED[1:]:
         rows.append(scores(f"K = {k}", kind, toy.images(cfg_node(toy, steps, start=k), p, n, steps), plain,
@@ -145,7 +145,8 @@ def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, see
                 eq8[i] = images[i]
     saved = np.mean([0 if e is None else steps - e for e in ends])
     rows.append(scores("eq. 8, automatic end", kind, eq8, plain, negative, ends, 3 * steps - saved + 2 * steps))
-    return rows
+    related = " ".join(f"{c.word}→{c.related}" for c in curves)
+    return [{**row, "related": related} for row in rows]
 
 
 def shapes(toy: Toy, step_counts: list[int]) -> list[dict]:
@@ -213,6 +214,11 @@ def main() -> None:
                  for r in pair_rows(toy, positive, negative, kind, args.steps, args.seeds, online)]
         print(f"  {positive!r} − {negative!r} done ({time.perf_counter() - started:.0f} s)", flush=True)
     write_csv(args.out / "gate.csv", rows)
+    chosen = {(r["positive"], r["related"]) for r in rows}
+    shape_words = sum(any(w in related for w in ("→circle", "→square", "→triangle", "→shape"))
+                      for _, related in chosen)
+    print(f"\nr(i) is the shape word in {shape_words} of {len(chosen)} curves: "
+          + "; ".join(f"{p!r}: {related}" for p, related in sorted(chosen)))
     print(f"\n**Gate study** ({len(GATE_PAIRS)} pairs × {args.seeds} seeds, {args.steps} steps, eq. 9 at cfg {CFG:g};"
           " concept rate ± binomial standard error (clean pictures))\n")
     print("\n".join(summary(rows)))
