@@ -371,7 +371,7 @@ def run_summary(calls: list[int], steps: int) -> str:
     """'this run made 4 model calls over 4 steps (1 model evaluation per step), which evaluated 4 conditionings
     and 4 attention-space negatives (no extra model pass)'."""
     per_step = calls[0] / steps if steps else 0.0
-    rate = f"{per_step:g} model evaluation{'s' if per_step != 1 else ''} per step"
+    rate = f"{per_step:.3g} model evaluation{'s' if per_step != 1 else ''} per step"
     text = f"this run made {calls[0]} model calls over {steps} steps ({rate}), which evaluated {calls[1]} conditionings"
     if calls[2]:
         text += f" and {calls[2]} attention-space negatives (inside those calls, no extra model pass)"

@@ -192,6 +192,8 @@ PATCHES = {
     "terms": dict(terms=[dict(weight=3.0, start=0.2, window_unit="percent", schedule="cosine"), dict(weight=0.0)]),
     "empty_without_clip": dict(mode="standard", clip=None, empty=True),
     "pulling_term": dict(mode="standard", terms=[dict(weight=-2.0)]),
+    "attention_terms": dict(mode="standard", terms=[dict(scale=4.0), dict(weight=2.0, start=0.5),
+                                                    dict(scale=2.0, start=0.2)]),
 }
 GUIDERS = {
     "eq9_equivalent": dict(cfg=7.0, neg_scale=6.0),
@@ -205,6 +207,7 @@ GUIDERS = {
 MAIN = dict(mode="independent", neg_scale=6.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
             neg_schedule="constant")
 TERM = dict(weight=3.0, start=0.0, end=1.0, window_unit="steps", schedule="constant")
+ATTENTION_TERM = dict(tau=2.5, alpha=0.25, start=0.0, end=1.0, window_unit="steps", schedule="constant")
 
 
 def readout_graph() -> tuple[dict, dict[str, str]]:
@@ -219,9 +222,11 @@ def readout_graph() -> tuple[dict, dict[str, str]]:
         for name, settings in variants.items():
             settings = dict(settings)
             terms = None
-            for term in settings.pop("terms", []):
-                inputs = TERM | term | ({"terms": terms} if terms else {})
-                terms = g.node("NegativeTerm", conditioning=g.node("CLIPTextEncode", text="dog", clip=clip), **inputs)
+            for term in settings.pop("terms", []):  # a term with a scale is an AttentionNegativeTerm
+                kind_of_term, base = ("AttentionNegativeTerm", ATTENTION_TERM) if "scale" in term else ("NegativeTerm",
+                                                                                                       TERM)
+                inputs = base | term | ({"terms": terms} if terms else {})
+                terms = g.node(kind_of_term, conditioning=g.node("CLIPTextEncode", text="dog", clip=clip), **inputs)
             wiring = {"clip": settings.pop("clip", clip), "empty": u if settings.pop("empty", False) else None,
                       "terms": terms}
             inputs = MAIN | settings | {k: v for k, v in wiring.items() if v is not None}
@@ -244,10 +249,13 @@ def readouts(browser) -> dict[str, str]:
 
 
 def test_the_readout_is_the_nodes_own_text_before_a_run_and_after_a_cached_one(browser, ui_server):
-    """The browser computes the readout from the widgets and the NegativeTerm chain; it must equal the text
+    """The browser computes the readout from the widgets and the terms chain (NegativeTerm and
+    AttentionNegativeTerm); it must equal the text
     nodes/guidance_nodes.py cost_text gives for the same settings (the run's ui message), for every setting here,
     before any run in this page and after a rerun from this page where every node is cached."""
     prompt, names = readout_graph()
+    info = object_info(ui_server)
+    prompt = workflows.to_api(workflows.to_ui(prompt, info), info)  # every widget as the page will send it
     history = ui_server.run(prompt)  # over HTTP: this page receives none of its messages
     assert history["status"]["status_str"] == "success", history["status"]
     assert [name for node_id, name in names.items() if node_id not in history["outputs"]] == []  # all valid, all ran
@@ -255,7 +263,7 @@ def test_the_readout_is_the_nodes_own_text_before_a_run_and_after_a_cached_one(b
     assert len(set(python.values())) >= 6  # the settings give different readouts
     assert "empty is unchecked" in python[next(i for i, n in names.items() if n == "empty_without_clip")]
     severe_logs(browser)
-    workflow = workflows.to_ui(prompt, object_info(ui_server))
+    workflow = workflows.to_ui(prompt, info)
     load(browser, workflow)
     assert readouts(browser) == python  # computed in the browser: no run has reached this page
 
@@ -285,7 +293,7 @@ def test_the_readout_is_the_nodes_own_text_before_a_run_and_after_a_cached_one(b
 
 def test_running_the_analysis_graph_draws_the_plot(browser, ui_server, artifacts):
     info = object_info(ui_server)
-    path = next(p for p in EXAMPLES if "attention" in p.stem)
+    path = next(p for p in EXAMPLES if p.stem.startswith("4_attention"))
     workflow = json.loads(path.read_text(encoding="utf-8"))
     prompt = workflows.to_api(workflow, info)  # as shipped: the toy model, offline
     capture = next(n for n in prompt.values() if n["class_type"] == "AttentionCapture")["inputs"]

@@ -45,6 +45,10 @@ def test_the_real_family_examples_load_the_files_users_have():
             ("UNETLoader", "wan2.1_t2v_1.3B_fp16.safetensors", "default"),
             ("CLIPLoader", "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan", "default"),
             ("VAELoader", "wan_2.1_vae.safetensors")},
+        "11_flux_dev_cfg1_attention_negative": {
+            ("UNETLoader", "flux1-dev.safetensors", "default"),
+            ("DualCLIPLoader", "clip_l.safetensors", "t5xxl_fp16.safetensors", "flux", "default"),
+            ("VAELoader", "ae.safetensors")},
     }
     assert {name: examples.EXAMPLES[name].family for name in REAL} == REAL
 
@@ -74,8 +78,9 @@ def test_every_example_has_a_note_and_a_thumbnail(path):
     assert len(notes) == 1 and "**Look at:**" in notes[0]["widgets_values"][0], path.name
     if path.stem in REAL:
         assert "**Needs**" in notes[0]["widgets_values"][0]
-    if "flux" in path.stem:
-        assert "cfg > 1" in notes[0]["widgets_values"][0]
+    if "flux" in path.stem:  # a negative on Flux dev: true CFG, or attention space at cfg 1
+        note = notes[0]["widgets_values"][0]
+        assert "cfg > 1" in note or "Attention-Space Negative Term" in note
     thumbnail = path.with_suffix(".jpg")
     assert thumbnail.exists(), f"{thumbnail.name}: run python tests/support/examples.py"
     assert thumbnail.stat().st_size < 64 * 1024

@@ -7,8 +7,8 @@ import harness
 import pytest
 
 DOCS = harness.PACK_ROOT / "web" / "docs"
-NODE_IDS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionCapture", "AttentionRt",
-            "ToyConceptModelLoader"]
+NODE_IDS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm",
+            "AttentionCapture", "AttentionRt", "ToyConceptModelLoader"]
 
 
 @pytest.fixture(scope="module")

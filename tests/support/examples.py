@@ -318,10 +318,10 @@ def toy_cfg1_attention_negative() -> Example:
     g = Example(
         "## A negative at cfg 1: attention space (NAG), toy model\n\n"
         "**Look at:** the two saved images, the same seed at cfg 1: without a negative (left) and with the "
-        "attention-space negative \"hat\" from 20% of the steps (right; φ 4, τ 2.5, α 1). At cfg 1 the KSampler never evaluates a "
-        "negative prompt; *Attention-Space Negative Term* acts inside the attention layers instead, "
-        "Z̃ = Z⁺ + φ·(Z⁺ − Z⁻), normalised and blended (Chen et al. 2025). The log says 1 model evaluation per "
-        "step.\n\n"
+        "attention-space negative \"hat\" from 20% of the steps (right; φ 4, τ 2.5, α 1). At cfg 1 the "
+        "KSampler never evaluates a negative prompt; *Attention-Space Negative Term* acts inside the attention "
+        "layers instead, Z̃ = Z⁺ + φ·(Z⁺ − Z⁻), normalised and blended (Chen et al. 2025). The log says 1 model "
+        "evaluation per step.\n\n"
         "On the toy model the peers' α = 0.25 barely acts; α = 1 (no blend back to Z⁺) removes more than eq. 9 "
         "at cfg 3 does, at half the model evaluations (bench/bench_nag_toy.py). Runs offline on the toy concept "
         "model.")

@@ -153,8 +153,15 @@ function guidanceTerms(s, cfg) {
   return [
     { scale: cfg, full: true, schedule: "constant" },
     { scale: -negScale, full: window(s.neg_start, s.neg_end), schedule: s.neg_schedule },
-    ...s.terms.map((t) => ({ scale: -t.weight, full: window(t.start, t.end), schedule: t.schedule })),
+    ...s.terms.filter((t) => !t.attention)
+      .map((t) => ({ scale: -t.weight, full: window(t.start, t.end), schedule: t.schedule })),
   ];
+}
+
+/** [fewest, most] attention-space negatives one model call computes (plan.py attention_range). */
+function attentionRange(terms) {
+  const live = terms.filter((t) => t.attention && t.weight !== 0);
+  return [live.filter((t) => t.start === 0 && t.end === 1).length, live.length];
 }
 
 /** [fewest, most] conditionings one model call can need (plan.py evaluation_range). */
@@ -176,7 +183,7 @@ function needsEmpty(terms) {
 }
 
 /** The readout for one set of settings: {cfg (null: the KSampler's), mode, neg_scale, neg_start, neg_end,
- * neg_schedule, terms: [{weight, start, end, schedule}], clip, empty (whether each is connected)}. */
+ * neg_schedule, terms: [{weight, start, end, schedule, attention}], clip, empty (whether each is connected)}. */
 export function evaluationsText(s) {
   const windows = [["neg_start", "neg_end", s.neg_start, s.neg_end],
     ...s.terms.map((t, i) => [`term ${i + 1} start`, "end", t.start, t.end])];
@@ -192,8 +199,17 @@ export function evaluationsText(s) {
   const ranges = probes.map((cfg) => evaluationRange(guidanceTerms(s, cfg)));
   const low = Math.min(...ranges.map((r) => r[0])), high = Math.max(...ranges.map((r) => r[1]));
   const count = low === high ? `${low}` : `${low}–${high}`;
-  const where = s.cfg === null ? " at the KSampler's cfg" : "";
-  return `${count} conditionings per model call${where},${COST_TAIL}${!s.clip && s.empty ? UNCHECKED : ""}`;
+  let where = s.cfg === null ? " at the KSampler's cfg" : "";
+  if (s.cfg === null && s.mode === STANDARD) { // at cfg 1 the main negative is off
+    const [one, most] = evaluationRange(guidanceTerms(s, 1.0));
+    where += ` (${one}${one === most ? "" : `–${most}`} at cfg 1)`;
+  }
+  const [fewest, all] = attentionRange(s.terms);
+  const attention = all === 0 ? "" : `. Attention-space negatives: ${fewest === all ? all : `${fewest}–${all}`} `
+    + "per model call, computed inside its attention layers: no extra model evaluation (at cfg 1 with the main "
+    + "negative off, 1 model evaluation per step)";
+  return `${count} conditionings per model call${where},${COST_TAIL}${attention}`
+    + `${!s.clip && s.empty ? UNCHECKED : ""}`;
 }
 
 /** Whether input `name` of a node (a widget turned into a socket, or a socket) is connected. */
@@ -225,16 +241,19 @@ function read(node, names) {
   return out;
 }
 
-/** The NegativeTerm chain wired into `node`'s terms: a list of {weight, start, end, schedule} case lists. */
+/** The terms chain wired into `node`'s terms: a list of {weight, start, end, schedule, attention} case lists
+ * (an AttentionNegativeTerm's weight is its scale φ). */
 function termChain(node) {
   const chain = [];
   for (let from = source(node, "terms"), seen = new Set(); from; from = source(from, "terms")) {
-    if (from.type !== "NegativeTerm") return `terms come from ${from.type}`;
+    const attention = from.type === "AttentionNegativeTerm";
+    if (from.type !== "NegativeTerm" && !attention) return `terms come from ${from.type}`;
     if (seen.has(from.id)) return "the terms chain loops";
     seen.add(from.id);
-    const term = read(from, [["weight", "weight"], ["start", "start"], ["end", "end"], ["schedule", "schedule"]]);
-    if (typeof term === "string") return `a NegativeTerm's ${term}`;
-    chain.unshift(term);
+    const term = read(from, [[attention ? "scale" : "weight", "weight"], ["start", "start"], ["end", "end"],
+      ["schedule", "schedule"]]);
+    if (typeof term === "string") return `a ${from.type}'s ${term}`;
+    chain.unshift({ ...term, attention: [attention] });
   }
   return chain;
 }
