@@ -141,7 +141,7 @@ def test_the_template_browser_shows_every_thumbnail(browser, artifacts):
         (async () => {{
           await app.extensionManager.command.execute('Comfy.BrowseTemplates');
           const wait = async (ok) => {{
-            for (let t = 0; !ok() && t < 200; t++) await new Promise(r => setTimeout(r, 50));
+            for (let t = 0; !ok() && t < 600; t++) await new Promise(r => setTimeout(r, 50));  // 30 s: a busy CPU
           }};
           const item = () => [...document.querySelectorAll('li')].find(e => e.textContent.trim() === '{PACK}');
           await wait(item);
