@@ -136,8 +136,9 @@ def attention_analysis() -> Example:
         "overlay previews, then the second picture.\n\n"
         "*Attention Capture* encodes both prompts (type them there; its positive and negative go to the "
         "sampler) and records each word's attention per step. *Attention r_t* compares each negative word with "
-        "its most related positive word: r_t per step, and a suggested gate, the first step where r_t reaches "
-        "`gate_fraction` of its peak. That gate (`gate_start`) is wired into the guider's `neg_start`, so the "
+        "its most related positive word: r_t per step, and a suggested gate, the first step where r_t has risen "
+        "`gate_fraction` of the way from its start to its peak (on the toy model: step 0–1; see docs/gate.md). "
+        "That gate (`gate_start`) is wired into the guider's `neg_start`, so the "
         "second run switches the negative on only from there.\n\n"
         "Runs offline on the toy concept model.")
     model, vae, _, latent = base(g, {})
