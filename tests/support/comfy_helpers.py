@@ -73,14 +73,19 @@ pack_module = harness.module  # a submodule of the pack as ComfyUI loaded it, e.
 
 
 def rss_bytes() -> int:
-    """This process's resident memory (Linux)."""
+    """This process's resident memory (Linux), after glibc has handed its freed heap pages back (malloc_trim), so
+    that what is counted is what is still held."""
+    import ctypes
+
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
     with open("/proc/self/statm", encoding="utf-8") as statm:
         return int(statm.read().split()[1]) * 4096
 
 
 def assert_memory_stays_flat(capture_once, runs: int = 20) -> None:
     """``capture_once()`` samples one captured run and returns its AttentionCapture handle: after ``runs`` of them,
-    every recorder is gone and the process holds at most about one run's maps more than after the second."""
+    every recorder is gone (the leak check), and the process holds at most about one run's maps more than halfway
+    (after the warm-up's first-time allocations; 16 MB of slack for the allocator's own variation)."""
     import gc
     import weakref
 
@@ -91,7 +96,8 @@ def assert_memory_stays_flat(capture_once, runs: int = 20) -> None:
         recorders.append(weakref.ref(handle.recorder))
         del handle
         gc.collect()
-        if i == 1:
+        if i == runs // 2:
             baseline = rss_bytes()
     assert all(ref() is None for ref in recorders)
-    assert rss_bytes() - baseline < 3 * max(sizes) + 8 * 2**20
+    growth = rss_bytes() - baseline
+    assert growth < 3 * max(sizes) + 16 * 2**20, f"RSS grew {growth / 2**20:.1f} MB over the second half's runs"
