@@ -68,13 +68,14 @@ def cfg_node(toy: Toy, steps: int, mode: str = "standard", start: int = 0, end: 
                      empty=toy.empty, auto_start=auto_start)[0]
 
 
-def by_start(toy: Toy, p, n, steps: int, starts: list[int]) -> torch.Tensor:
-    """Images with the negative from a per-seed start: one batched run per distinct start."""
-    out = torch.zeros(len(starts), 32, 32, 3)
-    for start in sorted(set(starts)):
-        images = toy.images(cfg_node(toy, steps, start=start), p, n, steps)
-        for i, s in enumerate(starts):
-            if s == start:
+def per_seed(toy: Toy, p, n, steps: int, values: list, model_of) -> torch.Tensor:
+    """Images with a per-seed setting (a start or an end step, None allowed): one batched run of
+    ``model_of(value)`` per distinct value, each seed's picture taken from its value's run."""
+    out = torch.zeros(len(values), 32, 32, 3)
+    for value in set(values):
+        images = toy.images(model_of(value), p, n, steps)
+        for i, v in enumerate(values):
+            if v == value:
                 out[i] = images[i]
     return out
 
@@ -126,7 +127,8 @@ def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, see
     onsets = [gates.onset(rt[i], ONSET_FRACTION) for i in range(seeds)]
     locks = [gates.lock_on(positive_maps[:, i], LOCK_ON_RHO) for i in range(seeds)]
     for name, chosen in (("(a) r_t onset, probe", onsets), ("(b) lock-on, probe", locks)):
-        rows.append(scores(name, kind, by_start(toy, p, n, steps, chosen), plain, negative, chosen, 4 * steps))
+        images = per_seed(toy, p, n, steps, chosen, lambda start: cfg_node(toy, steps, start=start))
+        rows.append(scores(name, kind, images, plain, negative, chosen, 4 * steps))
     for epsilon in EPSILONS:
         images, chosen = [], []
         for i in range(seeds):
@@ -137,12 +139,7 @@ def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, see
         rows.append(scores(f"(c) online, ε = {epsilon:g}", kind, torch.cat(images), plain, negative, chosen,
                            2 * steps))
     ends = [automatic_end(rt[i]) for i in range(seeds)]
-    eq8 = torch.zeros_like(full)
-    for end in sorted(set(ends), key=lambda e: -1 if e is None else e):
-        images = toy.images(cfg_node(toy, steps, mode="independent", end=end), p, n, steps)
-        for i, e in enumerate(ends):
-            if e == end:
-                eq8[i] = images[i]
+    eq8 = per_seed(toy, p, n, steps, ends, lambda end: cfg_node(toy, steps, mode="independent", end=end))
     saved = np.mean([0 if e is None else steps - e for e in ends])
     rows.append(scores("eq. 8, automatic end", kind, eq8, plain, negative, ends, 3 * steps - saved + 2 * steps))
     related = " ".join(f"{c.word}→{c.related}" for c in curves)

@@ -251,6 +251,14 @@ def sd35_independent_scales() -> Example:
     return g
 
 
+def flux_dev_loaders(g: Example) -> tuple:
+    """Flux.1 dev's loaders by the file names users have: (MODEL, CLIP, VAE)."""
+    unet = g.node("UNETLoader", unet_name="flux1-dev.safetensors", weight_dtype="default")
+    clip = g.node("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
+                  type="flux", device="default")
+    return unet, clip, g.node("VAELoader", vae_name="ae.safetensors")
+
+
 def flux_dev_true_cfg() -> Example:
     """Flux.1 dev with true CFG (cfg > 1), the only way it evaluates a negative prompt."""
     g = Example(
@@ -265,10 +273,7 @@ def flux_dev_true_cfg() -> Example:
         "**Look at:** the picture, and *Attention r_t*: when \"grapes\" and \"watermark\" act (Flux's words are "
         "read through T5, the encoder that feeds its attention). *Attention Capture* encodes both prompts: type "
         "them there.")
-    unet = g.node("UNETLoader", unet_name="flux1-dev.safetensors", weight_dtype="default")
-    clip = g.node("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
-                  type="flux", device="default")
-    vae = g.node("VAELoader", vae_name="ae.safetensors")
+    unet, clip, vae = flux_dev_loaders(g)
     latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
 
     def sample(captured, p, n):
@@ -347,10 +352,7 @@ def flux_dev_cfg1_attention_negative() -> Example:
         "inside the joint attention from 20% of the steps instead: the negative's T5 tokens run as their own text "
         "stream beside the prompt's, the image tokens once. **Look at:** the picture, and the log: 1 model "
         "evaluation per step.")
-    unet = g.node("UNETLoader", unet_name="flux1-dev.safetensors", weight_dtype="default")
-    clip = g.node("DualCLIPLoader", clip_name1="clip_l.safetensors", clip_name2="t5xxl_fp16.safetensors",
-                  type="flux", device="default")
-    vae = g.node("VAELoader", vae_name="ae.safetensors")
+    unet, clip, vae = flux_dev_loaders(g)
     positive = g.node("FluxGuidance", guidance=3.5, conditioning=g.node(
         "CLIPTextEncode", clip=clip, text="a photograph of a quiet harbour at dawn, fishing boats, soft mist"))
     negative = g.node("CLIPTextEncode", clip=clip, text="people, text, watermark, blurry")
