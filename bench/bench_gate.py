@@ -10,8 +10,11 @@ clean; MSE and SSIM are to the same seed without a negative. Variants:
 - probe rules, read per seed from a captured full-negative run (its cost: one more run): (a) r_t onset,
   ``onset(r_t, 0.5)``; (b) the positive's lock-on, ``lock_on(maps, 0.9)``; then the negative from the chosen step;
 - the online rule (c): NegativeGuidanceCFG's ``auto_start`` ε, run per seed (the gate is decided in the run);
-- an automatic end in eq. 8 (independent, s⁻ = cfg − 1, which is eq. 9 with u evaluated): the negative stops once its
-  probe r_t has fallen back below END of its peak after the peak; removal, and evaluations saved (3 → 2 per step).
+- an automatic end in eq. 8 (independent) at s⁻ = END_SCALE, where u is evaluated beside p and n (at s⁻ = cfg − 1 the
+  planner drops u, since eq. 8 is then eq. 9): the negative stops once the r_t of a captured eq. 8 probe has fallen
+  back below END of its peak after the peak; removal against the full eq. 8 run, and evaluations (3 → 2 per step).
+
+Every run's model evaluations are counted by a unet wrapper (prompt evaluations per image, probes included).
 
 Prints the Markdown tables of docs/gate.md (and the r_t shapes at each of ``--shape-steps``) and writes CSVs. Not a
 test.
@@ -36,14 +39,15 @@ sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "scripts")]
 import comfy_helpers  # noqa: E402
 import harness  # noqa: E402
 from bench_toy_concepts import CFG, PAIRS, Toy, ssim, write_csv  # noqa: E402
-from comfy_helpers import call_node  # noqa: E402
+from comfy_helpers import Recorder, call_node  # noqa: E402
 
 detect, gates = harness.module("toy.detect"), harness.module("attention.gates")
 GATE_PAIRS = [pair if pair[0] else ("a green square", pair[1], pair[2]) for pair in PAIRS]  # r_t needs a positive
 FIXED = (0, 2, 5, 10, 20)
 WINDOW = (5, 15)
 ONSET_FRACTION, LOCK_ON_RHO, EPSILONS = 0.5, 0.9, (0.02, 0.05)
-END = 0.5  # automatic end: r_t back below END × its peak, after the peak
+END, END_SCALE = 0.5, 8.0  # automatic end: r_t back below END × its peak; eq. 8's s⁻ (it removes parts, see tests)
+RECORDER = Recorder()  # every model call of the study (main() puts it on the toy's model)
 
 
 class OpenedAt(logging.Handler):
@@ -62,38 +66,53 @@ class OpenedAt(logging.Handler):
 
 
 def cfg_node(toy: Toy, steps: int, mode: str = "standard", start: int = 0, end: int | None = None,
-             auto_start: float = 0.0):
-    return call_node("NegativeGuidanceCFG", model=toy.model, mode=mode, neg_scale=CFG - 1, neg_start=start / steps,
+             auto_start: float = 0.0, scale: float = CFG - 1):
+    return call_node("NegativeGuidanceCFG", model=toy.model, mode=mode, neg_scale=scale, neg_start=start / steps,
                      neg_end=1.0 if end is None else end / steps, window_unit="steps", neg_schedule="constant",
                      empty=toy.empty, auto_start=auto_start)[0]
 
 
-def per_seed(toy: Toy, p, n, steps: int, values: list, model_of) -> torch.Tensor:
+def counted(run) -> tuple:
+    """(run()'s result, the prompt evaluations per image its model calls made)."""
+    before = len(RECORDER.calls)
+    result = run()
+    return result, sum(RECORDER.conds_per_call()[before:])
+
+
+def run(toy: Toy, model, p, n, steps: int) -> tuple[torch.Tensor, int]:
+    """(images, prompt evaluations per image) of one batched run over the toy's seeds."""
+    return counted(lambda: toy.images(model, p, n, steps))
+
+
+def per_seed(toy: Toy, p, n, steps: int, values: list, model_of) -> tuple[torch.Tensor, float]:
     """Images with a per-seed setting (a start or an end step, None allowed): one batched run of
-    ``model_of(value)`` per distinct value, each seed's picture taken from its value's run."""
-    out = torch.zeros(len(values), 32, 32, 3)
+    ``model_of(value)`` per distinct value, each seed's picture taken from its value's run; and the mean prompt
+    evaluations per image over the seeds."""
+    out, evaluations = torch.zeros(len(values), 32, 32, 3), {}
     for value in set(values):
-        images = toy.images(model_of(value), p, n, steps)
+        images, evaluations[value] = run(toy, model_of(value), p, n, steps)
         for i, v in enumerate(values):
             if v == value:
                 out[i] = images[i]
-    return out
+    return out, float(np.mean([evaluations[v] for v in values]))
 
 
-def probe(toy: Toy, positive: str, negative: str, steps: int):
-    """A captured full-negative run: (images, r_t per seed of the mean negative curve, positive maps per seed)."""
+def probe(toy: Toy, positive: str, negative: str, steps: int, guided=None):
+    """A captured full-negative run of ``guided`` (default eq. 9): (images, r_t per seed of the mean negative curve,
+    positive maps per seed, the curves, prompt evaluations per image)."""
     analysis, nodes = harness.module("attention.analysis"), harness.module("nodes.attention_nodes")
-    captured, handle, p, n = call_node("AttentionCapture", model=cfg_node(toy, steps), clip=toy.clip,
+    guided = cfg_node(toy, steps) if guided is None else guided
+    captured, handle, p, n = call_node("AttentionCapture", model=guided, clip=toy.clip,
                                        positive_text=positive, negative_text=negative, positive_words="",
                                        negative_words="", special_tokens=False, max_mb=2048.0, over_cap="error")[:4]
     import comfy.sample
 
-    samples = comfy.sample.sample(captured, toy.noise, steps, CFG, "euler", "normal", p, n, toy.latent,
-                                  disable_pbar=True, seed=0)
+    samples, evaluations = counted(lambda: comfy.sample.sample(captured, toy.noise, steps, CFG, "euler", "normal", p,
+                                                               n, toy.latent, disable_pbar=True, seed=0))
     report = analysis.analyse(handle.recorder.finished, handle.words, "frobenius", ONSET_FRACTION, {},
                               nodes.word_embeddings(handle.recorder.prompts))
     per_seed = np.nanmean([c.per_image for c in report.curves], axis=0)  # (seeds, steps)
-    return toy.vae.decode(samples), per_seed, report.maps["positive"], report.curves
+    return toy.vae.decode(samples), per_seed, report.maps["positive"], report.curves, evaluations
 
 
 def automatic_end(curve: np.ndarray) -> int | None:
@@ -104,6 +123,7 @@ def automatic_end(curve: np.ndarray) -> int | None:
 
 
 def scores(name: str, kind: str, images, plain, negative: str, gates_chosen, evaluations: float) -> dict:
+    """One variant's row: concept votes over the clean pictures, MSE and SSIM to ``plain``, cost and gates."""
     votes = [detect.present(f, negative) for f in detect.detect(images)]
     clean = [v for v in votes if v is not None]
     return {"variant": name, "type": kind, "present": sum(clean), "clean": len(clean),
@@ -114,36 +134,46 @@ def scores(name: str, kind: str, images, plain, negative: str, gates_chosen, eva
 
 def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, seeds: int, online: OpenedAt) -> list:
     p, n = toy.encode(positive), toy.encode(negative)
-    plain = toy.images(toy.model, p, toy.empty, steps)
-    rows = [scores("no negative", kind, plain, plain, negative, [], 2 * steps)]
-    full, rt, positive_maps, curves = probe(toy, positive, negative, steps)
-    rows.append(scores("K = 0 (full negative)", kind, full, plain, negative, [0] * seeds, 2 * steps))
+    plain, cost = run(toy, toy.model, p, toy.empty, steps)
+    rows = [scores("no negative", kind, plain, plain, negative, [], cost)]
+    full, rt, positive_maps, curves, probe_cost = probe(toy, positive, negative, steps)
+    rows.append(scores("K = 0 (full negative)", kind, full, plain, negative, [0] * seeds, probe_cost))
     for k in FIXED[1:]:
-        rows.append(scores(f"K = {k}", kind, toy.images(cfg_node(toy, steps, start=k), p, n, steps), plain,
-                           negative, [k] * seeds, 2 * steps))
-    window = toy.images(cfg_node(toy, steps, start=WINDOW[0], end=WINDOW[1]), p, n, steps)
-    rows.append(scores(f"window {WINDOW[0]}–{WINDOW[1]}", kind, window, plain, negative, [WINDOW[0]] * seeds,
-                       2 * steps))
+        images, cost = run(toy, cfg_node(toy, steps, start=k), p, n, steps)
+        rows.append(scores(f"K = {k}", kind, images, plain, negative, [k] * seeds, cost))
+    window, cost = run(toy, cfg_node(toy, steps, start=WINDOW[0], end=WINDOW[1]), p, n, steps)
+    rows.append(scores(f"window {WINDOW[0]}–{WINDOW[1]}", kind, window, plain, negative, [WINDOW[0]] * seeds, cost))
     onsets = [gates.onset(rt[i], ONSET_FRACTION) for i in range(seeds)]
     locks = [gates.lock_on(positive_maps[:, i], LOCK_ON_RHO) for i in range(seeds)]
     for name, chosen in (("(a) r_t onset, probe", onsets), ("(b) lock-on, probe", locks)):
-        images = per_seed(toy, p, n, steps, chosen, lambda start: cfg_node(toy, steps, start=start))
-        rows.append(scores(name, kind, images, plain, negative, chosen, 4 * steps))
+        images, cost = per_seed(toy, p, n, steps, chosen, lambda start: cfg_node(toy, steps, start=start))
+        rows.append(scores(name, kind, images, plain, negative, chosen, probe_cost + cost))
     for epsilon in EPSILONS:
-        images, chosen = [], []
+        images, chosen, costs = [], [], []
         for i in range(seeds):
             single = Toy([i + 1], (toy.model, toy.clip, toy.vae))
             online.steps.clear()
-            images.append(single.images(cfg_node(single, steps, auto_start=epsilon), p, n, steps))
+            image, cost = run(single, cfg_node(single, steps, auto_start=epsilon), p, n, steps)
+            images.append(image)
+            costs.append(cost)
             chosen.append(online.steps[-1] if online.steps else None)
         rows.append(scores(f"(c) online, ε = {epsilon:g}", kind, torch.cat(images), plain, negative, chosen,
-                           2 * steps))
-    ends = [automatic_end(rt[i]) for i in range(seeds)]
-    eq8 = per_seed(toy, p, n, steps, ends, lambda end: cfg_node(toy, steps, mode="independent", end=end))
-    saved = np.mean([0 if e is None else steps - e for e in ends])
-    rows.append(scores("eq. 8, automatic end", kind, eq8, plain, negative, ends, 3 * steps - saved + 2 * steps))
+                           float(np.mean(costs))))
+    rows += end_rows(toy, positive, negative, kind, plain, steps)
     related = " ".join(f"{c.word}→{c.related}" for c in curves)
     return [{**row, "related": related} for row in rows]
+
+
+def end_rows(toy: Toy, positive: str, negative: str, kind: str, plain, steps: int) -> list:
+    """Eq. 8 at s⁻ = END_SCALE for the whole run (a captured probe), and stopped at the automatic end its r_t gives."""
+    p, n = toy.encode(positive), toy.encode(negative)
+    eq8 = lambda end=None: cfg_node(toy, steps, mode="independent", end=end, scale=END_SCALE)  # noqa: E731
+    full, rt, _, _, probe_cost = probe(toy, positive, negative, steps, eq8())
+    ends = [automatic_end(rt[i]) for i in range(len(rt))]
+    images, cost = per_seed(toy, p, n, steps, ends, eq8)
+    name = f"eq. 8, s⁻ = {END_SCALE:g}"
+    return [scores(name, kind, full, plain, negative, [0] * len(rt), probe_cost),
+            scores(f"{name}, automatic end (probe)", kind, images, plain, negative, ends, probe_cost + cost)]
 
 
 def shapes(toy: Toy, step_counts: list[int]) -> list[dict]:
@@ -205,6 +235,8 @@ def main() -> None:
     logging.getLogger().setLevel(logging.INFO)
     started = time.perf_counter()
     toy = Toy(list(range(1, args.seeds + 1)))
+    toy.model = toy.model.clone()
+    toy.model.set_model_unet_function_wrapper(RECORDER)
     rows = []
     for positive, negative, kind in GATE_PAIRS:
         rows += [{"positive": positive, "negative": negative, **r}

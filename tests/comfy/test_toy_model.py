@@ -20,9 +20,9 @@ STEPS, CFG = 20, 3.0
 
 
 def sample(model, clip, vae, positive: str, negative: str | None = None, seeds=SEEDS, steps=STEPS, sampler="euler",
-           neg_scale: float | None = None):
+           neg_scale: float | None = None, auto_start: float = 0.0):
     """Images of ``positive`` over ``seeds`` at cfg CFG: without a negative (p against u), or with it through
-    NegativeGuidanceCFG: eq. 9 (``neg_scale`` None), else eq. 8 with that s⁻."""
+    NegativeGuidanceCFG: eq. 9 (``neg_scale`` None), else eq. 8 with that s⁻; ``auto_start``: its online gate."""
     import comfy.sample
 
     encode = lambda text: clip.encode_from_tokens_scheduled(clip.tokenize(text))  # noqa: E731
@@ -30,7 +30,8 @@ def sample(model, clip, vae, positive: str, negative: str | None = None, seeds=S
     if negative is not None:
         mode = "standard" if neg_scale is None else "independent"
         model = call_node("NegativeGuidanceCFG", model=model, mode=mode, neg_scale=neg_scale or 0.0, neg_start=0.0,
-                          neg_end=1.0, window_unit="steps", neg_schedule="constant", empty=empty)[0]
+                          neg_end=1.0, window_unit="steps", neg_schedule="constant", empty=empty,
+                          auto_start=auto_start)[0]
     latent = torch.zeros(len(seeds), 3, 32, 32)
     samples = comfy.sample.sample(model, noise_per_seed(latent, seeds), steps, CFG, sampler, "normal",
                                   encode(positive), encode(negative) if negative is not None else empty, latent,
@@ -82,6 +83,23 @@ def test_a_negative_removes_its_concept(toy, positive, negative, neg_scale):
     had = [i for i, v in enumerate(without) if v]
     assert len(had) >= 3, without
     assert sum(with_negative[i] is not False for i in had) <= max(1, len(had) // 4), (without, with_negative)
+
+
+def test_the_online_gate_opens_at_the_step_it_logs(toy, caplog):
+    """auto_start at the gate study's ε = 0.05, eq. 8 at s⁻ = 4 (p and u, then p, u and n; at s⁻ = cfg − 1 it would be
+    eq. 9, p and n): the log names the step, and the model calls evaluate the negative from exactly that step."""
+    import logging
+    import re
+
+    from comfy_helpers import Recorder
+
+    recorder, model = Recorder(), toy[0].clone()
+    model.set_model_unet_function_wrapper(recorder)
+    with caplog.at_level(logging.INFO):
+        sample(model, *toy[1:], "a red circle with eyes", "hat", seeds=[1], neg_scale=4.0, auto_start=0.05)
+    opened = int(re.search(r"the negative ran from step (\d+)", caplog.text).group(1))
+    assert 0 < opened < STEPS
+    assert recorder.conds_per_call() == [2] * opened + [3] * (STEPS - opened)
 
 
 def test_the_training_context_is_comfyuis_clip_text_encode(toy):
