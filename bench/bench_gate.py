@@ -132,7 +132,9 @@ def scores(name: str, kind: str, images, plain, negative: str, gates_chosen, eva
             "evaluations": evaluations, "gates": " ".join("-" if g is None else str(g) for g in gates_chosen)}
 
 
-def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, seeds: int, online: OpenedAt) -> list:
+def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, seeds: int,
+              online: OpenedAt) -> tuple[list, np.ndarray]:
+    """The pair's rows of the gate table, and the full negative's r_t per seed (its probe)."""
     p, n = toy.encode(positive), toy.encode(negative)
     plain, cost = run(toy, toy.model, p, toy.empty, steps)
     rows = [scores("no negative", kind, plain, plain, negative, [], cost)]
@@ -159,14 +161,14 @@ def pair_rows(toy: Toy, positive: str, negative: str, kind: str, steps: int, see
             chosen.append(online.steps[-1] if online.steps else None)
         rows.append(scores(f"(c) online, ε = {epsilon:g}", kind, torch.cat(images), plain, negative, chosen,
                            float(np.mean(costs))))
-    rows += end_rows(toy, positive, negative, kind, plain, steps)
+    rows += end_rows(toy, positive, negative, p, n, kind, plain, steps)
     related = " ".join(f"{c.word}→{c.related}" for c in curves)
-    return [{**row, "related": related} for row in rows]
+    return [{**row, "related": related} for row in rows], rt
 
 
-def end_rows(toy: Toy, positive: str, negative: str, kind: str, plain, steps: int) -> list:
-    """Eq. 8 at s⁻ = END_SCALE for the whole run (a captured probe), and stopped at the automatic end its r_t gives."""
-    p, n = toy.encode(positive), toy.encode(negative)
+def end_rows(toy: Toy, positive: str, negative: str, p, n, kind: str, plain, steps: int) -> list:
+    """Eq. 8 at s⁻ = END_SCALE for the whole run (a captured probe), and stopped at the automatic end its r_t gives
+    (p, n: the two prompts encoded)."""
     eq8 = lambda end=None: cfg_node(toy, steps, mode="independent", end=end, scale=END_SCALE)  # noqa: E731
     full, rt, _, _, probe_cost = probe(toy, positive, negative, steps, eq8())
     ends = [automatic_end(rt[i]) for i in range(len(rt))]
@@ -176,13 +178,16 @@ def end_rows(toy: Toy, positive: str, negative: str, kind: str, plain, steps: in
             scores(f"{name}, automatic end (probe)", kind, images, plain, negative, ends, probe_cost + cost)]
 
 
-def shapes(toy: Toy, step_counts: list[int]) -> list[dict]:
-    """Mean ± std over pairs × seeds of the noun and adjective r_t, per step count; peak as a fraction of the run."""
+def shapes(toy: Toy, step_counts: list[int], probed: dict[int, dict[str, list]]) -> list[dict]:
+    """Mean ± std over pairs × seeds of the noun and adjective r_t, per step count; peak as a fraction of the run.
+    ``probed``: the curves by group of step counts already probed (the gate table's); the others are probed here."""
     rows = []
     for steps in step_counts:
-        curves = {"noun": [], "adjective": []}
-        for positive, negative, kind in GATE_PAIRS:
-            curves[kind].extend(probe(toy, positive, negative, steps)[1])
+        curves = probed.get(steps)
+        if curves is None:
+            curves = {"noun": [], "adjective": []}
+            for positive, negative, kind in GATE_PAIRS:
+                curves[kind].extend(probe(toy, positive, negative, steps)[1])
         for kind, c in curves.items():
             mean, std = np.nanmean(c, axis=0), np.nanstd(c, axis=0)
             peak = int(np.nanargmax(mean))
@@ -237,10 +242,11 @@ def main() -> None:
     toy = Toy(list(range(1, args.seeds + 1)))
     toy.model = toy.model.clone()
     toy.model.set_model_unet_function_wrapper(RECORDER)
-    rows = []
+    rows, curves = [], {"noun": [], "adjective": []}
     for positive, negative, kind in GATE_PAIRS:
-        rows += [{"positive": positive, "negative": negative, **r}
-                 for r in pair_rows(toy, positive, negative, kind, args.steps, args.seeds, online)]
+        pair, rt = pair_rows(toy, positive, negative, kind, args.steps, args.seeds, online)
+        rows += [{"positive": positive, "negative": negative, **r} for r in pair]
+        curves[kind].extend(rt)
         print(f"  {positive!r} − {negative!r} done ({time.perf_counter() - started:.0f} s)", flush=True)
     write_csv(args.out / "gate.csv", rows)
     chosen = {(r["positive"], r["related"]) for r in rows}
@@ -251,7 +257,7 @@ def main() -> None:
     print(f"\n**Gate study** ({len(GATE_PAIRS)} pairs × {args.seeds} seeds, {args.steps} steps, eq. 9 at cfg {CFG:g};"
           " concept rate ± binomial standard error (clean pictures))\n")
     print("\n".join(summary(rows)))
-    shape_rows = shapes(toy, [*args.shape_steps, args.steps])
+    shape_rows = shapes(toy, [*args.shape_steps, args.steps], {args.steps: curves})
     write_csv(args.out / "shapes.csv", shape_rows)
     print("\n| steps | group | r_t peak step | peak as a fraction of the run | r₀ | peak | last | std at the peak |")
     print("|---|---|---|---|---|---|---|---|")

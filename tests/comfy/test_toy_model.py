@@ -11,7 +11,7 @@ import pack
 import pytest
 import safetensors.torch
 import torch
-from comfy_helpers import call_node, noise_per_seed
+from comfy_helpers import Recorder, call_node, noise_per_seed
 
 data, detect = pack.module("toy.data"), pack.module("toy.detect")
 
@@ -90,8 +90,6 @@ def test_the_online_gate_opens_at_the_step_it_logs(toy, caplog):
     eq. 9, p and n): the log names the step, and the model calls evaluate the negative from exactly that step."""
     import logging
     import re
-
-    from comfy_helpers import Recorder
 
     recorder, model = Recorder(), toy[0].clone()
     model.set_model_unet_function_wrapper(recorder)
