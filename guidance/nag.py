@@ -80,9 +80,10 @@ def normalized_attention_guidance(z_pos: torch.Tensor, z_negs: Sequence[torch.Te
     Returns Z (B, L, C) in z_pos's dtype; computed in fp32. Where N ≤ τ (N = 0 included) Ẑ = Z̃.
     """
     pos = z_pos.float()
-    guided = pos
+    guided = pos.clone()  # every later step is in place: one (B, L, C) buffer in all
     for z_neg, phi in zip(z_negs, phis, strict=True):
-        guided = guided + phi * (pos - z_neg.float())
-    ratio = guided.abs().sum(dim=-1, keepdim=True) / pos.abs().sum(dim=-1, keepdim=True)  # N, (B, L, 1)
-    capped = guided * torch.where(ratio > tau, tau / ratio, torch.ones_like(ratio))
-    return (alpha * capped + (1.0 - alpha) * pos).to(z_pos.dtype)
+        guided.add_(torch.sub(pos, z_neg.float()).mul_(phi))
+    l1 = lambda x: torch.linalg.vector_norm(x, ord=1, dim=-1, keepdim=True)  # noqa: E731
+    ratio = l1(guided) / l1(pos)  # N, (B, L, 1)
+    guided.mul_(torch.where(ratio > tau, tau / ratio, torch.ones_like(ratio)))
+    return guided.mul_(alpha).add_(pos, alpha=1.0 - alpha).to(z_pos.dtype)

@@ -16,13 +16,18 @@ Attention-space negatives (AttentionNegativeTerm, nodes/nag.py):
   first block of each forward, before any attention call).
 - ``NAG_PART`` (transformer_options of the attention calls the NAG hooks make below themselves): ``POSITIVE_PART``
   for the layer's own attention in the model's usual layout, every row; or the chain index i of an attention-space
-  negative for its part: k/v = ctx⁻ᵢ (cross) or [txt⁻ᵢ, img] (joint), only the NAG rows, ``uuids`` = theirs.
+  negative for its part: k/v = ctx⁻ᵢ (cross) or [txt⁻ᵢ, img] (joint), only the NAG rows, ``uuids`` = theirs. The
+  merged joint form (guidance/merged_attention.py) makes instead ``TextKeys(None)`` (the image queries over the
+  prompt's text keys alone: the layer's own maps), ``TextKeys(i)`` (over the i-th negative's) and ``NO_MAPS`` calls
+  (each text's queries over [txt, img], its text stream; the image queries over the image keys and the sink).
   ``nodes/nag.py`` ``cross_parts`` / ``joint_parts`` read a call's texts for the capture, above or below the hooks.
 - ``ATTENTION_EFFECT``: the effect-map name of the attention-space negatives, |Z − Z⁺| averaged over channels and
   layers, upsampled to the latent, one per step (they share one normalisation, so one map for all of them).
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 KEY = "x-negative-guidance"
 GUIDANCE = f"{KEY}.guidance"
@@ -31,7 +36,16 @@ EMPTY_KEY = f"{KEY}.empty"
 NAG = f"{KEY}.nag"
 NAG_PART = f"{KEY}.nag_part"
 POSITIVE_PART = "positive"
+NO_MAPS = "no maps"
 ATTENTION_EFFECT = "attention"
+
+
+@dataclass(frozen=True)
+class TextKeys:
+    """The NAG_PART of a joint layer's image queries over one text's keys alone: ``term``, the attention-space
+    negative's chain index, or None for the prompt's text."""
+
+    term: int | None
 
 
 def term_key(index: int) -> str:

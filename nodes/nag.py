@@ -14,10 +14,13 @@ core NAGuidance and KJNodes' NAG nodes guide the conditional pass only.
 Z⁻ᵢ is formed from this layer's own queries over the i-th negative's keys and values, projected by this layer's own
 weights (the negative's context rides beside the positive's, see the family modules):
 - cross attention (UNets, Wan): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per layer;
-- joint attention (Flux, Chroma, SD3.5, Qwen-Image): the call holds [txt⁺, txt⁻₁ … txt⁻ₖ, img]. The positive's joint
-  attention is computed over [txt⁺, img] exactly as without the negatives; Z⁻ᵢ is the image queries' attention over
-  [txt⁻ᵢ, img] (the negative's text keys/values beside the same image keys/values), and the negative's own text
-  stream is updated by its queries over [txt⁻ᵢ, img], as if it were the prompt. NAG then acts on the image rows.
+- joint attention (Flux, Chroma, SD3.5, Qwen-Image): the call holds [txt⁺, txt⁻₁ … txt⁻ₖ, img]. Z⁻ᵢ is the image
+  queries' attention over [txt⁻ᵢ, img] (the negative's text keys/values beside the same image keys/values), and the
+  negative's own text stream is updated by its queries over [txt⁻ᵢ, img], as if it were the prompt. NAG then acts on
+  the image rows. When every row of the call is guided (cfg 1), Z⁻ᵢ comes from the positive's own attention by the
+  merge of guidance/merged_attention.py: the image half is computed once, and each negative adds an attention over
+  its text keys only. Otherwise (u or a CFG negative in the same batch, whose rows must stay exactly ComfyUI's, or
+  SageAttention, whose kernels do not take the share channels) Z⁻ᵢ is a second attention over [txt⁻ᵢ, img].
 
 Every part is computed by the attention chain below (an earlier override, or ComfyUI's own function), each call
 marked with ``NAG_PART`` so that a hook below (the capture) knows what it sees. No host sync happens here: the rows
@@ -33,8 +36,10 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 
+from ..attention.maps import heads_first
 from ..guidance import AttentionTerm, Window, normalized_attention_guidance
-from .contract import NAG, NAG_PART, POSITIVE_PART, attention_key
+from ..guidance.merged_attention import merged, text_log_sum_exp, with_sink
+from .contract import NAG, NAG_PART, NO_MAPS, POSITIVE_PART, TextKeys, attention_key
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (q, k, v, options) → out
 
@@ -232,14 +237,28 @@ def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     return rows.merge(z_pos, nag.combine(rows.pick(z_pos), z_negs, rows, options["uuids"], grid))
 
 
-def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
-                heads_split: bool, grid: Sequence[int] | None) -> torch.Tensor:
-    """Joint attention over [txt⁺, txt⁻₁ … txt⁻ₖ, img] (q/k/v (B, L, C), or (B, heads, L, d) with ``heads_split``).
+def merges(func, dtype: torch.dtype) -> bool:
+    """Whether a joint layer's negatives can share its image attention (guidance/merged_attention.py): SageAttention's
+    kernels take head dims 64, 96 and 128 only (ComfyUI would fall back to PyTorch attention, with an error, at every
+    call), and fp16's range (6e-8) would flush the sink's shares to 0 where bf16 and fp32 keep them."""
+    return getattr(func, "__name__", "") != "attention_sage" and dtype in (torch.bfloat16, torch.float32)
 
-    (a) [txt⁺, img] over [txt⁺, img] for every row, exactly the attention without the negatives; for the NAG rows,
-    (b)+(c) [txt⁻ᵢ, img] over [txt⁻ᵢ, img]: the negative's own text update and Z⁻ᵢ, its image rows; NAG on the image
-    rows. Returns (B, L, C) in the call's layout (the negatives' text rows are 0 on rows NAG does not apply to).
-    """
+
+def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
+                heads: int, heads_split: bool, grid: Sequence[int] | None, merge: bool) -> torch.Tensor:
+    """Joint attention over [txt⁺, txt⁻₁ … txt⁻ₖ, img] (q/k/v (B, L, C), or (B, heads, L, d) with ``heads_split``),
+    guided on the NAG rows. Returns (B, L, C) in the call's layout (the negatives' text rows are 0 on rows NAG does
+    not apply to). ``merge``: whether the negatives can share the image attention (``merges``)."""
+    rows = nag.rows(options["uuids"], q.shape[0])
+    if rows.every and merge:
+        return guide_joint_merged(attend, q, k, v, options, nag, heads, heads_split, grid)
+    return guide_joint_apart(attend, q, k, v, options, nag, rows, heads_split, grid)
+
+
+def guide_joint_apart(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
+                      rows: Rows, heads_split: bool, grid: Sequence[int] | None) -> torch.Tensor:
+    """(a) [txt⁺, img] over [txt⁺, img] for every row, exactly the attention without the negatives; for the NAG rows,
+    (b)+(c) [txt⁻ᵢ, img] over [txt⁻ᵢ, img]: the negative's own text update and Z⁻ᵢ, its image rows."""
     layout, axis = nag.layout, 2 if heads_split else 1
     length = q.shape[axis]
     image_start = layout.text + layout.extra
@@ -249,7 +268,6 @@ def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
         return torch.cat([x.narrow(axis, 0, layout.text), x.narrow(axis, image_start, image)], dim=axis)
 
     z_pos = attend(positive(q), positive(k), positive(v), part_options(options, POSITIVE_PART))  # (B, T⁺ + N, C)
-    rows = nag.rows(options["uuids"], q.shape[0])
     z_pos_image = z_pos[:, layout.text:]
     texts, z_negs, start = [], [], layout.text
     if not rows.none:
@@ -267,6 +285,44 @@ def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     else:
         texts = [z_pos.new_zeros(z_pos.shape[0], tokens, z_pos.shape[2]) for tokens in layout.negatives]
     return torch.cat([z_pos[:, :layout.text], *texts, z_pos_image], dim=1)
+
+
+def guide_joint_merged(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict,
+                       nag: NagCall, heads: int, heads_split: bool, grid: Sequence[int] | None) -> torch.Tensor:
+    """Every row guided, with one image attention (guidance/merged_attention.py): the image queries over each text's
+    keys alone (A through the chain, L beside it), each text's queries over [txt, img] (its text stream, the prompt's
+    and each negative's alike), and the image queries over the image keys and the sink; then Z⁺, Z⁻ᵢ by the merge and
+    NAG on the image rows."""
+    layout, axis = nag.layout, 2 if heads_split else 1
+    image_start = layout.text + layout.extra
+    image = q.shape[axis] - image_start
+    v = v if heads_split else v.reshape(*v.shape[:2], -1)  # SD3 hands v as (B, L, heads, d)
+
+    def span(x, start, length):
+        return x.narrow(axis, start, length)
+
+    def text_keys(start, tokens, part):  # (A, L) of the image queries over one text's keys alone
+        queries, keys = span(q, image_start, image), span(k, start, tokens)
+        return (attend(queries, keys, span(v, start, tokens), part_options(options, part)),
+                text_log_sum_exp(heads_first(queries, heads, heads_split), heads_first(keys, heads, heads_split)))
+
+    def text_stream(start, tokens):  # the text's queries over [txt, img]
+        keys, values = (torch.cat([span(x, start, tokens), span(x, image_start, image)], dim=axis) for x in (k, v))
+        return attend(span(q, start, tokens), keys, values, part_options(options, NO_MAPS))
+
+    starts = [layout.text + sum(layout.negatives[:i]) for i in range(len(layout.negatives))]
+    texts = [text_keys(0, layout.text, TextKeys(None))] + [
+        text_keys(start, tokens, TextKeys(negative.index))
+        for negative, start, tokens in zip(nag.negatives, starts, layout.negatives, strict=True)]
+    streams = [text_stream(0, layout.text)] + [text_stream(s, t) for s, t in zip(starts, layout.negatives, strict=True)]
+    per_head = (lambda x: x) if heads_split else (lambda x: x.unflatten(-1, (heads, -1)))  # (…, L, heads, d)
+    flip = (lambda x: x.transpose(1, 2)) if heads_split else (lambda x: x)  # (B, N, heads) ↔ q's layout
+    *sinked, kernel_logit = with_sink(*(per_head(span(x, image_start, image)) for x in (q, k, v)),
+                                      flip(texts[0][1]), token_dim=axis)
+    image_out = attend(*(x if heads_split else x.flatten(2) for x in sinked), part_options(options, NO_MAPS))
+    z_pos, *z_negs = (z.flatten(2) for z in merged(image_out, heads, flip(kernel_logit), texts))
+    guided = nag.combine(z_pos, z_negs, nag.rows(options["uuids"], q.shape[0]), options["uuids"], grid)
+    return torch.cat([*streams, guided.to(v.dtype)], dim=1)
 
 
 @dataclass(frozen=True)
@@ -305,6 +361,11 @@ def joint_parts(options: dict, text_seen: int) -> list[TextPart]:
     layout = nag.layout
     if part == POSITIVE_PART:
         return [TextPart(None, layout.text, slice(0, layout.text))]
+    if isinstance(part, TextKeys):  # the image queries over one text's keys alone
+        if part.term is None:
+            return [TextPart(None, 0, slice(0, layout.text))]
+        tokens = layout.negatives[[n.index for n in nag.negatives].index(part.term)]
+        return [TextPart(part.term, 0, slice(0, tokens))]
     if part is not None:
         tokens = layout.negatives[[n.index for n in nag.negatives].index(part)]
         return [TextPart(part, tokens, slice(0, tokens))]

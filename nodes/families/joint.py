@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ...attention.store import LayerId
-from ..contract import KEY, NAG, NAG_PART
-from ..nag import JointLayout, cross_parts, guide_cross, guide_joint, joint_parts
+from ..contract import KEY, NAG, NAG_PART, NO_MAPS, TextKeys
+from ..nag import JointLayout, cross_parts, guide_cross, guide_joint, joint_parts, merges
 
 BLOCK = f"{KEY}.block"  # transformer_options: the Block being run, set by the capture's block replace
 NAG_BLOCK = f"{KEY}.nag_block"  # transformer_options: the NagBlock being run, set by the negatives' block replace
@@ -97,8 +97,11 @@ def make_override(recorder, previous):
         block, call = options.get(BLOCK), recorder.call(options)
         if block is None or call is None:
             return out
-        if isinstance(options.get(NAG_PART), int):  # a negative's part of the call just counted (NAG above)
-            index = block.seen - 1
+        part = options.get(NAG_PART)
+        if part == NO_MAPS:
+            return out
+        if isinstance(part, int) or (isinstance(part, TextKeys) and part.term is not None):  # a negative's part
+            index = block.seen - 1  # of the call just counted (NAG above)
         else:
             index, block.seen = block.seen, block.seen + 1
         if index != block.call:
@@ -191,7 +194,7 @@ def make_negative_override(previous):
         if nag is None or block is None:
             return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
         index, block.seen = block.seen, block.seen + 1
-        q, k, _, heads_split = attention_args(args, kwargs)
+        q, k, heads, heads_split = attention_args(args, kwargs)
         if not block.guides(index, k, heads_split):
             return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
         mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
@@ -201,7 +204,7 @@ def make_negative_override(previous):
         attend = attention_call(func, previous, args, kwargs)
         if block.cross:
             return guide_cross(attend, q, k, args[2], options, nag, block.grid)
-        return guide_joint(attend, q, k, args[2], options, nag, heads_split, block.grid)
+        return guide_joint(attend, q, k, args[2], options, nag, heads, heads_split, block.grid, merges(func, q.dtype))
 
     override.__wrapped__ = previous
     return override

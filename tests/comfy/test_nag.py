@@ -123,6 +123,12 @@ def nag_reference(z_pos, z_negs, phis, tau, alpha):
     return alpha * z_hat + (1 - alpha) * z_pos
 
 
+def of_term_0(part):
+    """Whether a call below the pack's hooks is the first attention-space negative's: its own part (the two-attention
+    form), or the image queries over its text keys (the merged joint form, guidance/merged_attention.py)."""
+    return part in (0, pack_module("nodes.contract").TextKeys(0))
+
+
 def text_calls(family, text_tokens, image_tokens):
     """Whether a hooked call is the layer's text attention, by its sequence lengths."""
     if family in CROSS:
@@ -134,11 +140,12 @@ def image_tokens(family):
     return 16  # DiTs: 8×8 latents in 2×2 patches (cross attention is told apart by its keys alone)
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family):
+@pytest.mark.parametrize("family, cfg", [(f, 2.0) for f in FAMILIES] + [(f, 1.0) for f in JOINT])
+def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family, cfg):
     """cfg 2, standard mode: the batch holds p (guided) and n (the eq. 9 negative, never guided). On the first text
     attention of step 0 the pack's output equals the reference: plain attention over [ctx⁺] / [txt⁺, img] for every
-    row, and on p's rows Z = α·Ẑ + (1 − α)·Z⁺ with Z⁻ the same queries over the negative's keys."""
+    row, and on p's rows Z = α·Ẑ + (1 − α)·Z⁺ with Z⁻ the same queries over the negative's keys. At cfg 1 every row
+    of a joint layer is p's, and the pack takes the merged form (guidance/merged_attention.py): the same reference."""
     import tiny_families
 
     p, n, neg = encode(family, TEXT), encode(family, OTHER), encode(family, NEGATIVE)
@@ -156,8 +163,8 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family):
             seen[slots] = (q, k, v, out, heads, split, text, extra)
 
     model = hook(guidance_cfg(tiny_families.model(family), attention_term(neg)), family, record, above=True)
-    sample(family, model, p, n, steps=1, cfg=2.0)
-    assert sorted(s for slots in seen for s in slots) == [0, 1]  # p and n: one forward, or two
+    sample(family, model, p, n, steps=1, cfg=cfg)
+    assert sorted(s for slots in seen for s in slots) == ([0, 1] if cfg > 1 else [0])  # p and n: one forward, or two
     for slots, layer in seen.items():
         check_layer(family, slots, *layer)
 
@@ -246,7 +253,7 @@ def test_off_or_outside_its_window_it_is_bit_identical_and_never_computed(family
     import comfy.samplers
 
     sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", 4).tolist()
-    computed = sorted({pack_module("guidance").step_index(sigmas, s) for s, part in parts if part == 0})
+    computed = sorted({pack_module("guidance").step_index(sigmas, s) for s, part in parts if of_term_0(part)})
     assert computed == [2, 3]
 
 
@@ -275,7 +282,7 @@ def test_its_window_switches_at_the_steps_a_negative_terms_would(family, unit):
     below = hook(base, family, lambda q, k, v, options, out, heads, split: parts.append(
         (float(options["sigmas"][0]), options.get(contract.NAG_PART))), above=False)
     sample(family, guidance_cfg(below, attention_term(neg, **window)), p, n, steps=6)
-    assert sorted({step_of[s] for s, part in parts if part == 0}) == eq8_steps and 0 < len(eq8_steps) < 6
+    assert sorted({step_of[s] for s, part in parts if of_term_0(part)}) == eq8_steps and 0 < len(eq8_steps) < 6
 
 
 @pytest.mark.parametrize("family", ["sd1", "flux"])
