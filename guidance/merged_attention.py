@@ -26,7 +26,7 @@ import math
 import torch
 
 EXTRA_CHANNELS = 8  # per head: the sink's logit and the two indicators, padded to a multiple of 8 as kernels want
-LOGIT_CHUNK = 4096  # image queries per log-sum-exp block: bounds the transient (B·heads·chunk·T floats)
+LOGIT_BLOCK = 1 << 22  # logits per block of image queries over a text (16 MB in fp32): bounds the transient
 
 
 def with_sink(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sink_logit: torch.Tensor, token_dim: int):
@@ -54,12 +54,20 @@ def with_sink(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, sink_logit: tor
     return q_wide, k_wide, v_wide, kernel_logit
 
 
-def text_log_sum_exp(q: torch.Tensor, k: torch.Tensor, chunk: int = LOGIT_CHUNK) -> torch.Tensor:
-    """L = log Σ_txt e^(q·k/√d) of image queries q (B, heads, N, d) over a text's keys k (B, heads, T, d):
-    (B, N, heads), in fp32."""
-    kt = k.float().transpose(-1, -2) * k.shape[-1] ** -0.5
-    return torch.cat([(q[:, :, s:s + chunk].float() @ kt).logsumexp(dim=-1) for s in range(0, q.shape[2], chunk)],
-                     dim=2).transpose(1, 2)
+def text_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int = LOGIT_BLOCK):
+    """(A, L) of image queries q (B, heads, N, d) over one text's keys and values k, v (B, heads, T, d) alone:
+    A = softmax(ℓ)·V, (B, N, heads, d), and L = log Σ_txt e^ℓ, (B, N, heads), ℓ = q·k/√d; in fp32, in blocks of at
+    most ``block`` logits."""
+    b, heads, n, _ = q.shape
+    kt, values = k.float().transpose(-1, -2) * k.shape[-1] ** -0.5, v.float()
+    attention = torch.empty(b, heads, n, v.shape[-1], device=q.device)
+    log_sum = torch.empty(b, heads, n, device=q.device)
+    step = max(1, block // (b * heads * k.shape[2]))
+    for s in range(0, n, step):
+        logits = q[:, :, s:s + step].float() @ kt
+        log_sum[:, :, s:s + step] = logits.logsumexp(dim=-1)
+        attention[:, :, s:s + step] = logits.sub_(log_sum[:, :, s:s + step, None]).exp_() @ values
+    return attention.transpose(1, 2), log_sum.transpose(1, 2)
 
 
 def merged(image: torch.Tensor, heads: int, kernel_logit: torch.Tensor,
@@ -69,8 +77,8 @@ def merged(image: torch.Tensor, heads: int, kernel_logit: torch.Tensor,
     Args:
         image: the attention over the image keys and the sink, (B, N, heads·(d + 8)), as ComfyUI returns it.
         kernel_logit: the sink's logit s per query, (B, N, heads) (``with_sink``).
-        texts: (A, L) of each text: the image queries' attention over its keys alone (B, N, heads·d) and its
-            log-sum-exp (B, N, heads).
+        texts: (A, L) of each text (``text_attention``): the image queries' attention over its keys alone
+            (B, N, heads, d) and its log-sum-exp (B, N, heads).
     """
     b, n, _ = image.shape
     per_head = image.view(b, n, heads, -1).float()
@@ -80,5 +88,5 @@ def merged(image: torch.Tensor, heads: int, kernel_logit: torch.Tensor,
     for a, log_sum in texts:
         text = sink * torch.exp((log_sum - kernel_logit).clamp(max=80.0))  # ρσ = a/(e^s + b); finite in fp32
         total = (text + rest).clamp(min=torch.finfo(torch.float32).tiny)
-        found.append(torch.addcmul(part, text[..., None], a.view(b, n, heads, -1).float()).div_(total[..., None]))
+        found.append(torch.addcmul(part, text[..., None], a.float()).div_(total[..., None]))
     return found

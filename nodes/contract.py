@@ -17,9 +17,10 @@ Attention-space negatives (AttentionNegativeTerm, nodes/nag.py):
 - ``NAG_PART`` (transformer_options of the attention calls the NAG hooks make below themselves): ``POSITIVE_PART``
   for the layer's own attention in the model's usual layout, every row; or the chain index i of an attention-space
   negative for its part: k/v = ctx⁻ᵢ (cross) or [txt⁻ᵢ, img] (joint), only the NAG rows, ``uuids`` = theirs. The
-  merged joint form (guidance/merged_attention.py) makes instead ``TextKeys(None)`` (the image queries over the
-  prompt's text keys alone: the layer's own maps), ``TextKeys(i)`` (over the i-th negative's) and ``NO_MAPS`` calls
-  (each text's queries over [txt, img], its text stream; the image queries over the image keys and the sink).
+  merged joint form (guidance/merged_attention.py) makes instead ``TextStream(None)`` and ``TextStream(i)`` (the
+  prompt's and each negative's text queries over [txt, img]) and one ``IMAGE_SINK`` call (the image queries over the
+  image keys and the sink), no maps read from either; and, only while a capture records the block, ``TextKeys(None)``
+  and ``TextKeys(i)`` (the image queries over one text's keys alone: the maps a capture below the hooks reads).
   ``nodes/nag.py`` ``cross_parts`` / ``joint_parts`` read a call's texts for the capture, above or below the hooks.
 - ``ATTENTION_EFFECT``: the effect-map name of the attention-space negatives, |Z − Z⁺| averaged over channels and
   layers, upsampled to the latent, one per step (they share one normalisation, so one map for all of them).
@@ -36,7 +37,7 @@ EMPTY_KEY = f"{KEY}.empty"
 NAG = f"{KEY}.nag"
 NAG_PART = f"{KEY}.nag_part"
 POSITIVE_PART = "positive"
-NO_MAPS = "no maps"
+IMAGE_SINK = "image and sink"
 ATTENTION_EFFECT = "attention"
 
 
@@ -44,6 +45,14 @@ ATTENTION_EFFECT = "attention"
 class TextKeys:
     """The NAG_PART of a joint layer's image queries over one text's keys alone: ``term``, the attention-space
     negative's chain index, or None for the prompt's text."""
+
+    term: int | None
+
+
+@dataclass(frozen=True)
+class TextStream:
+    """The NAG_PART of one text's queries over [txt, img] in the merged joint form, its text stream: ``term`` as in
+    TextKeys. No maps are read from it."""
 
     term: int | None
 

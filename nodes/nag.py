@@ -38,8 +38,8 @@ import torch.nn.functional as F
 
 from ..attention.maps import heads_first
 from ..guidance import AttentionTerm, Window, normalized_attention_guidance
-from ..guidance.merged_attention import merged, text_log_sum_exp, with_sink
-from .contract import NAG, NAG_PART, NO_MAPS, POSITIVE_PART, TextKeys, attention_key
+from ..guidance.merged_attention import merged, text_attention, with_sink
+from .contract import IMAGE_SINK, NAG, NAG_PART, POSITIVE_PART, TextKeys, TextStream, attention_key
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (q, k, v, options) → out
 
@@ -245,13 +245,14 @@ def merges(func, dtype: torch.dtype) -> bool:
 
 
 def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
-                heads: int, heads_split: bool, grid: Sequence[int] | None, merge: bool) -> torch.Tensor:
+                heads: int, heads_split: bool, grid: Sequence[int] | None, merge: bool, maps: bool) -> torch.Tensor:
     """Joint attention over [txt⁺, txt⁻₁ … txt⁻ₖ, img] (q/k/v (B, L, C), or (B, heads, L, d) with ``heads_split``),
     guided on the NAG rows. Returns (B, L, C) in the call's layout (the negatives' text rows are 0 on rows NAG does
-    not apply to). ``merge``: whether the negatives can share the image attention (``merges``)."""
+    not apply to). ``merge``: whether the negatives can share the image attention (``merges``); ``maps``: whether a
+    capture records this block (the merged form then shows the chain below each text's keys)."""
     rows = nag.rows(options["uuids"], q.shape[0])
     if rows.every and merge:
-        return guide_joint_merged(attend, q, k, v, options, nag, heads, heads_split, grid)
+        return guide_joint_merged(attend, q, k, v, options, nag, heads, heads_split, grid, maps)
     return guide_joint_apart(attend, q, k, v, options, nag, rows, heads_split, grid)
 
 
@@ -288,11 +289,13 @@ def guide_joint_apart(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch
 
 
 def guide_joint_merged(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict,
-                       nag: NagCall, heads: int, heads_split: bool, grid: Sequence[int] | None) -> torch.Tensor:
-    """Every row guided, with one image attention (guidance/merged_attention.py): the image queries over each text's
-    keys alone (A through the chain, L beside it), each text's queries over [txt, img] (its text stream, the prompt's
-    and each negative's alike), and the image queries over the image keys and the sink; then Z⁺, Z⁻ᵢ by the merge and
-    NAG on the image rows."""
+                       nag: NagCall, heads: int, heads_split: bool, grid: Sequence[int] | None,
+                       maps: bool) -> torch.Tensor:
+    """Every row guided, with one image attention (guidance/merged_attention.py): each text's queries over [txt, img]
+    (its text stream, the prompt's and each negative's alike) and the image queries over the image keys and the sink,
+    through the chain; the image queries over each text's keys alone (A, L) beside it; then Z⁺, Z⁻ᵢ by the merge and
+    NAG on the image rows. With ``maps``, the chain below also sees the image queries over each text's keys (a capture
+    there reads its maps from them; their output is not used, so a capture never changes the result)."""
     layout, axis = nag.layout, 2 if heads_split else 1
     image_start = layout.text + layout.extra
     image = q.shape[axis] - image_start
@@ -301,26 +304,24 @@ def guide_joint_merged(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torc
     def span(x, start, length):
         return x.narrow(axis, start, length)
 
-    def text_keys(start, tokens, part):  # (A, L) of the image queries over one text's keys alone
-        queries, keys = span(q, image_start, image), span(k, start, tokens)
-        return (attend(queries, keys, span(v, start, tokens), part_options(options, part)),
-                text_log_sum_exp(heads_first(queries, heads, heads_split), heads_first(keys, heads, heads_split)))
-
-    def text_stream(start, tokens):  # the text's queries over [txt, img]
+    def text(start, tokens, term):  # the text's stream, and (A, L) of the image queries over its keys alone
         keys, values = (torch.cat([span(x, start, tokens), span(x, image_start, image)], dim=axis) for x in (k, v))
-        return attend(span(q, start, tokens), keys, values, part_options(options, NO_MAPS))
+        stream = attend(span(q, start, tokens), keys, values, part_options(options, TextStream(term)))
+        alone = [span(q, image_start, image), span(k, start, tokens), span(v, start, tokens)]
+        if maps:
+            attend(*alone, part_options(options, TextKeys(term)))
+        return stream, text_attention(*(heads_first(x, heads, heads_split) for x in alone))
 
     starts = [layout.text + sum(layout.negatives[:i]) for i in range(len(layout.negatives))]
-    texts = [text_keys(0, layout.text, TextKeys(None))] + [
-        text_keys(start, tokens, TextKeys(negative.index))
-        for negative, start, tokens in zip(nag.negatives, starts, layout.negatives, strict=True)]
-    streams = [text_stream(0, layout.text)] + [text_stream(s, t) for s, t in zip(starts, layout.negatives, strict=True)]
+    streams, texts = zip(text(0, layout.text, None), *(
+        text(start, tokens, negative.index)
+        for negative, start, tokens in zip(nag.negatives, starts, layout.negatives, strict=True)), strict=True)
     per_head = (lambda x: x) if heads_split else (lambda x: x.unflatten(-1, (heads, -1)))  # (…, L, heads, d)
     flip = (lambda x: x.transpose(1, 2)) if heads_split else (lambda x: x)  # (B, N, heads) ↔ q's layout
     *sinked, kernel_logit = with_sink(*(per_head(span(x, image_start, image)) for x in (q, k, v)),
                                       flip(texts[0][1]), token_dim=axis)
-    image_out = attend(*(x if heads_split else x.flatten(2) for x in sinked), part_options(options, NO_MAPS))
-    z_pos, *z_negs = (z.flatten(2) for z in merged(image_out, heads, flip(kernel_logit), texts))
+    image_out = attend(*(x if heads_split else x.flatten(2) for x in sinked), part_options(options, IMAGE_SINK))
+    z_pos, *z_negs = (z.flatten(2) for z in merged(image_out, heads, flip(kernel_logit), list(texts)))
     guided = nag.combine(z_pos, z_negs, nag.rows(options["uuids"], q.shape[0]), options["uuids"], grid)
     return torch.cat([*streams, guided.to(v.dtype)], dim=1)
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import torch
 
 from ...attention.store import LayerId
-from ..contract import KEY, NAG, NAG_PART, NO_MAPS, TextKeys
+from ..contract import IMAGE_SINK, KEY, NAG, NAG_PART, TextKeys, TextStream
 from ..nag import JointLayout, cross_parts, guide_cross, guide_joint, joint_parts, merges
 
 BLOCK = f"{KEY}.block"  # transformer_options: the Block being run, set by the capture's block replace
@@ -98,7 +98,7 @@ def make_override(recorder, previous):
         if block is None or call is None:
             return out
         part = options.get(NAG_PART)
-        if part == NO_MAPS:
+        if part == IMAGE_SINK or isinstance(part, TextStream):  # the merged form's parts that hold no maps
             return out
         if isinstance(part, int) or (isinstance(part, TextKeys) and part.term is not None):  # a negative's part
             index = block.seen - 1  # of the call just counted (NAG above)
@@ -204,7 +204,8 @@ def make_negative_override(previous):
         attend = attention_call(func, previous, args, kwargs)
         if block.cross:
             return guide_cross(attend, q, k, args[2], options, nag, block.grid)
-        return guide_joint(attend, q, k, args[2], options, nag, heads, heads_split, block.grid, merges(func, q.dtype))
+        return guide_joint(attend, q, k, args[2], options, nag, heads, heads_split, block.grid, merges(func, q.dtype),
+                           options.get(BLOCK) is not None)
 
     override.__wrapped__ = previous
     return override

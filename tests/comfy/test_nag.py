@@ -125,8 +125,8 @@ def nag_reference(z_pos, z_negs, phis, tau, alpha):
 
 def of_term_0(part):
     """Whether a call below the pack's hooks is the first attention-space negative's: its own part (the two-attention
-    form), or the image queries over its text keys (the merged joint form, guidance/merged_attention.py)."""
-    return part in (0, pack_module("nodes.contract").TextKeys(0))
+    form), or its text stream (the merged joint form, guidance/merged_attention.py)."""
+    return part in (0, pack_module("nodes.contract").TextStream(0))
 
 
 def text_calls(family, text_tokens, image_tokens):

@@ -37,7 +37,7 @@ def layer(dtype, text_heavy=0.0, seed=0):
 
 def merged(q, texts, image):
     """[Z(txt) for txt in texts], (B, N, heads, d), the way nodes/nag.py computes them."""
-    halves = [(kernel(q, k, v), merge.text_log_sum_exp(q, k)) for k, v in texts]
+    halves = [merge.text_attention(q, k, v) for k, v in texts]
     *sinked, logit = merge.with_sink(q, *image, halves[0][1].transpose(1, 2), token_dim=2)
     logit = logit.transpose(1, 2)
     return merge.merged(kernel(*sinked), HEADS, logit, halves)
@@ -78,3 +78,12 @@ def test_in_bf16_the_merge_is_as_close_as_the_full_attentions(text_heavy):
              for k, v in (positive, negative)]
     error = lambda difference: (difference.double() - exact).abs().max().item() / exact.abs().max().item()  # noqa
     assert error(z[0] - z[1]) < 0.02 and error(z[0] - z[1]) < 2 * error(apart[0].double() - apart[1].double())
+
+
+def test_a_texts_attention_and_log_sum_exp_are_the_same_in_any_block_size():
+    q, (k, v), _, _ = layer(torch.float32)
+    logits = q.double() @ k.double().transpose(-1, -2) * D ** -0.5
+    for block in (B * HEADS * T_POS * 3, merge.LOGIT_BLOCK):  # 3 queries per block, and all at once
+        a, log_sum = merge.text_attention(q, k, v, block)
+        torch.testing.assert_close(a.double(), attention(q, k, v), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(log_sum.double(), logits.logsumexp(dim=-1).transpose(1, 2), rtol=1e-6, atol=1e-6)
