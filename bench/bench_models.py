@@ -37,6 +37,14 @@ def interleaved(runs: dict, rounds: int, steps: int) -> dict[str, list[float]]:
     return times
 
 
+def paired_ratio(times: dict[str, list[float]], name: str, reference: str) -> float:
+    """The median over rounds of ``name``'s time over ``reference``'s in the same round: a slow stretch of a shared
+    machine slows both runs of a round alike, so the ratio keeps what the configuration costs."""
+    import statistics
+
+    return statistics.median(t / r for t, r in zip(times[name], times[reference], strict=True))
+
+
 def dit(family: str, changes: dict, dtype, device):
     """A random DiT of ``family`` with its tiny config changed by ``changes`` (full width), weights from one seed."""
     import tiny

@@ -17,14 +17,15 @@ weights (the negative's context rides beside the positive's, see the family modu
 - joint attention (Flux, Chroma, SD3.5, Qwen-Image): the call holds [txt⁺, txt⁻₁ … txt⁻ₖ, img]. Z⁻ᵢ is the image
   queries' attention over [txt⁻ᵢ, img] (the negative's text keys/values beside the same image keys/values), and the
   negative's own text stream is updated by its queries over [txt⁻ᵢ, img], as if it were the prompt. NAG then acts on
-  the image rows. When every row of the call is guided (cfg 1), Z⁻ᵢ comes from the positive's own attention by the
-  merge of guidance/merged_attention.py: the image half is computed once, and each negative adds an attention over
-  its text keys only. Otherwise (u or a CFG negative in the same batch, whose rows must stay exactly ComfyUI's, or
-  SageAttention, whose kernels do not take the share channels) Z⁻ᵢ is a second attention over [txt⁻ᵢ, img].
+  the image rows. When every row of the call is guided (cfg 1), Z⁺ and every Z⁻ᵢ are merged from one image
+  attention (guidance/merged_attention.py): the image half is computed once, and each negative adds its text stream
+  and an fp32 attention over its text keys alone. Otherwise (u or a CFG negative in the same batch, whose rows must
+  stay exactly ComfyUI's; SageAttention, whose kernels do not take the sink's channels; fp16, whose range would flush
+  the shares) Z⁻ᵢ is a second attention over [txt⁻ᵢ, img].
 
-Every part is computed by the attention chain below (an earlier override, or ComfyUI's own function), each call
-marked with ``NAG_PART`` so that a hook below (the capture) knows what it sees. No host sync happens here: the rows
-come from the call's uuids, on the host.
+Every attention over the image keys is computed by the attention chain below (an earlier override, or ComfyUI's own
+function), each call marked with ``NAG_PART`` so that a hook below (the capture) knows what it sees. No host sync
+happens here: the rows come from the call's uuids, on the host.
 """
 
 from __future__ import annotations
