@@ -428,6 +428,18 @@ def test_the_capture_records_the_negative_at_cfg_1_above_or_below_and_changes_no
                 assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3, rel=1e-3)
 
 
+def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(comfy):
+    """ComfyUI's own attention functions as the override receives them: every one but SageAttention's takes the sink's
+    8 extra channels per head; bf16 and fp32 keep the shares, fp16 would flush them (nodes/nag.py ``merges``)."""
+    import comfy.ldm.modules.attention as comfy_attention
+
+    merges = pack_module("nodes.nag").merges
+    for name in ("attention_basic", "attention_split", "attention_sub_quad", "attention_pytorch", "attention_flash"):
+        func = getattr(comfy_attention, name).__wrapped__
+        assert merges(func, torch.bfloat16) and merges(func, torch.float32) and not merges(func, torch.float16)
+    assert not merges(comfy_attention.attention_sage.__wrapped__, torch.bfloat16)
+
+
 def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
     import tiny_families
 
