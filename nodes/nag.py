@@ -253,7 +253,7 @@ def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     capture records this block (the merged form then shows the chain below each text's keys)."""
     rows = nag.rows(options["uuids"], q.shape[0])
     if rows.every and merge:
-        return guide_joint_merged(attend, q, k, v, options, nag, heads, heads_split, grid, maps)
+        return guide_joint_merged(attend, q, k, v, options, nag, rows, heads, heads_split, grid, maps)
     return guide_joint_apart(attend, q, k, v, options, nag, rows, heads_split, grid)
 
 
@@ -290,7 +290,7 @@ def guide_joint_apart(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch
 
 
 def guide_joint_merged(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict,
-                       nag: NagCall, heads: int, heads_split: bool, grid: Sequence[int] | None,
+                       nag: NagCall, rows: Rows, heads: int, heads_split: bool, grid: Sequence[int] | None,
                        maps: bool) -> torch.Tensor:
     """Every row guided, with one image attention (guidance/merged_attention.py): each text's queries over [txt, img]
     (its text stream, the prompt's and each negative's alike) and the image queries over the image keys and the sink,
@@ -323,7 +323,7 @@ def guide_joint_merged(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torc
                                       flip(texts[0][1]), token_dim=axis)
     image_out = attend(*(x if heads_split else x.flatten(2) for x in sinked), part_options(options, IMAGE_SINK))
     z_pos, *z_negs = (z.flatten(2) for z in merged(image_out, heads, flip(kernel_logit), list(texts)))
-    guided = nag.combine(z_pos, z_negs, nag.rows(options["uuids"], q.shape[0]), options["uuids"], grid)
+    guided = nag.combine(z_pos, z_negs, rows, options["uuids"], grid)
     return torch.cat([*streams, guided.to(v.dtype)], dim=1)
 
 
@@ -363,14 +363,12 @@ def joint_parts(options: dict, text_seen: int) -> list[TextPart]:
     layout = nag.layout
     if part == POSITIVE_PART:
         return [TextPart(None, layout.text, slice(0, layout.text))]
-    if isinstance(part, TextKeys):  # the image queries over one text's keys alone
-        if part.term is None:
+    if part is not None:  # a negative's part ([txt⁻ᵢ, img] queries), or TextKeys: the image queries alone
+        term = part.term if isinstance(part, TextKeys) else part
+        if term is None:
             return [TextPart(None, 0, slice(0, layout.text))]
-        tokens = layout.negatives[[n.index for n in nag.negatives].index(part.term)]
-        return [TextPart(part.term, 0, slice(0, tokens))]
-    if part is not None:
-        tokens = layout.negatives[[n.index for n in nag.negatives].index(part)]
-        return [TextPart(part, tokens, slice(0, tokens))]
+        tokens = layout.negatives[[n.index for n in nag.negatives].index(term)]
+        return [TextPart(term, 0 if isinstance(part, TextKeys) else tokens, slice(0, tokens))]
     image_start = layout.text + layout.extra
     parts, start = [TextPart(None, image_start, slice(0, layout.text))], layout.text
     for negative, tokens in zip(nag.negatives, layout.negatives, strict=True):
