@@ -8,7 +8,9 @@ modules. This file imports nothing from the pack and never puts the pack's root 
 would shadow ComfyUI's ``nodes`` module.
 
 ComfyUI is found at ``$COMFYUI_PATH``, else as the ComfyUI whose ``custom_nodes/`` holds this pack, else in the cache
-``~/.cache/comfyui-negative-guidance/ComfyUI`` (``$NEGATIVE_GUIDANCE_CACHE`` moves the cache).
+``~/.cache/comfyui-negative-guidance/ComfyUI-<release>`` (``$NEGATIVE_GUIDANCE_CACHE`` moves the cache;
+``$COMFYUI_RELEASE`` picks one of ``RELEASES``, by default the newest). Where the tested releases differ, the
+difference lives here (the executor's cache arguments) or in the pack's ``nodes/compat.py``.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import asyncio
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import itertools
 import os
 import sys
@@ -25,14 +28,26 @@ from pathlib import Path
 from types import ModuleType
 
 PACK_ROOT = Path(__file__).resolve().parents[1]
-PINNED_COMMIT = "a125cd84b054a57729b5eecab930ca9408719832"  # ComfyUI v0.3.64
+RELEASES = {  # the ComfyUI releases the suite runs on: the default first, the floor last
+    "v0.33.0": "2f35f4a08176d993cded35dac3332be4f7287f41",
+    "v0.3.64": "a125cd84b054a57729b5eecab930ca9408719832",
+}
+DEFAULT_RELEASE, FLOOR_RELEASE = next(iter(RELEASES)), list(RELEASES)[-1]
 PACK_FOLDER = "negative_guidance"
 
 
 def cache_dir() -> Path:
-    """The folder that holds the test venv, the pinned ComfyUI, the random checkpoint and the pack links."""
+    """The folder that holds the test venvs, the pinned ComfyUIs, the random checkpoint and the pack links."""
     default = Path.home() / ".cache" / "comfyui-negative-guidance"
     return Path(os.environ.get("NEGATIVE_GUIDANCE_CACHE", default))
+
+
+def release() -> str:
+    """The ComfyUI release asked for: ``$COMFYUI_RELEASE``, else the default."""
+    name = os.environ.get("COMFYUI_RELEASE") or DEFAULT_RELEASE
+    if name not in RELEASES:
+        raise SystemExit(f"COMFYUI_RELEASE={name!r}: the tested releases are {', '.join(RELEASES)}")
+    return name
 
 
 def is_comfyui(path: Path) -> bool:
@@ -41,13 +56,13 @@ def is_comfyui(path: Path) -> bool:
 
 
 def find_comfyui() -> Path | None:
-    """The first ComfyUI of: $COMFYUI_PATH, the one this pack is installed in, the default cache."""
+    """The first ComfyUI of: $COMFYUI_PATH, the one this pack is installed in, the cached clone of ``release()``."""
     candidates = []
     if os.environ.get("COMFYUI_PATH"):
         candidates.append(Path(os.environ["COMFYUI_PATH"]))
     if PACK_ROOT.parent.name == "custom_nodes":
         candidates.append(PACK_ROOT.parent.parent)
-    candidates.append(cache_dir() / "ComfyUI")
+    candidates.append(cache_dir() / f"ComfyUI-{release()}")
     return next((path.resolve() for path in candidates if is_comfyui(path)), None)
 
 
@@ -149,12 +164,22 @@ def execute(prompt: dict) -> dict:
     valid, error, outputs, node_errors = asyncio.run(execution.validate_prompt(prompt_id, prompt, None))
     if not valid:
         raise ValueError(f"invalid prompt: {error} {node_errors}")
-    executor = execution.PromptExecutor(QuietServer(), cache_type=execution.CacheType.CLASSIC)
+    executor = execution.PromptExecutor(QuietServer(), cache_type=execution.CacheType.CLASSIC, **cache_arguments())
     executor.execute(prompt, prompt_id, {}, outputs)
     if not executor.success:
         errors = [data for event, data in executor.status_messages if event == "execution_error"]
         raise RuntimeError(errors[0]["exception_message"] if errors else executor.status_messages)
     return executor.history_result["outputs"]
+
+
+def cache_arguments() -> dict:
+    """What PromptExecutor needs besides the cache type: since 2026 (v0.33) the RAM headroom in GiB, read at the
+    start of every prompt; none before. A classic cache releases nothing under RAM pressure, so 0 is right."""
+    import execution
+
+    if "cache_args" in inspect.signature(execution.PromptExecutor).parameters:
+        return {"cache_args": {"lru": 0, "ram": 0, "ram_inactive": 0}}
+    return {}
 
 
 class Graph:
@@ -190,6 +215,9 @@ def custom_sample(g: Graph, model, guider, latent, steps=4, sampler="euler", see
                   latent_image=latent)
 
 
-if __name__ == "__main__":  # where is ComfyUI? (scripts/test.sh)
-    found = find_comfyui()
-    print(found if found else "")
+if __name__ == "__main__":  # scripts/env.sh: where is ComfyUI, and which release would be cloned
+    if sys.argv[1:] == ["release"]:
+        print(release(), RELEASES[release()])
+    else:
+        found = find_comfyui()
+        print(found if found else "")

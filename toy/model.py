@@ -33,6 +33,13 @@ CLIP_CONFIG = {
 }
 
 
+class ToyPixels(comfy.latent_formats.ChromaRadiance):
+    """ChromaRadiance's pixel space (3 channels, latent = 2·image − 1), sampled at 1/8 of an EmptyLatentImage's size:
+    ComfyUI since 2026 (v0.33) resizes an empty latent to the model's ratio, and the toy model draws 32×32 pictures."""
+
+    spacial_downscale_ratio = 8
+
+
 class ToyConcepts(comfy.supported_models_base.BASE):
     """Three levels (32, 16 and 8 px; 32, 64 and 64 channels), one ResBlock each, cross-attention at 16 and 8 px
     and in the middle block, context 64."""
@@ -45,7 +52,7 @@ class ToyConcepts(comfy.supported_models_base.BASE):
         "use_temporal_attention": False, "use_temporal_resblock": False, "dtype": torch.float32,
     }
     unet_extra_config = {"num_heads": 2, "num_head_channels": -1}
-    latent_format = comfy.latent_formats.ChromaRadiance
+    latent_format = ToyPixels
 
 
 class ToyTextEncoder(comfy.sd1_clip.SDClipModel):
