@@ -76,13 +76,9 @@ def load(kind: str, size: int, dtype_name: str = "fp32", device_name: str = "cpu
         model, clip = tiny.tiny_model(dtype=dtype), tiny.tiny_clip()
         channels = 4
     elif kind == "sd15":
-        path = harness.cache_dir() / "rand_sd15.safetensors"
-        if not path.exists():
-            import subprocess
-            import sys
+        import random_sd15
 
-            subprocess.run([sys.executable, str(harness.PACK_ROOT / "tests" / "support" / "random_sd15.py"),
-                            str(path)], check=True)
+        path = random_sd15.ensure(harness.cache_dir() / "rand_sd15.safetensors")
         options = {} if dtype_name == "fp32" else {"dtype": dtype}
         model, clip, _, _ = comfy.sd.load_checkpoint_guess_config(str(path), model_options=options)
         channels = 4

@@ -1,8 +1,16 @@
-"""The ComfyUI surface the pack relies on: every module, symbol, hook and signature, checked when the pack loads.
+"""The ComfyUI surface the pack relies on: every module, symbol, hook, signature and dict key, checked when the pack
+loads.
 
 ComfyUI changes often, and packs that swap forwards break silently. Here, a symbol that is missing or no longer
-takes the parameters the pack passes keeps the nodes (or the model family) that need it from registering, with one
-log line naming the symbol and the ComfyUI version; nothing fails mid-run. Written against ComfyUI v0.3.64.
+takes the parameters the pack passes, or a function that no longer puts a key the pack reads into the dict it hands
+the pack's hooks (``transformer_options``, a block replace's ``args``, an attn2 replace's ``extra``), keeps the nodes
+(or the model family) that need it from registering, with one log line naming the symbol and the ComfyUI version;
+nothing fails mid-run. Checked on ComfyUI v0.3.64 and v0.33.0 (scripts/harness.py ``RELEASES``). What v0.33 changed
+that the pack meets: nested latents reach OUTER_SAMPLE packed, with their shapes in ``latent_shapes``
+(``latent_shapes``); ``wrap_attn`` unpacks attention tensor containers before an override sees q, k, v, and passes
+``enable_gqa`` with k, v of fewer heads; ``set_model_optimized_attention`` overwrites the attention override (the
+pack's run checks see that); ``inner_set_conds`` may swap the guider's model for its non-dynamic delegate (the pack
+reads ``guider.model_patcher`` only once sampling starts).
 """
 
 from __future__ import annotations
@@ -27,11 +35,8 @@ class Need:
 
     def problem(self) -> str | None:
         """What is wrong with this need in the running ComfyUI, or None."""
-        try:
-            found = importlib.import_module(self.module)
-            for part in self.name.split("."):
-                found = getattr(found, part)
-        except (ImportError, AttributeError):
+        found = resolve(self.module, self.name)
+        if found is None:
             return f"{self.module}.{self.name} is missing"
         if self.params:
             taken = inspect.signature(found).parameters
@@ -42,8 +47,47 @@ class Need:
         return None
 
 
+@dataclass(frozen=True)
+class Key:
+    """``module.setter`` must still put the key ``name`` into the dict it hands the pack's hooks: its source names
+    the key as a string literal."""
+
+    module: str
+    setter: str
+    name: str
+
+    def problem(self) -> str | None:
+        found = resolve(self.module, self.setter)
+        try:
+            source = inspect.getsource(found)
+        except (OSError, TypeError):
+            return f"{self.module}.{self.setter} is missing"
+        if f'"{self.name}"' not in source and f"'{self.name}'" not in source:
+            return f"{self.module}.{self.setter} no longer sets '{self.name}'"
+        return None
+
+
+def resolve(module: str, name: str):
+    """``module.name`` (a dotted attribute path) in the running ComfyUI, or None."""
+    try:
+        found = importlib.import_module(module)
+        for part in name.split("."):
+            found = getattr(found, part)
+    except (ImportError, AttributeError):
+        return None
+    return found
+
+
 def needs(module: str, *names: str) -> tuple[Need, ...]:
     return tuple(Need(module, name) for name in names)
+
+
+def keys(module: str, setter: str, *names: str) -> tuple[Key, ...]:
+    return tuple(Key(module, setter, name) for name in names)
+
+
+BATCH_KEYS = keys("comfy.samplers", "_calc_cond_batch", "cond_or_uncond", "uuids", "sigmas")  # transformer_options
+DIT_BLOCK_KEYS = ("img", "txt", "pe", "original_block")  # a dit double_block replace's args and extra
 
 
 SAMPLING = (
@@ -51,6 +95,7 @@ SAMPLING = (
     Need("comfy.samplers", "calc_cond_batch", ("model", "conds", "x_in", "timestep", "model_options")),
     Need("comfy.samplers", "CFGGuider.predict_noise", ("x", "timestep", "model_options", "seed")),
     Need("comfy.samplers", "CFGGuider.outer_sample", ("noise", "latent_image", "sampler", "sigmas")),
+    Need("comfy.samplers", "CFGGuider.inner_set_conds", ("conds",)),
     Need("comfy.samplers", "cfg_function", ("cond_pred", "uncond_pred", "cond_scale")),
     Need("comfy.sampler_helpers", "convert_cond", ("cond",)),
     Need("node_helpers", "conditioning_set_values", ("conditioning", "values")),
@@ -69,6 +114,7 @@ CAPTURE = (
     *needs("comfy.model_management", "intermediate_device"),
     *needs("comfy.utils", "ProgressBar"),
     Need("comfy.sd1_clip", "SDTokenizer.tokenize_with_weights", ("text", "return_word_ids")),
+    *BATCH_KEYS,
 )
 NEGATIVES = (  # attention-space negatives (AttentionNegativeTerm), checked when a model is patched with them
     Need("comfy.model_patcher", "ModelPatcher.set_model_attn2_patch", ("patch",)),
@@ -77,19 +123,29 @@ NEGATIVES = (  # attention-space negatives (AttentionNegativeTerm), checked when
     Need("comfy.ldm.modules.attention", "wrap_attn"),  # reads transformer_options["optimized_attention_override"]
     Need("comfy.ldm.modules.attention", "optimized_attention", ("q", "k", "v", "heads")),
     Need("comfy.ldm.modules.attention", "BasicTransformerBlock.forward", ("transformer_options",)),  # attn2_patch
+    *BATCH_KEYS,
 )
 FAMILIES = {
     "unet": (*needs("comfy.ldm.modules.diffusionmodules.openaimodel", "UNetModel", "Downsample"),
              *needs("comfy.ldm.modules.attention", "SpatialTransformer"),
-             Need("comfy.ldm.modules.attention", "CrossAttention.forward", ("transformer_options",))),
+             Need("comfy.ldm.modules.attention", "CrossAttention.forward", ("transformer_options",)),
+             *keys("comfy.ldm.modules.diffusionmodules.openaimodel", "UNetModel._forward", "block"),
+             *keys("comfy.ldm.modules.attention", "SpatialTransformer.forward", "activations_shape", "block_index"),
+             *keys("comfy.ldm.modules.attention", "BasicTransformerBlock.forward", "n_heads", "attn_precision")),
     "sd3": (*needs("comfy.ldm.modules.diffusionmodules.mmdit", "MMDiT"),
-            Need("comfy.ldm.modules.diffusionmodules.mmdit", "_block_mixing", ("transformer_options",))),
+            Need("comfy.ldm.modules.diffusionmodules.mmdit", "_block_mixing", ("transformer_options",)),
+            *keys("comfy.ldm.modules.diffusionmodules.mmdit", "MMDiT.forward_core_with_concat", "img", "txt",
+                  "original_block")),
     "flux": (*needs("comfy.ldm.flux.model", "Flux"), *needs("comfy.ldm.chroma.model", "Chroma"),
-             Need("comfy.ldm.flux.math", "attention", ("q", "k", "v", "pe", "mask", "transformer_options"))),
+             Need("comfy.ldm.flux.math", "attention", ("q", "k", "v", "pe", "mask", "transformer_options")),
+             *keys("comfy.ldm.flux.model", "Flux.forward_orig", *DIT_BLOCK_KEYS),
+             *keys("comfy.ldm.chroma.model", "Chroma.forward_orig", *DIT_BLOCK_KEYS)),
     "qwen_image": (*needs("comfy.ldm.qwen_image.model", "QwenImageTransformer2DModel"),
-                   Need("comfy.ldm.qwen_image.model", "Attention.forward", ("transformer_options",))),
+                   Need("comfy.ldm.qwen_image.model", "Attention.forward", ("transformer_options",)),
+                   *keys("comfy.ldm.qwen_image.model", "QwenImageTransformer2DModel._forward", *DIT_BLOCK_KEYS)),
     "wan": (*needs("comfy.ldm.wan.model", "WanModel", "WanI2VCrossAttention"),
-            Need("comfy.ldm.wan.model", "WanT2VCrossAttention.forward", ("transformer_options",))),
+            Need("comfy.ldm.wan.model", "WanT2VCrossAttention.forward", ("transformer_options",)),
+            *keys("comfy.ldm.wan.model", "WanModel.forward_orig", *DIT_BLOCK_KEYS)),
 }
 TOY = (
     *needs("comfy.model_base", "BaseModel"), *needs("comfy.supported_models_base", "BASE", "ClipTarget"),
@@ -98,7 +154,7 @@ TOY = (
 )
 
 
-def problems(required: Iterable[Need]) -> list[str]:
+def problems(required: Iterable[Need | Key]) -> list[str]:
     return [p for p in (need.problem() for need in required) if p is not None]
 
 
@@ -109,7 +165,7 @@ def comfyui_version() -> str:
         return "of unknown version"
 
 
-def usable(what: str, required: Iterable[Need]) -> bool:
+def usable(what: str, required: Iterable[Need | Key]) -> bool:
     """Whether everything ``what`` needs binds; if not, log one line naming the first missing symbol."""
     found = problems(required)
     if found:

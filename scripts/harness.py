@@ -182,6 +182,16 @@ def cache_arguments() -> dict:
     return {}
 
 
+def required_fields(params_class: type, **values) -> dict:
+    """Those of ``values`` that ``params_class`` (a dataclass of a ComfyUI model's parameters) has as fields: model
+    configs grow required fields (v0.33's FluxParams ``txt_ids_dims``, ChromaParams ``vec_in_dim``) that older
+    releases do not take."""
+    import dataclasses
+
+    names = {f.name for f in dataclasses.fields(params_class)}
+    return {name: value for name, value in values.items() if name in names}
+
+
 class Graph:
     """An API-format prompt under construction: ``node(class_type, **inputs)`` returns a link to output 0."""
 

@@ -52,8 +52,9 @@ def test_a_missing_hook_unregisters_only_the_nodes_that_need_it(tmp_path):
     assert registered == ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm",
                           "ToyConceptModelLoader"]
     lines = [line for line in log.splitlines() if "negative-guidance:" in line]
+    version = pack_module("nodes.compat").comfyui_version()
     assert len(lines) == 1 and lines[0].endswith(
-        "negative-guidance: AttentionCapture, AttentionRt not registered: ComfyUI 0.3.64: "
+        f"negative-guidance: AttentionCapture, AttentionRt not registered: ComfyUI {version}: "
         "comfy.patcher_extension.WrappersMP.CALC_COND_BATCH is missing")
 
 
@@ -61,6 +62,23 @@ def test_a_changed_signature_turns_off_only_that_family(tmp_path):
     _, families, log = boot_without(
         tmp_path, "import comfy.ldm.flux.math as m; m.attention = lambda q, k, v, pe, mask=None: None")
     assert families == ["unet", "sd3", "qwen_image", "wan"]
-    assert ("the attention capture of the flux family not registered: ComfyUI 0.3.64: comfy.ldm.flux.math.attention "
-            "no longer takes transformer_options") in log
+    version = pack_module("nodes.compat").comfyui_version()
+    assert (f"the attention capture of the flux family not registered: ComfyUI {version}: "
+            "comfy.ldm.flux.math.attention no longer takes transformer_options") in log
 
+
+
+def test_a_key_comfyui_no_longer_sets_turns_off_only_that_family(tmp_path):
+    """SpatialTransformer.forward replaced by a pass-through whose source no longer names 'activations_shape' (the
+    grid the UNet family reads in every attn2 call): the capture refuses UNets at load, the other families stay."""
+    hidden = tmp_path / "hidden_key.py"
+    hidden.write_text("def forward(self, *args, **kwargs):\n    return ORIGINAL(self, *args, **kwargs)\n",
+                      encoding="utf-8")
+    _, families, log = boot_without(
+        tmp_path, f"import sys, comfy.ldm.modules.attention as attention; sys.path.insert(0, {str(tmp_path)!r}); "
+                  "import hidden_key; hidden_key.ORIGINAL = attention.SpatialTransformer.forward; "
+                  "attention.SpatialTransformer.forward = hidden_key.forward")
+    assert families == ["sd3", "flux", "qwen_image", "wan"]
+    version = pack_module("nodes.compat").comfyui_version()
+    assert (f"the attention capture of the unet family not registered: ComfyUI {version}: "
+            "comfy.ldm.modules.attention.SpatialTransformer.forward no longer sets 'activations_shape'") in log

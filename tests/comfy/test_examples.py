@@ -16,6 +16,8 @@ REAL = {"6_sdxl_delayed_negative_r_t": "sdxl", "7_sd35_medium_independent_scales
         "8_flux_dev_true_cfg_negative": "flux", "9_wan21_t2v_1_3b_negative_video": "wan21",
         "11_flux_dev_cfg1_attention_negative": "flux"}
 LOADERS = set(examples.LOADER_OUTPUTS)
+OURS = {"NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm", "AttentionCapture",
+        "AttentionRt", "ToyConceptModelLoader"}
 
 
 def load(path: Path) -> dict:
@@ -23,7 +25,13 @@ def load(path: Path) -> dict:
 
 
 def test_the_examples_are_up_to_date(comfy):
+    """Generated on the default ComfyUI: core nodes gain outputs between releases (v0.33's SaveImage returns its
+    images), which the frontend of any release adds to a loaded workflow."""
+    from comfy_helpers import pack_module
+
     assert [path.stem for path in EXAMPLES] == sorted(examples.EXAMPLES)
+    if pack_module("nodes.compat").comfyui_version() != harness.DEFAULT_RELEASE.removeprefix("v"):
+        pytest.skip(f"the examples are generated on ComfyUI {harness.DEFAULT_RELEASE}")
     for path in EXAMPLES:
         fresh = examples.workflow(path.stem, workflows.node_info)
         assert load(path) == json.loads(json.dumps(fresh)), f"{path.name}: run python tests/support/examples.py"
@@ -103,7 +111,11 @@ def test_every_node_and_input_an_example_uses_exists(comfy, path):
         for entry in node["inputs"]:
             assert entry["name"] in names, f"{path.name}: {node['type']} has no input {entry['name']}"
         assert len(node["widgets_values"]) == len(workflows.widget_slots(info)), f"{path.name}: {node['type']}"
-        assert [o["name"] for o in node["outputs"]] == list(info["output_name"]), f"{path.name}: {node['type']}"
+        outputs = [o["name"] for o in node["outputs"]]
+        if node["type"] in OURS:  # the pack's outputs are its contract; a core node may gain one between releases
+            assert outputs == list(info["output_name"]), f"{path.name}: {node['type']}"
+        linked = [o["name"] for o in node["outputs"] if o["links"]]
+        assert set(linked) <= set(info["output_name"]), f"{path.name}: {node['type']} has no output {linked}"
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

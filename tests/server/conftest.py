@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import harness
 import live_server
 import pytest
+import random_sd15
 
 CHECKPOINT = "rand_sd15.safetensors"
 
@@ -16,11 +15,7 @@ CHECKPOINT = "rand_sd15.safetensors"
 @pytest.fixture(scope="session")
 def checkpoint() -> Path:
     """The deterministic random SD1.5 checkpoint, generated once into the cache (about 20 s, 2 GB)."""
-    path = harness.cache_dir() / CHECKPOINT
-    if not path.exists():
-        script = harness.PACK_ROOT / "tests" / "support" / "random_sd15.py"
-        subprocess.run([sys.executable, str(script), str(path)], check=True)
-    return path
+    return random_sd15.ensure(harness.cache_dir() / CHECKPOINT)
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ template's thumbnail, from a real run of the example), built from the API-format
     python tests/support/examples.py 1_ 4_      # only the examples whose names start so
     python tests/support/examples.py --json     # JSON only (no runs)
 
-(with the test venv's Python, e.g. ~/.cache/comfyui-negative-guidance/venv/bin/python)
+(with the test venv's Python, e.g. ~/.cache/comfyui-negative-guidance/venv-*/bin/python, on the default ComfyUI)
 
 Examples 1–5 load the toy concept model the pack ships (ToyConceptModelLoader), so they run offline as they are and
 their thumbnails are real runs. Examples 6–9 load real models by the file names users have (SDXL, SD3.5 medium, Flux.1

@@ -132,7 +132,10 @@ def seeded_vae(ddconfig: dict, seed: int) -> comfy.sd.VAE:
             state[key] = torch.ones(shape)
         else:
             state[key] = torch.randn(shape, generator=generator) / math.sqrt(math.prod(shape[1:]))
-    return comfy.sd.VAE(sd=state, config={"params": {"embed_dim": embed_dim, "ddconfig": ddconfig}}, device=CPU)
+    vae = comfy.sd.VAE(sd=state, config={"params": {"embed_dim": embed_dim, "ddconfig": ddconfig}}, device=CPU)
+    if ddconfig.get("conv3d"):
+        vae.latent_dim = 3  # a video VAE takes (B, C, T, H, W) latents whole, as ComfyUI's own video VAEs set it
+    return vae
 
 
 def encode(clip: comfy.sd.CLIP, text: str) -> list:

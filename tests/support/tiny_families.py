@@ -21,9 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import harness
 import tiny
 import torch
 
+import comfy.ldm.chroma.model
+import comfy.ldm.flux.model
 import comfy.model_patcher
 import comfy.sd
 import comfy.sd1_clip
@@ -205,7 +208,8 @@ class SD3(comfy.supported_models.SD3):  # SD3.5 medium: MMDiT-X with an x-block 
 
 
 FLUX_BLOCKS = {"hidden_size": 64, "mlp_ratio": 4.0, "num_heads": 2, "depth": 1, "depth_single_blocks": 1,
-               "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True, "context_in_dim": 4096}
+               "axes_dim": [8, 12, 12], "theta": 10000, "patch_size": 2, "qkv_bias": True, "context_in_dim": 4096,
+               **harness.required_fields(comfy.ldm.flux.model.FluxParams, txt_ids_dims=[])}  # Flux.1: no text rope
 
 
 class Flux(comfy.supported_models.Flux):  # Flux dev: guidance embedding
@@ -215,7 +219,8 @@ class Flux(comfy.supported_models.Flux):  # Flux dev: guidance embedding
 
 class Chroma(comfy.supported_models.Chroma):
     unet_config = FLUX_BLOCKS | {"image_model": "chroma", "in_channels": 64, "out_channels": 64, "in_dim": 64,
-                                 "out_dim": 64, "hidden_dim": 32, "n_layers": 1}
+                                 "out_dim": 64, "hidden_dim": 32, "n_layers": 1,
+                                 **harness.required_fields(comfy.ldm.chroma.model.ChromaParams, vec_in_dim=None)}
 
 
 WAN_BLOCKS = {"image_model": "wan2.1", "dim": 64, "out_dim": 16, "num_heads": 2, "ffn_dim": 128, "num_layers": 2,
