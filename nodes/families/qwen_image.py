@@ -73,13 +73,16 @@ def install_negatives(patched) -> dict:
         return [diffusion_model.txt_in(diffusion_model.txt_norm(c)) for c in contexts]
 
     def extend_pe(pe, nag):
-        """pe (B, L, 1, d/2, 2, 2) with each negative's rows, at its own text positions, after the prompt's."""
+        """pe with each negative's rows, at its own text positions, after the prompt's. Its sequence axis is the one
+        of ``pe_embedder``'s (B, 1, L, d/2, 2, 2) that ComfyUI kept: v0.33 keeps it, v0.3.64 moved it to dim 1."""
         start = text_start(nag.latent_shape, diffusion_model.patch_size)
+        axis = 2 if pe.shape[1] == 1 else 1
         rows = []
         for tokens in nag.layout.negatives:
             ids = torch.arange(start, start + tokens, device=pe.device, dtype=torch.float32)
             ids = ids.reshape(1, -1, 1).repeat(pe.shape[0], 1, 3)
-            rows.append(diffusion_model.pe_embedder(ids).squeeze(1).unsqueeze(2).to(pe.dtype))
-        return torch.cat([pe[:, :nag.layout.text], *rows, pe[:, nag.layout.text:]], dim=1)
+            rows.append(diffusion_model.pe_embedder(ids).movedim(2, axis).to(pe.dtype))
+        text = nag.layout.text
+        return torch.cat([pe.narrow(axis, 0, text), *rows, pe.narrow(axis, text, pe.shape[axis] - text)], dim=axis)
 
     return joint.install_negatives(patched, blocks(diffusion_model), embed, extend_pe, token_grid)
