@@ -12,10 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from PIL import Image
-
 import harness
 from demo import BATCH, CFG, NEGATIVE, POSITIVE, STEPS
+from PIL import Image
 
 ROWS = {"1_no_negative": "no negative", "2_negative": f'negative "{NEGATIVE}" (eq. 9)',
         "3_negative_from_step_5": f'"{NEGATIVE}" from step 5 of {STEPS}'}

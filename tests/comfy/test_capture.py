@@ -193,7 +193,7 @@ def test_capture_never_leaks_into_the_source_model(tiny):
 
 
 
-def test_twenty_captures_in_a_row_do_not_grow_memory(tiny):
+def test_captures_in_a_row_do_not_grow_memory(tiny):
     """Each capture's recorder dies with its patched model: 20 runs hold at most one run's worth of memory."""
     model = tiny.model()
 

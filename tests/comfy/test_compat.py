@@ -67,7 +67,6 @@ def test_a_changed_signature_turns_off_only_that_family(tmp_path):
             "comfy.ldm.flux.math.attention no longer takes transformer_options") in log
 
 
-
 def test_a_key_comfyui_no_longer_sets_turns_off_only_that_family(tmp_path):
     """SpatialTransformer.forward replaced by a pass-through whose source no longer names 'activations_shape' (the
     grid the UNet family reads in every attn2 call): the capture refuses UNets at load, the other families stay."""

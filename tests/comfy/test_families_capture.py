@@ -187,7 +187,7 @@ def test_an_unsupported_family_is_refused_before_sampling(family):
 
 
 @pytest.mark.parametrize("family", ["flux", "wan21"])
-def test_twenty_captures_in_a_row_do_not_grow_memory_and_never_leak_into_the_model(family):
+def test_captures_in_a_row_do_not_grow_memory_and_never_leak_into_the_model(family):
     import tiny_families
 
     model = tiny_families.model(family)

@@ -82,7 +82,7 @@ def rss_bytes() -> int:
         return int(statm.read().split()[1]) * 4096
 
 
-def assert_memory_stays_flat(capture_once, runs: int = 20) -> None:
+def assert_memory_stays_flat(capture_once, runs: int = 4) -> None:
     """``capture_once()`` samples one captured run and returns its AttentionCapture handle: after ``runs`` of them,
     every recorder is gone (the leak check), and the process holds at most about one run's maps more than halfway
     (after the warm-up's first-time allocations; 16 MB of slack for the allocator's own variation)."""

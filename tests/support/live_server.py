@@ -85,7 +85,8 @@ def serve(base: Path, port: int | None = None, extra: tuple[str, ...] = ()) -> I
     """Start main.py on the base dir with ``extra`` arguments (log in base/server.log), wait for /object_info, yield a
     Server, stop it."""
     port = port or free_port()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(harness.PACK_ROOT / "tests" / "support")}
+    support = [harness.PACK_ROOT / "tests" / "support", harness.PACK_ROOT / "scripts"]  # the test pack's imports
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(map(str, support))}
     with open(base / "server.log", "a", encoding="utf-8") as log:
         process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port), "--base-directory",
