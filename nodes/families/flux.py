@@ -66,9 +66,17 @@ def install_negatives(patched) -> dict:
         return [diffusion_model.txt_in(c) for c in contexts]
 
     def extend_pe(pe, nag):
-        """pe (B, 1, L, d/2, 2, 2) with the negatives' text rows (id 0) after the prompt's."""
-        ids = torch.zeros(pe.shape[0], nag.layout.extra, 3, device=pe.device, dtype=torch.float32)
-        rows = diffusion_model.pe_embedder(ids).to(pe.dtype)
-        return torch.cat([pe[:, :, :nag.layout.text], rows, pe[:, :, nag.layout.text:]], dim=2)
+        """pe (B, 1, L, d/2, 2, 2) with each negative's text rows after the prompt's, positioned as ``_forward``
+        positions a prompt's: id 0 on every rope axis, but 0 … T⁻ᵢ − 1 on the ``txt_ids_dims`` axes (Flux.2 numbers
+        its text tokens on its 4th axis; Flux.1 and Chroma have none)."""
+        axes = len(diffusion_model.params.axes_dim)
+        numbered = getattr(diffusion_model.params, "txt_ids_dims", None) or ()
+        rows = []
+        for tokens in nag.layout.negatives:
+            ids = torch.zeros(pe.shape[0], tokens, axes, device=pe.device, dtype=torch.float32)
+            for axis in numbered:
+                ids[:, :, axis] = torch.arange(tokens, device=pe.device, dtype=torch.float32)
+            rows.append(diffusion_model.pe_embedder(ids).to(pe.dtype))
+        return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
 
     return joint.install_negatives(patched, blocks(diffusion_model), embed, extend_pe, token_grid)

@@ -1,5 +1,6 @@
-"""Attention-space negatives (AttentionNegativeTerm, NAG) on tiny models of SD1, SDXL, Wan 2.1 (t2v, i2v), Flux dev,
-Chroma, SD3.5 and Qwen-Image, through the real ComfyUI sampler (tests/support/tiny_families.py).
+"""Attention-space negatives (AttentionNegativeTerm, NAG) on tiny models of SD1, SDXL, Wan 2.1 (t2v, i2v), Flux dev
+(also with Flux.2's 4-axis rope and numbered text tokens), Chroma, SD3.5 and Qwen-Image, through the real ComfyUI
+sampler (tests/support/tiny_families.py).
 
 Oracles are written here from the four equations of Chen et al. 2025 (https://arxiv.org/abs/2505.21179) and from
 plain softmax attention, never from the pack's code: a hook above the pack's hooks sees the layer's q/k/v and the
@@ -13,7 +14,7 @@ import torch
 from comfy_helpers import Recorder, call_node, pack_module
 
 CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v"]
-JOINT = ["flux", "chroma", "sd3", "qwen_image"]
+JOINT = ["flux", "flux_rope4", "chroma", "sd3", "qwen_image"]
 FAMILIES = CROSS + JOINT
 UNETS = ("sd1", "sdxl")
 TEXT, NEGATIVE, OTHER = "a photo of a cat", "blurry dog", "red chair"

@@ -217,6 +217,11 @@ class Flux(comfy.supported_models.Flux):  # Flux dev: guidance embedding
                                  "out_channels": 16, "vec_in_dim": 768}
 
 
+class FluxRope4(Flux):  # Flux.1's blocks with Flux.2's rope: 4 axes, text tokens numbered on the 4th (v0.33 on)
+    unet_config = Flux.unet_config | {"axes_dim": [8, 8, 8, 8],
+                                      **harness.required_fields(comfy.ldm.flux.model.FluxParams, txt_ids_dims=[3])}
+
+
 class Chroma(comfy.supported_models.Chroma):
     unet_config = FLUX_BLOCKS | {"image_model": "chroma", "in_channels": 64, "out_channels": 64, "in_dim": 64,
                                  "out_dim": 64, "hidden_dim": 32, "n_layers": 1,
@@ -308,6 +313,13 @@ FAMILIES = {
                             ("clip_l", "llama")),
 }
 
+UNBUILDABLE: dict[str, str] = {}  # family → why this ComfyUI cannot build it
+if harness.required_fields(comfy.ldm.flux.model.FluxParams, txt_ids_dims=[3]):
+    FAMILIES["flux_rope4"] = Family(FluxRope4, comfy.text_encoders.flux.FluxTokenizer,
+                                    comfy.text_encoders.flux.flux_clip(), ("clip_l", "t5xxl"))
+else:
+    UNBUILDABLE["flux_rope4"] = "this ComfyUI's Flux has no text rope axes (FluxParams.txt_ids_dims, v0.33 on)"
+
 
 @functools.cache
 def _model(family: str, seed: int, dtype: torch.dtype, manual_cast: torch.dtype | None):
@@ -351,7 +363,8 @@ def encode(clip: comfy.sd.CLIP, text: str) -> list:
 
 
 CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's token axis, in order
-    "sd1": ("l",), "sd2": ("h",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",), "chroma": ("t5xxl",),
+    "sd1": ("l",), "sd2": ("h",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",),
+    "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",),
 }
