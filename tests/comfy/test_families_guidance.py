@@ -45,7 +45,7 @@ import torch
 from comfy_helpers import Recorder, call_node, patched, sample
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "wan21", "wan21_i2v", "qwen_image", "lumina2", "auraflow",
-            "hidream", "hunyuan_video")  # = tiny_families.FAMILIES, which needs ComfyUI on the path
+            "hidream", "hunyuan_video", "flux_rope4")  # = tiny_families' families, which need ComfyUI on the path
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 STEPS = 6
@@ -55,7 +55,7 @@ FIRST_STEP_RTOL = 1e-6  # one model call, any dtype: the combination's own round
 LOW_PRECISION_RTOL = 5e-2  # bf16 and fp16 after STEPS steps: rounding flips of the cast latent
 EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixels, batch 2)
     "EmptyLatentImage": ("sd1", "sd2", "sdxl", "auraflow"),
-    "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream"),
+    "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream", "flux_rope4"),
     "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video"),
 }
 
@@ -77,7 +77,7 @@ def relative_error(ours, oracle):
 def test_every_built_family_is_tested(comfy):
     import tiny_families
 
-    assert tuple(tiny_families.FAMILIES) == FAMILIES
+    assert {*tiny_families.FAMILIES, *tiny_families.UNBUILDABLE} == set(FAMILIES)
 
 
 def family_graph(family, dtype="fp32"):
@@ -271,18 +271,18 @@ def text_ids(clip, key, text):
     return ids[sub.tokens_start:len(ids) - 1 if sub.tokenizer_adds_end_token else None]
 
 
-@pytest.mark.parametrize("name", FAMILIES)
-def test_the_context_holds_the_tokens_of_the_documented_layout(comfy, name):
+@pytest.mark.parametrize("family", FAMILIES)
+def test_the_context_holds_the_tokens_of_the_documented_layout(comfy, family):
     """tiny_families.context_tokens gives one token per position of CLIPTextEncode's context, the prompt's own
     tokens among them in one run, for short, empty and multi-chunk prompts."""
     import tiny_families
 
-    clip = tiny_families.clip(name)
+    clip = tiny_families.clip(family)
     for text in ("a photo of a cat", "", ", ".join(["a red cat on a blue chair"] * 12)):
-        ids = tiny_families.context_tokens(name, clip.tokenize(text))
+        ids = tiny_families.context_tokens(family, clip.tokenize(text))
         assert len(ids) == tiny_families.encode(clip, text)[0][0].shape[1], text
-    ids = tiny_families.context_tokens(name, clip.tokenize("a photo of a cat"))
-    own = text_ids(clip, tiny_families.CONTEXT_TOKENS[name][-1], "a photo of a cat")
+    ids = tiny_families.context_tokens(family, clip.tokenize("a photo of a cat"))
+    own = text_ids(clip, tiny_families.CONTEXT_TOKENS[family][-1], "a photo of a cat")
     assert any(ids[i:i + len(own)] == own for i in range(len(ids))), (ids, own)
 
 
