@@ -6,8 +6,9 @@ takes the parameters the pack passes, or a function that no longer puts a key th
 the pack's hooks (``transformer_options``, a block replace's ``args``, an attn2 replace's ``extra``), keeps the nodes
 (or the model family) that need it from registering, with one log line naming the symbol and the ComfyUI version;
 nothing fails mid-run. Checked on ComfyUI v0.3.64 and v0.33.0 (scripts/harness.py ``RELEASES``). What v0.33 changed
-that the pack meets: nested latents reach OUTER_SAMPLE packed, with their shapes in ``latent_shapes``
-(``latent_shapes``); ``wrap_attn`` unpacks attention tensor containers before an override sees q, k, v, and passes
+that the pack meets: nested latents reach OUTER_SAMPLE packed, with their shapes in ``latent_shapes`` (the pack's
+wrappers read ``latent_image.shape``: a family with nested latents needs them to read ``latent_shapes`` first);
+``wrap_attn`` unpacks attention tensor containers before an override sees q, k, v, and passes
 ``enable_gqa`` with k, v of fewer heads; ``set_model_optimized_attention`` overwrites the attention override (the
 pack's run checks see that); ``inner_set_conds`` may swap the guider's model for its non-dynamic delegate (the pack
 reads ``guider.model_patcher`` only once sampling starts).

@@ -32,7 +32,7 @@ RELEASES = {  # the ComfyUI releases the suite runs on: the default first, the f
     "v0.33.0": "2f35f4a08176d993cded35dac3332be4f7287f41",
     "v0.3.64": "a125cd84b054a57729b5eecab930ca9408719832",
 }
-DEFAULT_RELEASE, FLOOR_RELEASE = next(iter(RELEASES)), list(RELEASES)[-1]
+DEFAULT_RELEASE = next(iter(RELEASES))
 PACK_FOLDER = "negative_guidance"
 
 

@@ -7,10 +7,7 @@ import sys
 import textwrap
 
 import harness
-from comfy_helpers import pack_module
-
-OURS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm", "AttentionCapture",
-        "AttentionRt", "ToyConceptModelLoader"]
+from comfy_helpers import PACK_NODES, pack_module
 
 
 def test_every_declared_symbol_binds_on_this_comfyui(comfy):
@@ -19,7 +16,7 @@ def test_every_declared_symbol_binds_on_this_comfyui(comfy):
     assert [compat.problems(s) for s in surfaces] == [[]] * len(surfaces)
     import nodes
 
-    assert all(name in nodes.NODE_CLASS_MAPPINGS for name in OURS)
+    assert all(name in nodes.NODE_CLASS_MAPPINGS for name in PACK_NODES)
 
 
 def boot_without(tmp_path, hide: str) -> tuple[list[str], str, str]:
@@ -37,7 +34,7 @@ def boot_without(tmp_path, hide: str) -> tuple[list[str], str, str]:
         comfy_helpers.boot(__import__("pathlib").Path({str(tmp_path)!r}))
         import nodes
         families = harness.module("nodes.families")
-        print(json.dumps([[k for k in {OURS!r} if k in nodes.NODE_CLASS_MAPPINGS],
+        print(json.dumps([[k for k in {PACK_NODES!r} if k in nodes.NODE_CLASS_MAPPINGS],
                           [f.__name__.rsplit(".", 1)[-1] for f in families.FAMILIES]]))
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)

@@ -9,6 +9,7 @@ import examples
 import harness
 import pytest
 import workflows
+from comfy_helpers import PACK_NODES
 
 FOLDER = harness.PACK_ROOT / "example_workflows"
 EXAMPLES = sorted(FOLDER.glob("*.json"))
@@ -16,8 +17,6 @@ REAL = {"6_sdxl_delayed_negative_r_t": "sdxl", "7_sd35_medium_independent_scales
         "8_flux_dev_true_cfg_negative": "flux", "9_wan21_t2v_1_3b_negative_video": "wan21",
         "11_flux_dev_cfg1_attention_negative": "flux"}
 LOADERS = set(examples.LOADER_OUTPUTS)
-OURS = {"NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm", "AttentionCapture",
-        "AttentionRt", "ToyConceptModelLoader"}
 
 
 def load(path: Path) -> dict:
@@ -112,7 +111,7 @@ def test_every_node_and_input_an_example_uses_exists(comfy, path):
             assert entry["name"] in names, f"{path.name}: {node['type']} has no input {entry['name']}"
         assert len(node["widgets_values"]) == len(workflows.widget_slots(info)), f"{path.name}: {node['type']}"
         outputs = [o["name"] for o in node["outputs"]]
-        if node["type"] in OURS:  # the pack's outputs are its contract; a core node may gain one between releases
+        if node["type"] in PACK_NODES:  # the pack's outputs are its contract; a core node may gain one between releases
             assert outputs == list(info["output_name"]), f"{path.name}: {node['type']}"
         linked = [o["name"] for o in node["outputs"] if o["links"]]
         assert set(linked) <= set(info["output_name"]), f"{path.name}: {node['type']} has no output {linked}"

@@ -7,6 +7,9 @@ ComfyUI is imported inside the functions: it is on sys.path only once ``boot`` h
 import harness
 
 TESTING_PACK = harness.PACK_ROOT / "tests" / "support" / "testing_pack"
+PACK_NODES = [  # every node id of the pack, in the order it registers them
+    "NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionNegativeTerm", "AttentionCapture",
+    "AttentionRt", "ToyConceptModelLoader"]
 
 
 def boot(workdir, cpu: bool = True):

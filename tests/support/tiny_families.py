@@ -314,7 +314,7 @@ FAMILIES = {
 }
 
 UNBUILDABLE: dict[str, str] = {}  # family → why this ComfyUI cannot build it
-if harness.required_fields(comfy.ldm.flux.model.FluxParams, txt_ids_dims=[3]):
+if "txt_ids_dims" in FluxRope4.unet_config:
     FAMILIES["flux_rope4"] = Family(FluxRope4, comfy.text_encoders.flux.FluxTokenizer,
                                     comfy.text_encoders.flux.flux_clip(), ("clip_l", "t5xxl"))
 else:
