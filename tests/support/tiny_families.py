@@ -321,21 +321,20 @@ else:
     UNBUILDABLE["flux_rope4"] = "this ComfyUI's Flux has no text rope axes (FluxParams.txt_ids_dims, v0.33 on)"
 
 
-@functools.cache
-def _model(family: str, seed: int, dtype: torch.dtype, manual_cast: torch.dtype | None):
+def model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32,
+          manual_cast: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+    """The family's tiny diffusion model as a MODEL: weights stored in ``dtype``, computed in ``manual_cast`` (None:
+    in ``dtype``), set as ComfyUI's loader does (``set_inference_dtype``).
+
+    Built afresh on every call (at most 26 ms), so that, as with a loader's output, the weights die with the last
+    patcher: a model kept alive by a cache outlives the clones ComfyUI loaded it by, and ComfyUI then runs a full
+    garbage collection at every later load ("Potential memory leak detected"), 0.4 s each in this suite."""
     config_class = FAMILIES[family].config
     config = config_class(config_class.unet_config)
     config.set_inference_dtype(dtype, manual_cast)
     base = config.get_model({}, device=CPU)
     tiny.fill_(base.diffusion_model, seed)
     return comfy.model_patcher.ModelPatcher(base, load_device=CPU, offload_device=CPU)
-
-
-def model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32,
-          manual_cast: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
-    """The family's tiny diffusion model as a MODEL: weights stored in ``dtype``, computed in ``manual_cast`` (None:
-    in ``dtype``), set as ComfyUI's loader does (``set_inference_dtype``). A clone of one cached build."""
-    return _model(family, seed, dtype, manual_cast).clone()
 
 
 @functools.cache
