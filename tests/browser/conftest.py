@@ -12,7 +12,6 @@ import live_server
 import pytest
 
 ARTIFACTS = Path(os.environ.get("NEGATIVE_GUIDANCE_ARTIFACTS", harness.PACK_ROOT / "tests" / "artifacts"))
-PORTED_FRONTENDS = ("1.27.10",)  # the frontends (comfyui-frontend-package) whose page API the tests drive
 FLAGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync", "--window-size=1400,900"]
 
@@ -25,12 +24,6 @@ def ui_server(tmp_path_factory):
 @pytest.fixture(scope="session")
 def browser(ui_server, tmp_path_factory):
     """A page on the server's frontend, ready once window.app has a graph."""
-    from importlib.metadata import version
-
-    frontend = version("comfyui-frontend-package")
-    if frontend not in PORTED_FRONTENDS:  # v0.33's 1.48 moved the help panel and template browser: not ported yet
-        pytest.skip(f"BROWSER TESTS SKIPPED: frontend {frontend} is not ported yet (ported: {PORTED_FRONTENDS}); "
-                    "run them on ComfyUI v0.3.64 (COMFYUI_RELEASE=v0.3.64)")
     chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
     try:
         from selenium import webdriver

@@ -88,46 +88,75 @@ def test_the_extension_loads_and_every_input_and_output_has_a_tooltip(browser):
     assert severe_logs(browser) == []
 
 
-HELP = PINIA + """.get('nodeHelp'), defs = """ + PINIA + """.get('nodeDef');
-    const page = async (def) => {  // the frontend's own help panel store: fetches <pack>/docs/<Node>/<locale>.md
+HELP = PINIA + """, sleep = ms => new Promise(r => setTimeout(r, ms));
+    const shown = async (container) => {  // [the help page's HTML, the fallback's text], once one of them shows
+      const find = (name) => document.querySelector(`${container} .${name}`);
+      for (let t = 0; !find('markdown-content') && !find('fallback-content') && t < 200; t++) await sleep(50);
+      return [find('markdown-content')?.innerHTML ?? null, find('fallback-content')?.textContent ?? null];
+    };
+    const page = async (def) => {  // the help page a user opens for a node of type def.name
+      if (stores.has('rightSidePanel')) {  // 1.48 on: the Info tab of the side panel, for the selected node
+        if (!LiteGraph.registered_node_types[def.name]) stores.get('nodeDef').addNodeDef(def);
+        app.graph.clear();
+        const node = LiteGraph.registered_node_types[def.name] ? LiteGraph.createNode(def.name)
+                                                               : Object.assign(new LGraphNode(def.name), {type: def.name});
+        app.graph.add(node);
+        app.canvas.selectItems([node]);
+        stores.get('canvas').updateSelectedItems();
+        stores.get('rightSidePanel').openPanel('info');  // as the selection toolbox's info button does
+        await sleep(100);  // the panel shows the new node
+        return await shown('.node-help-content');
+      }
+      const help = stores.get('nodeHelp');  // 1.27: the help page of the node library's sidebar
+      await app.extensionManager.command.execute('Workspace.ToggleSidebarTab.node-library');
       help.openHelp(def);
-      await new Promise(r => setTimeout(r, 100));
-      for (let t = 0; help.isLoading && t < 200; t++) await new Promise(r => setTimeout(r, 50));
-      const shown = [help.renderedHelpHtml, help.error];
+      const out = await shown('body');
       help.closeHelp();
-      return shown;
+      await app.extensionManager.command.execute('Workspace.ToggleSidebarTab.node-library');
+      return out;
+    };
+    const close = async () => {  // the side panel as it was, once its tabs have settled
+      await sleep(300);
+      stores.get('rightSidePanel')?.closePanel();
+      app.graph.clear();
     };"""
+DEFS = "LiteGraph.registered_node_types"
 
 
 def test_help_pages_open_in_the_frontend_without_a_404(browser):
     severe_logs(browser)
     pages = browser.execute_async_script(f"""
         const [names, done] = arguments;
-        const help = {HELP}
+        const stores = {HELP}
         (async () => {{
           const out = {{}};
-          for (const name of names) out[name] = await page(defs.nodeDefsByName[name]);
+          for (const name of names) out[name] = await page({DEFS}[name].nodeData);
+          await close();
           done(out);
         }})();
     """, OURS)
-    titles = browser.execute_script("return Object.fromEntries(arguments[0].map("
-                                    "n => [n, LiteGraph.registered_node_types[n].nodeData.display_name]))", OURS)
-    for name, (html, error) in pages.items():
-        assert error is None, (name, error)
+    titles = browser.execute_script(f"return Object.fromEntries(arguments[0].map("
+                                    f"n => [n, {DEFS}[n].nodeData.display_name]))", OURS)
+    for name, (html, fallback) in pages.items():
+        assert fallback is None, (name, fallback)
         assert html.startswith(f"<h1>{titles[name]}</h1>") and "<h2>Outputs</h2>" in html, name
     assert severe_logs(browser) == []
 
 
 def test_a_missing_help_page_would_be_seen(browser):
-    """The check above can fail: a node of the pack without a page logs a 404 and an error."""
+    """The check above can fail: a node of the pack without a page logs a 404 and shows the fallback."""
     severe_logs(browser)
-    error = browser.execute_async_script(f"""
+    html, fallback = browser.execute_async_script(f"""
         const done = arguments[0];
-        const help = {HELP}
-        page({{...defs.nodeDefsByName['NegativeTerm'], name: 'NoSuchNode'}}).then(([html, error]) => done(error));
+        const stores = {HELP}
+        page({{...{DEFS}['NegativeTerm'].nodeData, name: 'NoSuchNode'}}).then(async shown => {{
+          await close();
+          done(shown);
+        }});
     """)
     missing = [m for m in browser.get_log("browser") if m["level"] == "SEVERE"]  # not kept: made on purpose
-    assert error and any("docs/NoSuchNode/en.md" in m["message"] and "404" in m["message"] for m in missing)
+    assert fallback and html is None
+    assert any("docs/NoSuchNode/en.md" in m["message"] and "404" in m["message"] for m in missing)
 
 
 def test_the_examples_are_served_as_templates_with_their_thumbnails(ui_server):
@@ -151,7 +180,7 @@ def test_the_template_browser_shows_every_thumbnail(browser, artifacts):
           const wait = async (ok) => {{
             for (let t = 0; !ok() && t < 600; t++) await new Promise(r => setTimeout(r, 50));  // 30 s: a busy CPU
           }};
-          const item = () => [...document.querySelectorAll('li')].find(e => e.textContent.trim() === '{PACK}');
+          const item = () => [...document.querySelectorAll('li, [role=button]')].find(e => e.textContent.trim() === '{PACK}');
           await wait(item);
           item().click();
           const cards = () => [...document.querySelectorAll('[data-testid^=template-workflow-]')];
