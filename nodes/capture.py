@@ -32,6 +32,7 @@ from ..attention.maps import column_matrix, text_attention, word_maps
 from ..attention.store import AttentionStore, LayerId
 from ..attention.words import Word
 from ..guidance import own_step
+from .compat import sampled_latent_shape
 from .contract import EFFECTS, GUIDANCE, KEY
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -253,7 +254,7 @@ def capture_model(model, recorder: Recorder):
     recorder.hooks = recorder.family.install(patched, recorder)
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
-        recorder.begin_run(executor.class_obj, tuple(latent_image.shape), sigmas)
+        recorder.begin_run(executor.class_obj, sampled_latent_shape(recorder.node, latent_image, kwargs), sigmas)
         samples = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
         recorder.end_run(samples)
         return samples

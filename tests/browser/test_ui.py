@@ -98,8 +98,8 @@ HELP = PINIA + """, sleep = ms => new Promise(r => setTimeout(r, ms));
       if (stores.has('rightSidePanel')) {  // 1.48 on: the Info tab of the side panel, for the selected node
         if (!LiteGraph.registered_node_types[def.name]) stores.get('nodeDef').addNodeDef(def);
         app.graph.clear();
-        const node = LiteGraph.registered_node_types[def.name] ? LiteGraph.createNode(def.name)
-                                                               : Object.assign(new LGraphNode(def.name), {type: def.name});
+        const known = LiteGraph.registered_node_types[def.name];  // else a bare node of the type just defined
+        const node = known ? LiteGraph.createNode(def.name) : Object.assign(new LGraphNode(def.name), {type: def.name});
         app.graph.add(node);
         app.canvas.selectItems([node]);
         stores.get('canvas').updateSelectedItems();
@@ -180,7 +180,8 @@ def test_the_template_browser_shows_every_thumbnail(browser, artifacts):
           const wait = async (ok) => {{
             for (let t = 0; !ok() && t < 600; t++) await new Promise(r => setTimeout(r, 50));  // 30 s: a busy CPU
           }};
-          const item = () => [...document.querySelectorAll('li, [role=button]')].find(e => e.textContent.trim() === '{PACK}');
+          const entries = () => [...document.querySelectorAll('li, [role=button]')];  // 1.27's list, 1.48's nav
+          const item = () => entries().find(e => e.textContent.trim() === '{PACK}');
           await wait(item);
           item().click();
           const cards = () => [...document.querySelectorAll('[data-testid^=template-workflow-]')];

@@ -5,7 +5,7 @@ import math
 
 import pytest
 import torch
-from comfy_helpers import assert_memory_stays_flat, call_node, pack_module, patched
+from comfy_helpers import Recorder, assert_memory_stays_flat, call_node, pack_module, patched
 
 TEXT, NEGATIVE = "a photo of a cat", "blurry, dog"
 CAPTURE = dict(positive_words="", negative_words="", special_tokens=False, max_mb=64.0, over_cap="error")
@@ -276,3 +276,20 @@ def test_the_planned_layers_are_the_recorded_ones_at_odd_latent_sizes(tiny):
                         disable_pbar=True)
     expected = pack_module("nodes.families.unet").layers(tiny.model().model.diffusion_model, (9, 7))
     assert list(store_of(handle).layers(0, "positive")) == expected
+
+
+def test_nested_latents_are_refused_before_the_first_step(tiny):
+    """Since v0.33 nested latents (LTX-2's video and audio) reach the wrappers packed, their shapes in
+    ``latent_shapes``: the capture names them and stops before the model is called."""
+    nested = pytest.importorskip("comfy.nested_tensor", reason="this ComfyUI has no nested latents (v0.33 on)")
+    import comfy.sample
+
+    model, _, p, n = capture(tiny.model(), tiny.clip)
+    recorder = Recorder()
+    model.set_model_unet_function_wrapper(recorder)
+    latent = nested.NestedTensor([torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 4, 4)])
+    noise = nested.NestedTensor([torch.randn(1, 4, 8, 8), torch.randn(1, 4, 4, 4)])
+    with pytest.raises(ValueError, match=r"AttentionCapture: input 'model': this run samples 2 latents together "
+                                         r"\(\(1, 4, 8, 8\), \(1, 4, 4, 4\)\)"):
+        comfy.sample.sample(model, noise, 2, 7.0, "euler", "normal", p, n, latent, seed=0, disable_pbar=True)
+    assert recorder.calls == []
