@@ -28,7 +28,7 @@ def term_weight(term: GuidanceTerm | AttentionTerm, sigma: float, sample_sigmas:
 def empty_coefficient(weights: Sequence[float]) -> float:
     """c_u = 1 − Σ_k w_k, snapped to 0 when it is float noise (eq. 9: 1 − s + (s − 1))."""
     c_u = 1.0 - math.fsum(weights)
-    return 0.0 if abs(c_u) <= ZERO_TOL * max(1.0, *(abs(w) for w in weights)) else c_u
+    return 0.0 if abs(c_u) <= ZERO_TOL * max([1.0, *(abs(w) for w in weights)]) else c_u
 
 
 def plan_call(

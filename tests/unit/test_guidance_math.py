@@ -137,6 +137,13 @@ def test_gated_eq9_evaluates_two_conds_everywhere():
     assert evaluation_range(terms) == (2, 2)
 
 
+def test_cfg_0_outside_the_window_is_u_alone():
+    """eq. 9 at cfg 0 is n; with the negative windowed out no term is on, so x̂ = u (it raised a TypeError)."""
+    terms = eq8_terms(0.0, -1.0, Window(0.3, 1.0))
+    assert coefficients(terms, SIGMAS[2]) == {EMPTY: 1.0}
+    assert coefficients(terms, SIGMAS[5]) == {"negative": 1.0}
+
+
 def test_zero_scale_is_never_evaluated():
     assert coefficients(eq8_terms(1.0, 0.0, Window())) == {"positive": 1.0}
     assert evaluation_range(eq8_terms(7.0, 0.0, Window())) == (2, 2)
