@@ -119,8 +119,8 @@ def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: st
             related: Mapping[str, str], embeddings: Mapping[str, torch.Tensor] | None = None,
             tick: Callable[[], None] = lambda: None) -> Report:
     """The report of one run: r(i) from ``related``, else by attention/related.py's ``choose`` (the same word, the
-    head noun, or the best-correlated content word), r_t per image and their mean, and the gate by rule (a): the first
-    step where the mean r_t has risen ``gate_fraction`` of the way from its start to its peak.
+    prompt's subject, or the best-correlated content word), r_t per image and their mean, and the gate by rule (a):
+    the first step where the mean r_t has risen ``gate_fraction`` of the way from its start to its peak.
 
     embeddings: branch → (words, width), each captured word's rows of its encoded prompt, averaged.
     """

@@ -3,9 +3,12 @@
 ``choose`` decides, in this order, and says why:
 
 1. the negative word itself, when the positive has it as a content word (r = 1 for equal prompts);
-2. in an English prompt, the **head noun** of its first phrase: the last word of the first run of content words
-   ("a red circle with eyes" → circle, "professional office woman" → woman). A negative such as "glasses" or "hat"
-   is an attribute of the prompt's subject, which is what Ban et al.'s related word is;
+2. in an English prompt, its **subject** (``subject``): the head noun of the first phrase that names a thing. A
+   negative such as "glasses" or "hat" is an attribute of the prompt's subject, which is what Ban et al.'s related
+   word is. The prompt is read as users write it: comma tags ("masterpiece, best quality, 1girl, solo" → girl: tags
+   of quality, framing and setting name no subject), framing words ("photo of a dog" → dog, "a close-up of" …,
+   "a group of people" → people), and sentences whose noun phrase ends at a verb or participle ("a man holding an
+   umbrella" → man, "a car parked on the street" → car; "a naked woman" and "a tall building" keep their head);
 3. otherwise ``related_word``, by the maps: candidates are the positive's content words (function words: articles,
    prepositions, conjunctions, pronouns, auxiliaries, FUNCTION_WORDS in the prompt's language when it can be told;
    punctuation and special tokens never are). The word whose time-aggregated map correlates best with the negative
@@ -33,7 +36,7 @@ FUNCTION_WORDS = {
         "under above below behind beside besides between near next inside outside through across around against "
         "along among up down off out about as and or but nor so yet if than then is are was were be been being has "
         "have had do does did it its he his she her they their them we our you your i my me which who whom whose "
-        "while very"),
+        "while very there here"),
     "french": listed(
         "un une des le la les l du de d au aux ce cet cette ces et ou mais avec sans sur sous dans en par pour vers "
         "chez entre est sont il elle ils elles son sa ses leur leurs qui que"),
@@ -104,18 +107,73 @@ def related_word(negative_map: torch.Tensor, positive_maps: torch.Tensor, positi
                                     f"{second:.2f})")
 
 
-def head_noun(words: Sequence[str]) -> int | None:
-    """The head noun of an English prompt's first phrase: the last word of its first run of content words (English
-    noun phrases end in their head); None for another language or a prompt without content words."""
-    if language(words) != "english":
+SEPARATORS = frozenset(",.;:|!?()[]{}")  # punctuation that ends a tag or a clause; "-", "'" and "_" do not
+META = listed(  # tags that say how a picture looks, not what it shows
+    "masterpiece best quality high highest top low worst normal highres hires absurdres ultra ultra-detailed detailed "
+    "highly intricate sharp focus hdr uhd 4k 8k 16k raw realistic photorealistic hyperrealistic photoreal cinematic "
+    "lighting light soft studio professional award winning trending artstation octane unreal engine render rendering "
+    "score up solo simple white black background outdoors indoors day night sunset sunrise depth field bokeh film "
+    "grain vibrant colors colorful beautiful aesthetic amazing stunning epic style official wallpaper volumetric")
+FRAMING = listed(  # "a photo of X": X is what the picture shows; a tag of framing words alone shows nothing
+    "photo photograph picture image portrait close closeup shot still view painting drawing illustration sketch render "
+    "rendering art artwork poster selfie headshot macro scene silhouette photography")
+OF_HEADS = FRAMING | listed(  # "a group of X", "a bowl of X": X too
+    "group bunch herd flock pack pair couple crowd pile stack cup glass bowl plate bottle slice piece lot handful")
+ING_NOUNS = listed(  # words in -ing that are nouns or compound modifiers, not participles
+    "building painting drawing wedding ceiling evening morning clothing living dining swimming sleeping washing "
+    "fishing shopping parking sewing boxing bowling lightning railing pudding dumpling duckling sapling viking "
+    "earring sibling icing frosting landing bedding stuffing awning")
+VERBS = listed(  # present-tense verbs that end a subject
+    "holds sits stands wears looks walks runs rides eats plays sleeps flies jumps lies reads drinks swims dances sings "
+    "smiles stares waits carries leans floats hangs grows shines glows lays rests watches fights")
+
+
+def is_verb(word: str, following: str | None) -> bool:
+    """A verb or participle that ends the noun phrase before it: a present-tense verb, an -ing participle (not a noun
+    in -ing), or an -ed participle followed by no content word ("parked on", "dressed in"; "naked woman" is not)."""
+    if word in VERBS or (len(word) > 4 and word.endswith("ing") and word not in ING_NOUNS):
+        return True
+    follows_content = following is not None and is_content(following, FUNCTION_WORDS["english"])
+    return len(word) > 4 and word.endswith("ed") and not follows_content
+
+
+def phrase_head(words: Sequence[str], indices: Sequence[int]) -> int | None:
+    """The head noun of the first noun phrase among ``words[indices]`` (one tag or clause): the last content word
+    before a function word, a possessive or a verb, after any "photo of", "group of"; None when all of it is META or
+    framing."""
+    known = FUNCTION_WORDS["english"]
+    lowered = [words[i].lower() for i in indices]
+    if "of" in lowered and any(w in OF_HEADS for w in lowered[:lowered.index("of")]):
+        start = lowered.index("of") + 1
+        indices, lowered = indices[start:], lowered[start:]
+    content = [w for w in lowered if is_content(w, known)]
+    if all(w in META or w in FRAMING or w.isdigit() or len(w) == 1 for w in content):  # "8k": "8", "k"
         return None
     run = []
-    for i, word in enumerate(words):
-        if is_content(word, FUNCTION_WORDS["english"]):
-            run.append(i)
-        elif run:
-            break
+    for k, word in enumerate(lowered):
+        following = lowered[k + 1] if k + 1 < len(lowered) else None
+        if run and (word in known or word == "'s" or (word not in META and is_verb(word, following))):
+            break  # "tiger's face": the possessor
+        if is_content(word, known):
+            run.append(indices[k])
     return run[-1] if run else None
+
+
+def subject(words: Sequence[str]) -> int | None:
+    """The subject of an English prompt: the head of the first tag or clause that names a thing (see the module
+    docstring); None for another language or a prompt of META words only."""
+    if language([w.lower() for w in words]) != "english":
+        return None
+    part: list[int] = []
+    for i, word in enumerate([*words, ","]):
+        if word not in SEPARATORS:
+            part.append(i)
+            continue
+        head = phrase_head(words, part) if part else None
+        if head is not None:
+            return head
+        part = []
+    return None
 
 
 def choose(negative: str, negative_map: torch.Tensor, positive_maps: torch.Tensor, positives: Sequence[str],
@@ -124,7 +182,7 @@ def choose(negative: str, negative_map: torch.Tensor, positive_maps: torch.Tenso
     """r(i) for the negative word ``negative`` (see the module docstring)."""
     if negative in positives and positives.index(negative) in content_words(positives):
         return Choice(positives.index(negative), "the same word is in the positive")
-    head = head_noun(positives)
+    head = subject(positives)
     if head is not None:
-        return Choice(head, "the head noun of the positive's first phrase")
+        return Choice(head, "the subject of the positive prompt")
     return related_word(negative_map, positive_maps, positives, negative_embedding, positive_embeddings)

@@ -141,13 +141,15 @@ def build_guidance(node_id: str, mode: str, neg_scale: float, neg_start: float, 
         if cfg is not None:
             guidance.terms(cfg)
         # c_u = 1 − cfg + neg_scale: known with the guider's cfg; at the KSampler's cfg, any cfg may need u
-        # (standard mode cancels u at any cfg: probe one ≠ 1)
-        needed = needs_empty(guidance.terms(cfg)) if cfg is not None else (
-            mode == "independent" or needs_empty(guidance.terms(cfg=2.0)))
+        # (standard mode cancels u at any cfg: probe one ≠ 1). Until auto_start's gate opens the negative is off.
+        probe = guidance.terms(2.0 if cfg is None else cfg)
+        needed = (needs_empty(probe) or (cfg is None and mode == "independent")
+                  or (auto_start > 0 and probe[1].scale != 0.0))
         if empty is None and needed:
-            raise InvalidInput("empty", "is needed: eq. 8 evaluates u, the empty prompt, at some steps. Connect "
-                                        "'clip' (the node encodes it), or use mode standard with an always-on "
-                                        "negative and no extra terms.")
+            raise InvalidInput("empty", "is needed: eq. 8 evaluates u, the empty prompt, at the steps where the "
+                                        "negative is off (its window, a ramp, an extra term or auto_start's gate). "
+                                        "Connect 'clip' (the node encodes it), or use mode standard with an "
+                                        "always-on negative, no extra terms and auto_start 0.")
     return guidance
 
 

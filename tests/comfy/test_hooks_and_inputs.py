@@ -152,6 +152,7 @@ OTHER_FAMILY = [[torch.zeros(1, 77, 768), {"pooled_output": torch.zeros(1, 768)}
         (dict(empty=OTHER_FAMILY), "empty", "context width 768"),
         (dict(empty=None), "empty", "is needed"),
         (dict(mode="standard", neg_start=0.3, empty=None), "empty", "is needed"),
+        (dict(mode="standard", auto_start=0.05, empty=None), "empty", "auto_start's gate"),  # was a KeyError mid-run
         (dict(empty="dot", clip="tiny"), "empty", "is not the empty prompt of input 'clip'"),
     ],
 )

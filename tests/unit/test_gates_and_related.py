@@ -1,6 +1,7 @@
 """r(i) picks a content word, and the gate rules on planted curves, maps and predictions (pure, no ComfyUI)."""
 
 import math
+import re
 
 import pytest
 import torch
@@ -86,16 +87,85 @@ def test_rule_c_settles_when_the_low_pass_layout_stops_moving():
     assert watch.opened_at == 5 and watch.is_open(5) and not watch.is_open(4)
 
 
-def test_r_i_is_the_same_word_else_the_head_noun_of_the_first_phrase():
+def test_r_i_is_the_same_word_else_the_subject_of_the_prompt():
     """'professional office woman' / 'glasses': r(i) is woman, the prompt's subject, even where a map of another
     word correlates better; a word the positive has is its own r(i); another language falls back to the maps."""
     positives = ["a", "professional", "office", "woman", "at", "a", "desk"]
     maps = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(4, 8), blob(4, 9)])
     choice = related.choose("glasses", blob(4, 9), maps, positives)
-    assert positives[choice.index] == "woman" and choice.reason == "the head noun of the positive's first phrase"
+    assert positives[choice.index] == "woman" and choice.reason == "the subject of the positive prompt"
     assert positives[related.choose("desk", blob(4, 9), maps, positives).index] == "desk"
-    assert [related.head_noun(w) for w in (["a", "red", "circle", "with", "eyes"], ["a", "the"])] == [2, None]
+    assert [related.subject(w) for w in (["a", "red", "circle", "with", "eyes"], ["a", "the"])] == [2, None]
     french = ["une", "femme", "avec", "des", "lunettes"]
     french_maps = torch.stack([blob(2, 2), blob(4, 9), blob(2, 2), blob(2, 2), blob(12, 12)])
     choice = related.choose("chapeau", blob(4, 9), french_maps, french)
     assert french[choice.index] == "femme" and choice.reason.startswith("map correlation")
+
+
+def clip_words(text: str) -> list[str]:
+    """The words CLIP's pre-tokenizer gives: lower case, letters runs, single digits, punctuation runs."""
+    return re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+", text.lower())
+
+
+SUBJECTS = [  # (positive prompt, negative word, the positive word a person picks as r(i))
+    # sentences, with verbs and participles
+    ("a man holding an umbrella", "hat", "man"),
+    ("a cat sitting on a chair", "collar", "cat"),
+    ("an astronaut riding a horse on mars", "helmet", "astronaut"),
+    ("a woman wearing sunglasses on the beach", "hat", "woman"),
+    ("a car parked on the street at night", "rust", "car"),
+    ("a man dressed in black standing in the rain", "beard", "man"),
+    ("a dog runs through the park", "leash", "dog"),
+    ("two cats playing with a ball of yarn", "collar", "cats"),
+    ("a steampunk airship flying over a victorian city", "smoke", "airship"),
+    ("a hummingbird drinking nectar from a flower", "blur", "hummingbird"),
+    ("there is a vintage red car in front of the house", "rust", "car"),
+    ("a beautiful naked woman lying on a bed", "tattoo", "woman"),
+    ("a tall building at sunset", "crane", "building"),
+    ("a cozy living room with a fireplace", "clutter", "room"),
+    ("a knight riding a dragon over the mountains", "armor", "knight"),
+    ("a red-haired girl reading a book under a tree", "glasses", "girl"),
+    ("an old fisherman smiling at the camera", "beard", "fisherman"),
+    # framing words
+    ("photo of a dog in the park", "leash", "dog"),
+    ("portrait of an old man with a beard", "glasses", "man"),
+    ("a close-up of a tiger's face", "stripes", "tiger"),
+    ("close-up photograph of a bee on a sunflower", "blur", "bee"),
+    ("an oil painting of a lighthouse on a cliff during a storm", "people", "lighthouse"),
+    ("aerial view of a city at night", "fog", "city"),
+    ("cinematic film still of a samurai in the rain", "sword", "samurai"),
+    ("product shot of a perfume bottle on marble", "text", "bottle"),
+    ("a group of people at a concert", "phones", "people"),
+    ("a bowl of ramen with chopsticks", "egg", "ramen"),
+    ("highly detailed digital art of a wolf howling at the moon", "clouds", "wolf"),
+    ("a photo of a teddy bear on a skateboard", "wheels", "bear"),
+    ("portrait photo of a young woman, soft lighting", "makeup", "woman"),
+    ("a watercolor illustration of a fox in the snow", "trees", "fox"),
+    ("a black and white photograph of a jazz musician", "saxophone", "musician"),
+    ("a macro shot of a dew drop on a leaf", "insect", "drop"),
+    # comma tags
+    ("masterpiece, best quality, 1girl, solo, outdoors", "hat", "girl"),
+    ("woman, red dress, long hair, smiling", "jewelry", "woman"),
+    ("best quality, ultra detailed, 1boy, armor, sword", "helmet", "boy"),
+    ("score_9, score_8_up, 1girl, cat ears, pink hair", "tail", "girl"),
+    ("8k, photorealistic, sports car, rain, neon lights", "people", "car"),
+    ("masterpiece, highres, cyberpunk city, night, rain", "cars", "city"),
+    ("beautiful landscape, mountains, lake, sunrise", "people", "landscape"),
+    ("cinematic lighting, old man, wrinkles, portrait", "glasses", "man"),
+    ("anime girl with cat ears, pink hair, school uniform", "tail", "girl"),
+    ("award winning photo, red fox, snow, golden hour", "trees", "fox"),
+    ("simple background, white background, teapot, porcelain", "shadow", "teapot"),
+]
+
+
+@pytest.mark.parametrize("positive, negative, expected", SUBJECTS, ids=[s[0][:40] for s in SUBJECTS])
+def test_r_i_is_the_subject_a_person_would_pick(positive, negative, expected):
+    """Prompts as users write them: sentences with verbs and participles, framing words, comma tags."""
+    words = clip_words(positive)
+    maps = torch.stack([blob(4, 4)] * len(words))
+    choice = related.choose(negative, blob(4, 4), maps, words)
+    assert words[choice.index] == expected, (words, choice)
+
+
+def test_the_rule_covers_every_kind_of_prompt_forty_times():
+    assert len(SUBJECTS) >= 40 and len({s[0] for s in SUBJECTS}) == len(SUBJECTS)
