@@ -121,9 +121,9 @@ class Recorder:
         layers = self.family.layers(diffusion_model, latent_shape)
         guidance = guider.model_options.get(GUIDANCE)
         negatives = 0 if guidance is None else len(guidance.negative_keys(guider.cfg)) + bool(guidance.attention)
-        self.attention_negative = None if guidance is None else next(
-            (i for i, term in enumerate(guidance.attention)
-             if same_tensor(term.context, self.prompts["negative"].conditioning)), None)
+        negative = self.prompts.get("negative")  # none when negative_text is empty
+        self.attention_negative = None if guidance is None or negative is None else next(
+            (i for i, term in enumerate(guidance.attention) if same_tensor(term.context, negative.conditioning)), None)
         self.store = AttentionStore(self.max_bytes, self.downsample)
         try:
             self.store.plan(layers, latent_shape[0] * sum(len(p.words) for p in self.prompts.values()), steps,

@@ -429,6 +429,18 @@ def test_the_capture_records_the_negative_at_cfg_1_above_or_below_and_changes_no
                 assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3, rel=1e-3)
 
 
+def test_a_capture_of_the_positive_alone_beside_an_attention_negative_changes_nothing():
+    """AttentionCapture with an empty negative_text and an attention-space negative below it (it raised
+    KeyError: 'negative' at the first step): the positive is recorded and the samples equal the uncaptured run."""
+    import tiny_families
+
+    base, p, neg = tiny_families.model("sd1"), encode("sd1", TEXT), encode("sd1", NEGATIVE)
+    reference = sample("sd1", guidance_cfg(base, attention_term(neg)), p, neg)
+    captured, handle, cp, _ = capture("sd1", guidance_cfg(base, attention_term(neg)), "")
+    assert torch.equal(sample("sd1", captured, cp, neg), reference)
+    assert handle.recorder.finished.branches() == {"positive"}
+
+
 def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(comfy):
     """ComfyUI's own attention functions as the override receives them: every one but SageAttention's takes the sink's
     8 extra channels per head; bf16 and fp32 keep the shares, fp16 would flush them (nodes/nag.py ``merges``)."""
