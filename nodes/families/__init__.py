@@ -24,6 +24,8 @@ REFUSED: dict[str, str] = {  # diffusion model class → why the capture cannot 
                                       "Llama layer beside the T5 tokens",
     "NextDiT": "Lumina 2 has no dit block replace to name its layers",
     "MMDiT": "AuraFlow's register tokens and pile-T5 layout are not mapped yet",
+    "ChromaRadiance": "Chroma Radiance samples pixels in 16×16 patches, not Chroma's latent in 2×2 patches, and "
+                      "the pack does not map its image tokens yet",
 }
 
 

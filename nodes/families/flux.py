@@ -30,7 +30,8 @@ installed_hooks = joint.installed_hooks
 
 
 def matches(diffusion_model) -> bool:
-    return isinstance(diffusion_model, Flux | Chroma)
+    """Flux and Chroma; not Chroma Radiance, a Chroma on pixels in 16×16 patches (refused by name)."""
+    return isinstance(diffusion_model, Flux | Chroma) and type(diffusion_model).__name__ != "ChromaRadiance"
 
 
 def text(clip, prompt: str) -> PromptTokens:

@@ -44,8 +44,8 @@ import pytest
 import torch
 from comfy_helpers import Recorder, call_node, patched, sample
 
-FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "wan21", "wan21_i2v", "qwen_image", "lumina2", "auraflow",
-            "hidream", "hunyuan_video", "flux_rope4")  # = tiny_families' families, which need ComfyUI on the path
+FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "chroma_radiance", "wan21", "wan21_i2v", "qwen_image",
+            "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4")  # = tiny_families' (they need ComfyUI)
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 STEPS = 6
@@ -57,6 +57,7 @@ EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixe
     "EmptyLatentImage": ("sd1", "sd2", "sdxl", "auraflow"),
     "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream", "flux_rope4"),
     "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video"),
+    "EmptyChromaRadianceLatentImage": ("chroma_radiance",),
 }
 
 

@@ -496,6 +496,9 @@ def test_bad_input_is_refused_before_sampling(comfy):
     with pytest.raises(ValueError, match="NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
                                          "its diffusion model NextDiT"):
         guidance_cfg(tiny_families.model("lumina2"), attention_term(encode("lumina2", NEGATIVE)))
+    with pytest.raises(ValueError, match="NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         "its diffusion model ChromaRadiance .* pixels in 16×16 patches"):
+        guidance_cfg(tiny_families.model("chroma_radiance"), attention_term(encode("chroma_radiance", NEGATIVE)))
 
 
 @pytest.mark.parametrize("name", ["10_cfg1_attention_negative", "11_flux_dev_cfg1_attention_negative"])

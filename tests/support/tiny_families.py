@@ -26,6 +26,7 @@ import tiny
 import torch
 
 import comfy.ldm.chroma.model
+import comfy.ldm.chroma_radiance.model
 import comfy.ldm.flux.model
 import comfy.model_patcher
 import comfy.sd
@@ -46,6 +47,7 @@ import comfy.text_encoders.wan
 
 CPU = torch.device("cpu")
 LATENT_SIZE = 8  # latent height and width: 64×64 pixels
+PIXEL_SPACE = ("chroma_radiance",)  # families whose latent is the picture: 64×64
 
 # Tiny text encoders, by ComfyUI model name (the <name>_model_config option); widths are the real models'.
 CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
@@ -228,6 +230,15 @@ class Chroma(comfy.supported_models.Chroma):
                                  **harness.required_fields(comfy.ldm.chroma.model.ChromaParams, vec_in_dim=None)}
 
 
+class ChromaRadiance(comfy.supported_models.ChromaRadiance):  # Chroma's blocks on pixels in 16×16 patches
+    unet_config = Chroma.unet_config | {
+        "image_model": "chroma_radiance", "in_channels": 3, "out_channels": 3, "patch_size": 16,
+        "nerf_hidden_size": 16, "nerf_mlp_ratio": 2, "nerf_depth": 1, "nerf_max_freqs": 4, "nerf_tile_size": 0,
+        "nerf_final_head_type": "linear", "nerf_embedder_dtype": None,
+        **harness.required_fields(comfy.ldm.chroma_radiance.model.ChromaRadianceParams, use_x0=False,
+                                  use_sequential_txt_ids=False)}
+
+
 WAN_BLOCKS = {"image_model": "wan2.1", "dim": 64, "out_dim": 16, "num_heads": 2, "ffn_dim": 128, "num_layers": 2,
               "patch_size": (1, 2, 2), "freq_dim": 256, "window_size": (-1, -1), "qk_norm": True,
               "cross_attn_norm": True, "eps": 1e-6, "text_dim": 4096}
@@ -296,6 +307,8 @@ FAMILIES = {
                    ("clip_l", "t5xxl")),
     "chroma": Family(Chroma, comfy.text_encoders.pixart_t5.PixArtTokenizer, comfy.text_encoders.pixart_t5.pixart_te(),
                      ("t5xxl",)),
+    "chroma_radiance": Family(ChromaRadiance, comfy.text_encoders.pixart_t5.PixArtTokenizer,
+                              comfy.text_encoders.pixart_t5.pixart_te(), ("t5xxl",)),
     "wan21": Family(Wan21T2V, comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te(), ("umt5xxl",),
                     umt5_tokenizer_data),
     "wan21_i2v": Family(Wan21I2V, comfy.text_encoders.wan.WanT5Tokenizer, comfy.text_encoders.wan.te(),
@@ -363,7 +376,7 @@ def encode(clip: comfy.sd.CLIP, text: str) -> list:
 
 CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's token axis, in order
     "sd1": ("l",), "sd2": ("h",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",),
-    "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",),
+    "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",),
 }
@@ -392,10 +405,12 @@ def context_tokens(family: str, tokens: dict) -> list[int]:
 
 
 def latent_shape(family: str, batch: int = 1) -> tuple[int, ...]:
-    """(B, C, H, W), or (B, C, T=1, H, W) for the video latent formats (Wan, Qwen-Image, HunyuanVideo)."""
+    """(B, C, H, W), or (B, C, T=1, H, W) for the video latent formats (Wan, Qwen-Image, HunyuanVideo); H = W =
+    LATENT_SIZE, or the 64 pixels themselves in PIXEL_SPACE."""
     latent_format = FAMILIES[family].config.latent_format
     frames = (1,) if latent_format.latent_dimensions == 3 else ()
-    return (batch, latent_format.latent_channels, *frames, LATENT_SIZE, LATENT_SIZE)
+    size = LATENT_SIZE * 8 if family in PIXEL_SPACE else LATENT_SIZE
+    return (batch, latent_format.latent_channels, *frames, size, size)
 
 
 def latent(family: str, batch: int = 1) -> torch.Tensor:
