@@ -19,7 +19,7 @@ from ..attention.analysis import Report, analyse
 from ..attention.export import write_exports
 from ..attention.pictures import effects_picture, heatmaps_picture, overlay_pictures, rt_picture
 from ..attention.words import choose, default_words
-from .capture import Prompt, Recorder, capture_model
+from .capture import Prompt, Recorder, capture_model, is_captured
 from .families import UnsupportedModel, family_of
 from .families.text import UnsupportedText
 from .guidance_nodes import model_input
@@ -118,6 +118,10 @@ class AttentionCapture(io.ComfyNode):
             family = family_of(model)
         except UnsupportedModel as error:
             raise ValueError(f"{node}: input 'model': {error}") from None
+        if is_captured(model):
+            raise ValueError(f"{node}: input 'model' comes from another AttentionCapture: one capture records every "
+                             "map of the run. Keep one AttentionCapture on this model chain and analyse its capture "
+                             "output with as many AttentionRt nodes as needed.")
         if not positive_text.strip() and not negative_text.strip():
             raise ValueError(f"{node}: inputs 'positive_text' and 'negative_text' are both empty: type the prompts "
                              "here, where they are encoded and captured")

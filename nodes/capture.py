@@ -248,6 +248,11 @@ def run_facts(guider, sample_sigmas: list[float]) -> RunFacts:
     return RunFacts(type(guider).__name__, skips, off)
 
 
+def is_captured(model) -> bool:
+    """Whether an AttentionCapture already patched ``model`` (its recorder is in the transformer options)."""
+    return EFFECTS in model.model_options.get("transformer_options", {})
+
+
 def capture_model(model, recorder: Recorder):
     """A clone of ``model`` whose sampling records the recorder's prompts; the incoming model is left untouched."""
     patched = model.clone()

@@ -173,6 +173,14 @@ def test_capture_input_errors(tiny, positive, negative, message):
         captured_run(tiny, positive, negative)
 
 
+def test_a_second_capture_on_the_same_chain_is_refused_before_sampling(tiny):
+    """Two chained captures left one store empty, reported as "the negative prompt was never evaluated"."""
+    first = call_node("AttentionCapture", model=tiny.model(), clip=tiny.clip, positive_text=TEXT,
+                      negative_text="glasses", **CAPTURE)[0]
+    with pytest.raises(ValueError, match="^AttentionCapture: input 'model' comes from another AttentionCapture"):
+        captured_run(tiny, model=first)
+
+
 def test_a_capture_whose_model_never_sampled_says_so(tiny):
     _, handle, _, _ = call_node("AttentionCapture", model=tiny.model(), clip=tiny.clip, positive_text=TEXT,
                                 negative_text="glasses", **CAPTURE)
