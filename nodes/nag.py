@@ -211,11 +211,15 @@ class NagCall:
         return None if self.effect is None else self.effect / self.effect_layers
 
 
-def part_options(options: dict, part, uuids: list | None = None) -> dict:
-    """The options a part's attention call gets: marked with NAG_PART (and, for a negative, its rows' uuids)."""
+def part_options(options: dict, part, rows: Rows | None = None) -> dict:
+    """The options a part's attention call gets: marked with NAG_PART and, for a negative on some chunks of the
+    batch, those chunks' ``uuids`` and ``cond_or_uncond``, so that a hook below that splits q's rows by them (an
+    IP-Adapter) labels the rows it is handed."""
     marked = {**options, NAG_PART: part}
-    if uuids is not None:
-        marked["uuids"] = uuids
+    if rows is not None:
+        marked["uuids"] = rows.uuids
+        if "cond_or_uncond" in options:
+            marked["cond_or_uncond"] = [c for c, on in zip(options["cond_or_uncond"], rows.flags, strict=True) if on]
     return marked
 
 
@@ -233,7 +237,7 @@ def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
     for negative, tokens in zip(nag.negatives, negatives, strict=True):
         keys = slice(start, start + tokens)
         z_negs.append(attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]),
-                             part_options(options, negative.index, rows.uuids)))
+                             part_options(options, negative.index, rows)))
         start += tokens
     return rows.merge(z_pos, nag.combine(rows.pick(z_pos), z_negs, rows, options["uuids"], grid))
 
@@ -278,7 +282,7 @@ def guide_joint_apart(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch
                 x = rows.pick(x)
                 return torch.cat([x.narrow(axis, start, tokens), x.narrow(axis, image_start, image)], dim=axis)
 
-            z = attend(part(q), part(k), part(v), part_options(options, negative.index, rows.uuids))
+            z = attend(part(q), part(k), part(v), part_options(options, negative.index, rows))
             texts.append(rows.merge(z_pos.new_zeros(z_pos.shape[0], tokens, z_pos.shape[2]), z[:, :tokens]))
             z_negs.append(z[:, tokens:])
             start += tokens

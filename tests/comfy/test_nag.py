@@ -441,6 +441,38 @@ def test_a_capture_of_the_positive_alone_beside_an_attention_negative_changes_no
     assert handle.recorder.finished.branches() == {"positive"}
 
 
+def test_an_earlier_attn2_replace_that_splits_rows_by_cond_or_uncond_is_handed_matching_labels():
+    """An IP-Adapter-style attn2 replace applied before the pack splits q's rows per label of cond_or_uncond. At cfg
+    3 the negative's part call holds the positive's rows only: its cond_or_uncond and uuids say so (they held the
+    whole batch's, so each label got half a row set, and a batch of 1 crashed), and the samples equal the run where
+    the replace is plain attention."""
+    import tiny_families
+
+    import comfy.ldm.modules.attention as comfy_attention
+
+    unet = pack_module("nodes.families.unet")
+    seen = []
+
+    def split_by_label(q, k, v, extra):
+        labels = extra["cond_or_uncond"]
+        assert len(labels) == len(extra["uuids"]) and q.shape[0] % len(labels) == 0
+        seen.append((tuple(labels), q.shape[0] // len(labels)))
+        return comfy_attention.optimized_attention(q, k, v, extra["n_heads"], attn_precision=extra["attn_precision"],
+                                                   transformer_options=extra)
+
+    p, n, neg = encode("sd1", TEXT), encode("sd1", NEGATIVE), encode("sd1", OTHER)
+    plain = tiny_families.model("sd1")
+    reference = sample("sd1", guidance_cfg(plain, attention_term(neg)), p, n, cfg=3.0)
+    base = tiny_families.model("sd1")
+    for block in {layer.block for layer in unet.layers(base.model.diffusion_model, (1, 1))}:
+        base.set_model_attn2_replace(split_by_label, *block)
+    samples = sample("sd1", guidance_cfg(base, attention_term(neg)), p, n, cfg=3.0)
+    assert {size for _, size in seen} == {2}  # every label's rows are the batch of 2
+    assert ((0,), 2) in seen  # the negative's part call: the positive's rows, labelled as such
+    assert any(len(labels) == 2 for labels, _ in seen)  # the layer's own call: p and n
+    torch.testing.assert_close(samples, reference, rtol=0, atol=0)
+
+
 def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(comfy):
     """ComfyUI's own attention functions as the override receives them: every one but SageAttention's takes the sink's
     8 extra channels per head; bf16 and fp32 keep the shares, fp16 would flush them (nodes/nag.py ``merges``)."""
