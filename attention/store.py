@@ -58,7 +58,7 @@ def pooling_plan(layers: Sequence[LayerId], bytes_per_pixel: int, max_bytes: int
     while bytes_per_pixel * sum(map(size, layers)) > max_bytes:
         largest = max(layers, key=size)
         if size(largest) == math.prod(largest.grid[:-2]):
-            raise MemoryError(f"even 1×1 maps need {bytes_per_pixel * sum(map(size, layers)) / 2**20:.1f} MB")
+            raise MemoryError(f"even 1×1 maps need {bytes_per_pixel * sum(map(size, layers)) / 2**20:.1f} MiB")
         factor[largest] *= 2
     return {layer: f for layer, f in factor.items() if f > 1}
 
@@ -96,8 +96,8 @@ class AttentionStore:
         native = bytes_per_pixel * sum(pooled_pixels(layer, 1) for layer in layers)
         if budget < 0 or (native > budget and not self.downsample):
             need = native + MAP_BYTES * effect_pixels * steps
-            raise MemoryError(f"the maps of this run need {need / 2**20:.1f} MB at native resolution, over the cap "
-                              f"of {self.max_bytes / 2**20:.1f} MB: raise it, allow downsampling, or capture fewer "
+            raise MemoryError(f"the maps of this run need {need / 2**20:.1f} MiB at native resolution, over the cap "
+                              f"of {self.max_bytes / 2**20:.1f} MiB: raise it, allow downsampling, or capture fewer "
                               "words or steps")
         self.pool = pooling_plan(layers, bytes_per_pixel, budget)
         self.planned = (bytes_per_pixel * sum(pooled_pixels(layer, self.pool.get(layer, 1)) for layer in layers)
@@ -137,7 +137,7 @@ class AttentionStore:
         self.pending_maps.clear()
         self.pending_effects.clear()
         if self.nbytes > self.max_bytes:
-            raise MemoryError(f"the attention capture passed its cap of {self.max_bytes / 2**20:.1f} MB at step "
+            raise MemoryError(f"the attention capture passed its cap of {self.max_bytes / 2**20:.1f} MiB at step "
                               f"{self.step}")
 
     def reset(self) -> None:

@@ -90,7 +90,7 @@ class AttentionCapture(io.ComfyNode):
                                  "tokens (<bos>, <eos>, <pad>) where the text encoder has them. Off (neutral): words "
                                  "only."),
                 io.Float.Input("max_mb", default=50.0, min=1.0, max=65536.0, step=1.0, tooltip="Cap on the stored "
-                               "maps and effect maps of one run, in MB (50 (neutral) holds 50 steps of a 512×512 SD1 "
+                               "maps and effect maps of one run, in MiB of 2²⁰ bytes (50 (neutral) holds 50 steps of a 512×512 SD1 "
                                "image with 2×10 words). The run is planned before its first step; over_cap says "
                                "what happens above it."),
                 io.Combo.Input("over_cap", options=list(OVER_CAP), default="downsample", tooltip="When the run's "
@@ -211,7 +211,8 @@ class AttentionRt(io.ComfyNode):
                 io.Combo.Input("score", options=list(SCORES), default="frobenius", tooltip="frobenius: ‖A‖_F "
                                "(neutral); mean_square: mean(A²), as in Ban et al.'s released code."),
                 io.Float.Input("gate_fraction", default=0.5, min=0.01, max=1.0, step=0.01, tooltip="The suggested "
-                               "gate start is the first step where the mean r_t reaches this fraction of its peak."),
+                               "gate start is the first step where the mean r_t has risen this fraction of the way "
+                               "from its first step's value r₀ to its peak: r_t − r₀ ≥ f·(max r_t − r₀)."),
                 io.String.Input("related", default="", tooltip="Override r(i): 'negative=positive' pairs, comma "
                                 "separated (e.g. glasses=woman). Empty (neutral) = automatic."),
                 io.String.Input("filename_prefix", default="negative_guidance/rt", tooltip="Where the JSON, CSV "

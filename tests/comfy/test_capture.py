@@ -253,7 +253,7 @@ def test_over_the_cap_the_capture_stops_before_sampling_or_downsamples(tiny):
     reference = store_of(handle)
     mb = reference.nbytes / 2**20
     model, _, p, n = capture(tiny.model(), tiny.clip, **every, max_mb=mb / 2)
-    with pytest.raises(ValueError, match=r"^AttentionCapture: input 'max_mb': the maps of this run need .* MB at "
+    with pytest.raises(ValueError, match=r"^AttentionCapture: input 'max_mb': the maps of this run need .* MiB at "
                                          r"native resolution, over the cap"):
         run(tiny, model, p, n)
     model, handle, p, n = capture(tiny.model(), tiny.clip, **every, max_mb=mb / 3, over_cap="downsample")

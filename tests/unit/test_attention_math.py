@@ -152,7 +152,7 @@ def test_the_effect_maps_count_against_the_cap():
 
 
 def test_the_store_refuses_a_run_over_its_cap_or_a_step_past_it():
-    with pytest.raises(MemoryError, match="need 51.4 MB at native resolution, over the cap of 50.0 MB"):
+    with pytest.raises(MemoryError, match="need 51.4 MiB at native resolution, over the cap of 50.0 MiB"):
         AttentionStore(50 * 2**20, downsample=False).plan(SD15_AT_64, 20, 50)
     store = AttentionStore(100)
     store.begin_step(0, 1.0)

@@ -66,3 +66,12 @@ def test_a_step_window_switches_at_its_first_step(sampler):
     window = Window(0.3, 1.0)  # on from step 3
     for sigma, step in evaluations(sampler, sigmas):
         assert window.is_active(sigma, sigmas, percent_to_sigma=None) == (step >= 3)
+
+
+def test_a_gate_start_of_k_over_n_opens_at_step_k_for_every_n_up_to_1000():
+    """AttentionRt's gate_start = gate_step/N, fed to neg_start, opens at gate_step (the ⌊start·N⌋ floor's 10⁻⁶ of a
+    step absorbs the binary rounding of k/N); a typed 0.29 at 100 steps opens at step 29."""
+    late = [(k, n) for n in range(1, 1001) for k in range(n)
+            if Window(k / n, 1.0).step_range([0.0] * (n + 1), None).start != k]
+    assert late == []
+    assert Window(0.29, 1.0).step_range([0.0] * 101, None).start == 29
