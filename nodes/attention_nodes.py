@@ -91,8 +91,8 @@ class AttentionCapture(io.ComfyNode):
                                  "only."),
                 io.Float.Input("max_mb", default=50.0, min=1.0, max=65536.0, step=1.0, tooltip="Cap on the stored "
                                "maps and effect maps of one run, in MiB of 2²⁰ bytes (50 (neutral) holds 50 steps "
-                               "of a 512×512 SD1 image with 2×10 words). The run is planned before its first step; over_cap says "
-                               "what happens above it."),
+                               "of a 512×512 SD1 image with 2×10 words). The run is planned before its first "
+                               "step; over_cap says what happens above it."),
                 io.Combo.Input("over_cap", options=list(OVER_CAP), default="downsample", tooltip="When the run's "
                                "maps would pass max_mb: downsample (neutral) average-pools the largest maps until "
                                "they fit (r_t still uses the native maps); error stops before sampling."),
