@@ -144,6 +144,8 @@ class RunContext:
     contexts: list = field(default_factory=list)  # the attention terms' contexts, in chain order
     moved: dict = field(default_factory=dict)  # those contexts on the model's device and dtype (NagCall.run_cache)
     calls: list[int] = field(default_factory=lambda: [0, 0, 0])
+    step_negatives: list = field(default_factory=lambda: [None, None])  # [σ tensor, NagCall or None] of the latest
+    # batch: the negatives of other model calls at that σ (same_step_negatives)
 
     def count(self, conditionings: int, attention: int) -> None:
         self.calls[0] += 1
@@ -188,7 +190,23 @@ def patch_model(model, guidance: NegativeGuidance):
     patched.model_options[GUIDANCE] = guidance
     patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch, family, hooks))
     patched.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, KEY, make_sampler_sample(guidance))
+    if guidance.attention:
+        patched.add_wrapper_with_key(WRAPPERS.CALC_COND_BATCH, KEY, same_step_negatives)
     return patched
+
+
+def same_step_negatives(executor, model, conds, x_in, timestep, model_options):
+    """CALC_COND_BATCH wrapper: a model call at the σ of the latest batch, made outside it (the perturbed positive of
+    PerturbedAttentionGuidance or SkipLayerGuidance, after CFG), gets that batch's attention-space negatives, so that
+    the pass compares like with like. Without them, PAG at scale s multiplied the negative's effect by 1 + s. The σ
+    is matched by identity: no host sync."""
+    ctx = model_options.get(RUN_CONTEXT)
+    options = model_options.get("transformer_options", {})
+    sigma, nag = (None, None) if ctx is None else ctx.step_negatives
+    if nag is not None and sigma is timestep and NAG not in options:
+        nag = replace(nag, record_effect=False, layout=None, effect=None, effect_layers=0, cache={})
+        model_options = {**model_options, "transformer_options": {**options, NAG: nag}}
+    return executor(model, conds, x_in, timestep, model_options)
 
 
 def negatives_family(node: str, model):
@@ -233,6 +251,7 @@ def make_batch_function():
         if nag is not None:
             options = model_options.get("transformer_options", {})
             model_options = {**model_options, "transformer_options": {**options, NAG: nag}}
+        ctx.step_negatives[:] = args["sigma"], nag
         ctx.count(len(keys), 0 if nag is None else len(nag.negatives))
         outputs = comfy.samplers.calc_cond_batch(args["model"], [conds[guider_key(k)] for k in keys], args["input"],
                                                  args["sigma"], model_options)

@@ -473,6 +473,24 @@ def test_an_earlier_attn2_replace_that_splits_rows_by_cond_or_uncond_is_handed_m
     torch.testing.assert_close(samples, reference, rtol=0, atol=0)
 
 
+def test_perturbed_attention_guidance_perturbs_the_negative_guided_positive():
+    """PAG's post-CFG pass evaluates the positive again with the middle block's self-attention replaced by v: it gets
+    the step's attention-space negatives too. Oracle, one Euler step at cfg 1 (the output is the prediction):
+    PAG(s) = A + s·(A − B), A the guided run, B the guided run with PAG's perturbation wired by hand (without the
+    negatives in its pass, PAG multiplied the negative's effect by 1 + s)."""
+    import tiny_families
+
+    scale = 3.0
+    p, neg = encode("sd1", TEXT), encode("sd1", NEGATIVE)
+    guided = guidance_cfg(tiny_families.model("sd1"), attention_term(neg))
+    pag = call_node("PerturbedAttentionGuidance", model=guided, scale=scale)[0]
+    perturbed = guided.clone()
+    perturbed.set_model_attn1_replace(lambda q, k, v, extra: v, "middle", 0)
+    a, b, ours = (sample("sd1", m, p, p, steps=1) for m in (guided, perturbed, pag))
+    oracle = a + scale * (a - b)
+    assert ((ours - oracle).abs().max() / oracle.abs().max()).item() <= 1e-5
+
+
 def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(comfy):
     """ComfyUI's own attention functions as the override receives them: every one but SageAttention's takes the sink's
     8 extra channels per head; bf16 and fp32 keep the shares, fp16 would flush them (nodes/nag.py ``merges``)."""
