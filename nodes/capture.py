@@ -133,7 +133,7 @@ class Recorder:
         while self.runs and sum(run.store.nbytes for run in self.runs.values()) + self.store.planned > self.max_bytes:
             self.runs.pop(next(iter(self.runs)))  # the oldest run makes room for this one
         self.selects = {}
-        self.facts = run_facts(guider, self.sample_sigmas)
+        self.facts = run_facts(guider, self.sample_sigmas, self.attention_negative)
 
     def end_run(self, samples: torch.Tensor) -> None:
         self.store.flush()
@@ -238,13 +238,14 @@ def same_tensor(a, b: torch.Tensor) -> bool:
     return a is b or (torch.is_tensor(a) and a.shape == b.shape and torch.equal(a.to(b.device), b))
 
 
-def run_facts(guider, sample_sigmas: list[float]) -> RunFacts:
-    """The settings that decide whether the negative is evaluated in this run."""
+def run_facts(guider, sample_sigmas: list[float], attention_negative: int | None) -> RunFacts:
+    """The settings that decide whether the negative is evaluated in this run (``attention_negative``: the chain
+    index of the AttentionNegativeTerm that carries the captured negative, if one does)."""
     options = guider.model_options
     guidance = options.get(GUIDANCE)
     skips = (type(guider).predict_noise is comfy.samplers.CFGGuider.predict_noise and guider.cfg == 1.0
              and not options.get("disable_cfg1_optimization", False))
-    off = None if guidance is None else guidance.negative_off(guider, sample_sigmas)
+    off = None if guidance is None else guidance.negative_off(guider, sample_sigmas, attention_negative)
     return RunFacts(type(guider).__name__, skips, off)
 
 

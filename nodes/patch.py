@@ -111,15 +111,22 @@ class NegativeGuidance:
         return (not self.extras and main.window.is_full and main.schedule == "constant"
                 and main.scale == -standard_neg_scale(cfg))
 
-    def negative_off(self, guider, sample_sigmas: list[float]) -> str | None:
-        """Why the main negative is off at every step of this run, or None when some step evaluates it."""
-        main = self.terms(guider.cfg)[1]
-        if main.scale == 0.0:
-            return "its neg_scale is 0 (in standard mode: cfg is 1)"
+    def negative_off(self, guider, sample_sigmas: list[float], attention: int | None = None) -> str | None:
+        """Why the negative is off at every step of this run, or None when some step evaluates it: the main negative,
+        or the ``attention``-th AttentionNegativeTerm when that term carries it."""
+        if attention is None:
+            term, names = self.terms(guider.cfg)[1], ("neg_start", "neg_end")
+            zero = "its neg_scale is 0 (in standard mode: cfg is 1)"
+        else:
+            term, names = self.attention_terms()[attention], ("start", "end")
+            zero = "the AttentionNegativeTerm that carries it has scale 0"
+        if term.scale == 0.0:
+            return zero
         to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), torch.float32)
-        if not any(main.window.is_active(s, sample_sigmas, to_sigma) for s in sample_sigmas[:-1]):
-            return (f"its window neg_start {main.window.start}–neg_end {main.window.end} ({main.window.unit}) holds no "
-                    f"step of this {len(sample_sigmas) - 1}-step run")
+        if not any(term.window.is_active(s, sample_sigmas, to_sigma) for s in sample_sigmas[:-1]):
+            owner = "its window" if attention is None else "the window of the AttentionNegativeTerm that carries it,"
+            return (f"{owner} {names[0]} {term.window.start}–{names[1]} {term.window.end} ({term.window.unit}) holds "
+                    f"no step of this {len(sample_sigmas) - 1}-step run")
         return None
 
     def extra_conditionings(self) -> dict[str, list]:

@@ -491,6 +491,23 @@ def test_perturbed_attention_guidance_perturbs_the_negative_guided_positive():
     assert ((ours - oracle).abs().max() / oracle.abs().max()).item() <= 1e-5
 
 
+def test_a_captured_negative_whose_attention_term_never_runs_is_explained_by_that_term():
+    """At cfg 1 the captured negative is an AttentionNegativeTerm's: when its window holds no step, AttentionRt
+    names that window (it blamed the main negative's neg_scale)."""
+    import tiny_families
+
+    base = tiny_families.model("sd1")
+    term = attention_term(encode("sd1", NEGATIVE), start=0.9, end=0.9)
+    captured, handle, cp, cn = capture("sd1", guidance_cfg(base, term), NEGATIVE)
+    samples = sample("sd1", captured, cp, cn)
+    with pytest.raises(ValueError, match=r"AttentionRt: the negative prompt was never evaluated in this run: "
+                                         r"NegativeGuidance switched it off at every step: the window of the "
+                                         r"AttentionNegativeTerm that carries it, start 0.9–end 0.9 \(steps\) holds "
+                                         r"no step of this 3-step run"):
+        call_node("AttentionRt", capture=handle, samples={"samples": samples}, score="frobenius", gate_fraction=0.5,
+                  related="", filename_prefix="nag/never")
+
+
 def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(comfy):
     """ComfyUI's own attention functions as the override receives them: every one but SageAttention's takes the sink's
     8 extra channels per head; bf16 and fp32 keep the shares, fp16 would flush them (nodes/nag.py ``merges``)."""
