@@ -38,6 +38,7 @@ class CaptureHandle:
 
     recorder: Recorder
     words: dict[str, list[str]]
+    texts: dict[str, str]  # the prompts as typed
 
 
 def prompt(node: str, family, clip, branch: str, text: str, requested: str, special: bool) -> tuple[list, Prompt]:
@@ -133,8 +134,9 @@ class AttentionCapture(io.ComfyNode):
                 prompts[branch] = captured
         recorder = Recorder(node, family, prompts, int(max_mb * 2**20), over_cap == "downsample")
         words = {branch: [w.text for w in prompts[branch].words] if branch in prompts else [] for branch in BRANCHES}
-        return io.NodeOutput(capture_model(model, recorder), CaptureHandle(recorder, words),
-                             conditionings["positive"], conditionings["negative"])
+        handle = CaptureHandle(recorder, words, {"positive": positive_text, "negative": negative_text})
+        return io.NodeOutput(capture_model(model, recorder), handle, conditionings["positive"],
+                             conditionings["negative"])
 
 
 def parse_pairs(node: str, text: str, negatives: list[str], positives: list[str]) -> dict[str, str]:
@@ -171,8 +173,11 @@ def finished_run(node: str, capture: CaptureHandle, samples: dict):
                          "output of a sampler with the capture's MODEL. Change any sampler input, e.g. the seed, and "
                          "queue again; wire the sampler's output straight into 'samples'.")
     for branch in BRANCHES:
+        text = capture.texts[branch]
         if not capture.words[branch]:
-            raise ValueError(f"{node}: {branch}_text of AttentionCapture is empty: r_t compares the negative's words "
+            what = (f"'{text}' has no word to measure (punctuation and characters the tokenizer drops are not words)"
+                    if text.strip() else "is empty")
+            raise ValueError(f"{node}: {branch}_text of AttentionCapture {what}: r_t compares the negative's words "
                              "with the positive's")
     if "negative" not in run.store.branches():
         raise ValueError(f"{node}: the negative prompt was never evaluated in this run: {never_evaluated(run.facts)}")

@@ -214,6 +214,9 @@ def test_a_negative_that_was_never_evaluated_says_why(tiny):
         analyse(*captured_run(tiny, cfg=1.0))
     with pytest.raises(ValueError, match="^AttentionRt: negative_text of AttentionCapture is empty"):
         analyse(*captured_run(tiny, negative=""))
+    with pytest.raises(ValueError, match="^AttentionRt: negative_text of AttentionCapture ', ; !' has no word to "
+                                         "measure"):  # it was called empty
+        analyse(*captured_run(tiny, negative=", ; !"))
     for settings, reason in ((dict(neg_scale=0.0), "its neg_scale is 0"),
                              (dict(neg_start=0.26, neg_end=0.3), "its window .* holds no step of this 6-step run")):
         model = patched(tiny, tiny.model(), empty=None, clip=tiny.clip, **settings)
