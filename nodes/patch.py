@@ -236,8 +236,10 @@ def negatives_family(node: str, model):
 
 
 def hook_name(fn) -> str:
-    """A hook as a user can look it up: module.qualname."""
-    return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+    """A hook as a user can look it up: module.qualname, where a custom node's module (which ComfyUI names by its
+    file path) is its pack folder's name and the rest, never the install path."""
+    module = (getattr(fn, "__module__", None) or "?").replace("\\", "/").rsplit("/", 1)[-1]
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
 def make_batch_function():
