@@ -319,9 +319,9 @@ def make_sampler_sample(guidance: NegativeGuidance):
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.inner_model.model_sampling, sigmas.dtype)
         terms = guidance.terms(guider.cfg)
-        watch = None
+        watch, window = None, terms[1].window.step_range(schedule, to_sigma)
         if guidance.auto_start > 0:
-            watch = LayoutWatch(guidance.auto_start, terms[1].window.step_range(schedule, to_sigma).start)
+            watch = LayoutWatch(guidance.auto_start, window.start)
         ctx = RunContext(
             terms=terms,
             conds={key: guider.conds[key] for key in guidance.extra_conditionings()},
@@ -335,7 +335,7 @@ def make_sampler_sample(guidance: NegativeGuidance):
         samples = executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
         log.info("%s: %s", guidance.node_id, run_summary(ctx.calls, len(schedule) - 1))
         if watch is not None:
-            log.info("%s: %s", guidance.node_id, watch_summary(watch, len(schedule) - 1))
+            log.info("%s: %s", guidance.node_id, watch_summary(watch, window))
         return samples
 
     return sampler_sample
@@ -374,12 +374,15 @@ def carry_guidance(conds: dict) -> None:
             entry.setdefault("guidance", value)
 
 
-def watch_summary(watch: LayoutWatch, steps: int) -> str:
-    """What the online gate chose in a run of ``steps`` steps."""
-    if watch.opened_at is None or watch.opened_at >= steps:
+def watch_summary(watch: LayoutWatch, window: range) -> str:
+    """What the online gate chose, for a negative whose window holds the steps ``window``."""
+    if watch.opened_at is None:
         return f"the layout never settled below auto_start {watch.epsilon:g}: the negative never ran"
+    if watch.opened_at >= window.stop:
+        return (f"the layout settled below auto_start {watch.epsilon:g} only at step {watch.opened_at - 1}, after the "
+                f"last step of the negative's window ({window.stop - 1}): the negative never ran")
     return (f"the layout settled at step {watch.opened_at - 1} (change {watch.changes[watch.opened_at - 1]:.4f} < "
-            f"{watch.epsilon:g}): the negative ran from step {watch.opened_at}")
+            f"{watch.epsilon:g}): the negative ran from step {watch.opened_at} to step {window.stop - 1}")
 
 
 def check_negative_hooks(node: str, family, hooks: dict, model_options: dict) -> None:

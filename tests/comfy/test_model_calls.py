@@ -67,6 +67,12 @@ def test_the_online_gate_opens_at_the_step_it_logs(tiny, caplog):
     model, recorder = recorded(tiny)
     with caplog.at_level(logging.INFO):
         sample(tiny, patched(tiny, model, auto_start=0.5, neg_start=0.1), steps=10)
-    opened = int(re.search(r"the negative ran from step (\d+)", caplog.text).group(1))
+    opened = int(re.search(r"the negative ran from step (\d+) to step 9", caplog.text).group(1))
     assert 1 < opened < 10
     assert recorder.conds_per_call() == [2] * opened + [3] * (10 - opened)
+    model, recorder = recorded(tiny)  # the same gate, with a window that closes before it opens
+    caplog.clear()
+    with caplog.at_level(logging.INFO):
+        sample(tiny, patched(tiny, model, auto_start=0.5, neg_start=0.1, neg_end=opened / 10), steps=10)
+    assert f"after the last step of the negative's window ({opened - 1}): the negative never ran" in caplog.text
+    assert recorder.conds_per_call() == [2] * 10  # it logged "the negative ran from step …"
