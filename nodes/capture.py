@@ -32,7 +32,7 @@ from ..attention.maps import column_matrix, text_attention, word_maps
 from ..attention.store import AttentionStore, LayerId
 from ..attention.words import Word
 from ..guidance import own_step
-from .compat import sampled_latent_shape
+from .compat import own_steps_sampler, sampled_latent_shape
 from .contract import EFFECTS, GUIDANCE, KEY
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -260,6 +260,10 @@ def capture_model(model, recorder: Recorder):
     recorder.hooks = recorder.family.install(patched, recorder)
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
+        if (own := own_steps_sampler(sampler)) is not None:
+            raise ValueError(f"{recorder.node}: the sampler {own} picks its own steps between the schedule's ends, so "
+                             "the capture would record its first step only. Use a sampler that steps through the "
+                             "schedule (euler, dpmpp_2m, …).")
         recorder.begin_run(executor.class_obj, sampled_latent_shape(recorder.node, latent_image, kwargs), sigmas)
         samples = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
         recorder.end_run(samples)

@@ -187,3 +187,12 @@ def sampled_latent_shape(node: str, latent_image, wrapper_kwargs: dict) -> tuple
                          "the capture maps the tokens of one latent. Sample a single latent (image or video) to "
                          "capture it.")
     return tuple(shapes[0])
+
+
+OWN_STEPS = {"dpm_fast_function": "dpm_fast", "dpm_adaptive_function": "dpm_adaptive"}  # comfy.samplers.ksampler
+
+
+def own_steps_sampler(sampler) -> str | None:
+    """The name of a sampler that picks its own steps between the schedule's ends (dpm_fast, dpm_adaptive: ComfyUI
+    hands them the schedule's first and last σ only), or None for one that steps through the schedule."""
+    return OWN_STEPS.get(getattr(getattr(sampler, "sampler_function", None), "__name__", None))

@@ -48,6 +48,7 @@ from ..guidance import (
     step_index,
 )
 from ..guidance.online import LayoutWatch
+from .compat import own_steps_sampler
 from .contract import ATTENTION_EFFECT, EFFECTS, EMPTY_KEY, GUIDANCE, KEY, NAG, term_key, term_name
 from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
@@ -347,6 +348,11 @@ def make_outer_sample(guidance: NegativeGuidance, batch, family=None, hooks: dic
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         guider = executor.class_obj
         check_run(guidance, guider, batch)
+        if guidance.auto_start > 0 and (own := own_steps_sampler(sampler)) is not None:
+            raise ValueError(f"{guidance.node_id}: input 'auto_start': the sampler {own} picks its own steps between "
+                             "the schedule's ends, so the online gate, which reads the schedule's steps, would never "
+                             "open. Set auto_start to 0 and start the negative with neg_start, or use another "
+                             "sampler.")
         if hooks:
             check_negative_hooks(guidance.node_id, family, hooks, guider.model_options)
         for key, conditioning in guidance.extra_conditionings().items():

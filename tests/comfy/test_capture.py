@@ -293,3 +293,15 @@ def test_nested_latents_are_refused_before_the_first_step(tiny):
                                          r"\(\(1, 4, 8, 8\), \(1, 4, 4, 4\)\)"):
         comfy.sample.sample(model, noise, 2, 7.0, "euler", "normal", p, n, latent, seed=0, disable_pbar=True)
     assert recorder.calls == []
+
+
+def test_a_sampler_that_picks_its_own_steps_is_refused_before_the_first_step(tiny):
+    """dpm_fast and dpm_adaptive get the schedule's ends only: a capture recorded step 0 and AttentionRt returned a
+    one-point r_t for a 4-step run."""
+    for sampler in ("dpm_fast", "dpm_adaptive"):
+        model, _, p, n = capture(tiny.model(), tiny.clip)
+        recorder = Recorder()
+        model.set_model_unet_function_wrapper(recorder)
+        with pytest.raises(ValueError, match=f"^AttentionCapture: the sampler {sampler} picks its own steps"):
+            run(tiny, model, p, n, sampler=sampler)
+        assert recorder.calls == []
