@@ -119,7 +119,33 @@ def choose(words: Sequence[Word], requested: str) -> list[Word]:
     names = [name.strip().lower() for name in requested.split(",") if name.strip()]
     if not names:
         return default_words(words)
+    for name in names:
+        if name not in by_text and (joined := spelled(words, name)) is not None:
+            by_text[name] = joined
     missing = next((name for name in names if name not in by_text), None)
     if missing is not None:
         raise KeyError(missing)
     return [by_text[name] for name in dict.fromkeys(names)]
+
+
+def spelled(words: Sequence[Word], name: str) -> Word | None:
+    """``name`` as adjacent words spell it, with the columns of every such run ("3d": CLIP's pre-tokenizer splits
+    digits from letters, into the words '3' and 'd'); None when no run of adjacent words spells it."""
+    runs = []  # (first column, last column, text) of every occurrence of every word
+    for word in words:
+        start = None
+        for i, column in enumerate(word.columns):
+            start = column if start is None else start
+            if i + 1 == len(word.columns) or word.columns[i + 1] != column + 1:
+                runs.append((start, column, word.text))
+                start = None
+    runs.sort()
+    found: list[int] = []
+    for i, (start, end, text) in enumerate(runs):
+        j = i
+        while name.startswith(text) and text != name and j + 1 < len(runs) and runs[j + 1][0] == end + 1:
+            j += 1
+            end, text = runs[j][1], text + runs[j][2]
+        if text == name and j > i:
+            found += range(start, end + 1)
+    return Word(name, tuple(found)) if found else None

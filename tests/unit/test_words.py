@@ -62,3 +62,14 @@ def test_choose_defaults_to_content_words_and_names_a_missing_one():
     assert [w.text for w in choose(found, " Dot , a, dot")] == ["dot", "a"]
     with pytest.raises(KeyError, match="hat"):
         choose(found, "dot, hat")
+
+
+def test_a_word_clip_splits_at_a_digit_is_found_as_its_adjacent_pieces():
+    """CLIP's pre-tokenizer splits '3d' into the words '3' and 'd': '3d' is found as each run of the two, adjacent
+    (it was refused as "not in the prompt"); '3' and 'd' apart, or in the other order, are not '3d'."""
+    pieces = ["a</w>", "3</w>", "d</w>", "render</w>", "of</w>", "3</w>", "d</w>", "x</w>", "d</w>", "3</w>"]
+    found = prompt_words(tokens(pieces), speller(pieces))
+    assert choose(found, "3d")[0].columns == (1, 2, 5, 6)
+    assert choose(found, "d3")[0].columns == (8, 9)
+    with pytest.raises(KeyError, match="3dr"):
+        choose(found, "3dr")
