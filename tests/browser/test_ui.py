@@ -10,12 +10,12 @@ import time
 import harness
 import pytest
 import workflows
+from comfy_helpers import PACK_NODES
 from graphs import Graph, custom_sample, ksampler
 
 EXAMPLES = sorted((harness.PACK_ROOT / "example_workflows").glob("*.json"))
 PACK = "comfyui-negative-guidance"  # the folder the live server loads the pack from (tests/support/live_server.py)
-OURS = ["NegativeGuidanceGuider", "NegativeGuidanceCFG", "NegativeTerm", "AttentionCapture", "AttentionRt",
-        "ToyConceptModelLoader"]
+OURS = PACK_NODES  # every node of the pack
 SPECIAL = ["<bos>", "<eos>", "<pad>"]  # HTML-looking words: they must reach the page as text
 SEVERE: list[str] = []  # every SEVERE entry the tests drained from the console, for the last test
 PINIA = "document.getElementById('vue-app').__vue_app__.config.globalProperties.$pinia._s"

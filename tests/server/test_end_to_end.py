@@ -1,11 +1,13 @@
 """End to end through a real ComfyUI server and the random full-size SD1.5 checkpoint (CheckpointLoaderSimple)."""
 
 import torch
+from comfy_helpers import PACK_NODES
 from graphs import Graph, custom_sample, ksampler, save_latent
 
 GUIDANCE, ATTENTION = "sampling/negative guidance", "analysis/attention"
 CATEGORIES = {"NegativeGuidanceGuider": GUIDANCE, "NegativeGuidanceCFG": GUIDANCE, "NegativeTerm": GUIDANCE,
-              "AttentionCapture": ATTENTION, "AttentionRt": ATTENTION}
+              "AttentionNegativeTerm": GUIDANCE, "AttentionCapture": ATTENTION, "AttentionRt": ATTENTION,
+              "ToyConceptModelLoader": "loaders"}  # every node of the pack (comfy_helpers.PACK_NODES)
 
 
 def sd15_graph():
@@ -18,6 +20,7 @@ def sd15_graph():
 
 
 def test_the_pack_loads_with_a_tooltip_on_every_input(server):
+    assert sorted(CATEGORIES) == sorted(PACK_NODES)
     info = server.get("/object_info")
     for node, category in CATEGORIES.items():
         assert info[node]["category"] == category
