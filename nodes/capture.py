@@ -145,8 +145,7 @@ class Recorder:
     def check_hooks(self, model_options: dict) -> None:
         """A node applied after the capture must not have replaced its hooks (the maps would silently miss), unless
         it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
-        found = self.family.installed_hooks(model_options)
-        lost = [key for key, hook in self.hooks.items() if hook not in wrapped_chain(found.get(key))]
+        lost = lost_hooks(self.hooks, self.family.installed_hooks(model_options))
         if lost:
             raise ValueError(f"{self.node}: a node applied after it replaced its attention hook {lost[0]}, so that "
                              f"layer would record nothing. Apply {self.node} last in the model chain.")
@@ -216,6 +215,18 @@ def wrapped_chain(hook) -> list:
         chain.append(hook)
         hook = getattr(hook, "__wrapped__", None)
     return chain
+
+
+def lost_hooks(hooks: dict, found: dict) -> list:
+    """The keys of ``hooks`` (installed) that ``found`` (in place at sampling) no longer calls: replaced without
+    being wrapped, or shadowed by a later replace of one transformer index of a hooked block, which ComfyUI looks up
+    before the block's own (an IP-Adapter's (block, id, index) keys)."""
+    lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
+    for (kind, key), hook in found.items():
+        block = (kind, tuple(key[:2]))
+        if len(key) == 3 and (kind, key) not in hooks and block in hooks and hooks[block] not in wrapped_chain(hook):
+            lost.append((kind, key))
+    return lost
 
 
 def branch_uuids(node: str, conds: dict, prompts: dict[str, Prompt]) -> dict:

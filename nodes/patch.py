@@ -394,10 +394,9 @@ def watch_summary(watch: LayoutWatch, window: range) -> str:
 def check_negative_hooks(node: str, family, hooks: dict, model_options: dict) -> None:
     """The attention-space negatives' hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied
     later that replaced one would attend over the negatives' tokens as if they were the prompt's."""
-    from .capture import wrapped_chain
+    from .capture import lost_hooks
 
-    found = family.installed_hooks(model_options)
-    lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
+    lost = lost_hooks(hooks, family.installed_hooks(model_options))
     if lost:
         raise ValueError(f"{node}: a node applied after it replaced the attention hook {lost[0]} of its "
                          "attention-space negatives. Apply it last in the model chain (AttentionCapture may go "

@@ -529,6 +529,10 @@ def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
     model.set_model_attn2_replace(lambda q, k, v, extra: q, *key)  # an attn2 replace that does not chain
     with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):
         sample("sd1", model, p, n)
+    shadowed = guidance_cfg(tiny_families.model("sd1"), attention_term(n)).clone()
+    shadowed.set_model_attn2_replace(lambda q, k, v, extra: q, *key, 0)  # IP-Adapter's (block, id, index) key
+    with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):  # [prompt, negative]
+        sample("sd1", shadowed, p, n)  # as one context: the negative became part of the prompt
 
 
 def test_bad_input_is_refused_before_sampling(comfy):
