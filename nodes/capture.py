@@ -222,10 +222,12 @@ def lost_hooks(hooks: dict, found: dict) -> list:
     being wrapped, or shadowed by a later replace of one transformer index of a hooked block, which ComfyUI looks up
     before the block's own (an IP-Adapter's (block, id, index) keys)."""
     lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
-    for (kind, key), hook in found.items():
-        block = (kind, tuple(key[:2]))
-        if len(key) == 3 and (kind, key) not in hooks and block in hooks and hooks[block] not in wrapped_chain(hook):
-            lost.append((kind, key))
+    for key, hook in found.items():
+        if key in hooks or not (isinstance(key[-1], tuple) and len(key[-1]) == 3):
+            continue
+        block = (*key[:-1], key[-1][:2])  # ("attn2", (block, id, index)) → ("attn2", (block, id))
+        if block in hooks and hooks[block] not in wrapped_chain(hook):
+            lost.append(key)
     return lost
 
 
