@@ -141,9 +141,14 @@ class NegativeGuidance:
 @dataclass(frozen=True)
 class RunContext:
     """What the batch function needs from the guider, fixed for one sampling run; its running count of [model calls,
-    conditionings evaluated]; and the online gate's watch, when the main negative waits for the layout to settle."""
+    conditionings evaluated]; and the online gate's watch, when the main negative waits for the layout to settle.
 
-    terms: list[GuidanceTerm]
+    The terms are planned at the guider's cfg at each call (``terms_of(guider.cfg)``), so that a node that changes it
+    for some steps (core CFGOverride) gets eq. 8 at that cfg there: cfg is s⁺ in both modes, and neg_scale stays s⁻
+    (in standard mode s⁻ = cfg − 1 follows)."""
+
+    terms_of: Callable[[float], list[GuidanceTerm]]
+    guider: object
     conds: dict[str, list]
     sample_sigmas: list[float]
     to_sigma: Callable[[float], float]
@@ -161,10 +166,12 @@ class RunContext:
         self.calls[2] += attention
 
     def terms_at(self, step: int) -> list[GuidanceTerm]:
-        """The terms of a call at ``step``: under the online gate, the main negative is off until its watch opens."""
+        """The terms of a call at ``step``, at the guider's cfg now; under the online gate, the main negative is off
+        until its watch opens."""
+        terms = self.terms_of(self.guider.cfg)
         if self.watch is None or self.watch.is_open(step):
-            return self.terms
-        return [self.terms[0], replace(self.terms[1], scale=0.0), *self.terms[2:]]
+            return terms
+        return [terms[0], replace(terms[1], scale=0.0), *terms[2:]]
 
 
 def tag(conditioning: list, negative: bool) -> list:
@@ -324,7 +331,8 @@ def make_sampler_sample(guidance: NegativeGuidance):
         if guidance.auto_start > 0:
             watch = LayoutWatch(guidance.auto_start, window.start)
         ctx = RunContext(
-            terms=terms,
+            terms_of=functools.lru_cache(maxsize=4)(guidance.terms),
+            guider=guider,
             conds={key: guider.conds[key] for key in guidance.extra_conditionings()},
             sample_sigmas=schedule,
             to_sigma=to_sigma,

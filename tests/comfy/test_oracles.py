@@ -132,3 +132,33 @@ def test_same_prompt_twice_gives_identical_latents(run_graph):
     first = run_graph(g.prompt)[1]["run"]
     second = run_graph(g.prompt)[1]["run"]
     assert torch.equal(first, second)
+
+
+def cfg_override(g, model, cfg, start=0.0, end=1.0):
+    import nodes
+
+    if "CFGOverride" not in nodes.NODE_CLASS_MAPPINGS:
+        pytest.skip("this ComfyUI has no CFGOverride (v0.33 on)")
+    return g.node("CFGOverride", model=model, cfg=cfg, start_percent=start, end_percent=end)
+
+
+def test_cfg_override_sets_s_plus_and_keeps_neg_scale_in_independent_mode(run_graph):
+    """CFGOverride's cfg is s⁺; neg_scale stays s⁻: an override to 3 over the whole run of the patch at cfg 7 is the
+    patch at cfg 3 (it gave s⁻ = 4·(3 − 1)/(7 − 1), eq. 8 folded into CFG's slots at the run's cfg)."""
+    g, model, c, latent = start()
+    overridden = cfg_override(g, patch(g, model, c, neg_scale=4.0), 3.0)
+    ours = graphs.ksampler(g, overridden, c["p"], c["n"], latent, cfg=7.0, steps=6)
+    oracle = graphs.ksampler(g, patch(g, model, c, neg_scale=4.0), c["p"], c["n"], latent, cfg=3.0, steps=6)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
+    assert torch.equal(latents["ours"], latents["oracle"])
+
+
+def test_cfg_override_on_part_of_the_run_is_core_cfg_override_in_standard_mode(run_graph):
+    """Standard mode is eq. 9 at every cfg: inside and outside a partial override window it equals CFGOverride on
+    the plain KSampler, bit for bit."""
+    g, model, c, latent = start()
+    ours = graphs.ksampler(g, cfg_override(g, patch(g, model, c, mode="standard"), 3.0, 0.4, 0.8), c["p"], c["n"],
+                           latent, cfg=7.0, steps=8)
+    oracle = graphs.ksampler(g, cfg_override(g, model, 3.0, 0.4, 0.8), c["p"], c["n"], latent, cfg=7.0, steps=8)
+    latents = compare(run_graph, g, ours=ours, oracle=oracle)
+    assert torch.equal(latents["ours"], latents["oracle"])
