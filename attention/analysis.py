@@ -117,12 +117,13 @@ LOCK_ON = 0.9  # rule (b): the positive's maps correlate this much with their fi
 
 def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: str, gate_fraction: float,
             related: Mapping[str, str], embeddings: Mapping[str, torch.Tensor] | None = None,
-            tick: Callable[[], None] = lambda: None) -> Report:
+            tick: Callable[[], None] = lambda: None, positive_text: str = "") -> Report:
     """The report of one run: r(i) from ``related``, else by attention/related.py's ``choose`` (the same word, the
     prompt's subject, or the best-correlated content word), r_t per image and their mean, and the gate by rule (a):
     the first step where the mean r_t has risen ``gate_fraction`` of the way from its start to its peak.
 
-    embeddings: branch → (words, width), each captured word's rows of its encoded prompt, averaged.
+    embeddings: branch → (words, width), each captured word's rows of its encoded prompt, averaged; positive_text: the
+    positive prompt as typed, whose subject is r(i) in English.
     """
     column = score_index(score)
     negatives, positives = list(words["negative"]), list(words["positive"])
@@ -134,7 +135,7 @@ def analyse(store: AttentionStore, words: Mapping[str, Sequence[str]], score: st
         if word in related:
             j, by = positives.index(related[word]), "given"
         else:
-            choice = choose(word, aggregate["negative"][i], aggregate["positive"], positives,
+            choice = choose(word, aggregate["negative"][i], aggregate["positive"], positives, positive_text,
                             *((embeddings["negative"][i], embeddings["positive"]) if embeddings else ()))
             j, by = choice.index, choice.reason
         per_image = rt_per_image(sums["negative"], sums["positive"], store.steps(), i, j, column)

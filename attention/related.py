@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -107,7 +108,7 @@ def related_word(negative_map: torch.Tensor, positive_maps: torch.Tensor, positi
                                     f"{second:.2f})")
 
 
-SEPARATORS = frozenset(",.;:|!?()[]{}")  # punctuation that ends a tag or a clause; "-", "'" and "_" do not
+JOINERS = frozenset("-'_")  # punctuation inside a phrase ("red-haired", "close-up"); any other ends a tag or clause
 META = listed(  # tags that say how a picture looks, not what it shows
     "masterpiece best quality high highest top low worst normal highres hires absurdres ultra ultra-detailed detailed "
     "highly intricate sharp focus hdr uhd 4k 8k 16k raw realistic photorealistic hyperrealistic photoreal cinematic "
@@ -119,22 +120,47 @@ FRAMING = listed(  # "a photo of X": X is what the picture shows; a tag of frami
     "rendering art artwork poster selfie headshot macro scene silhouette photography")
 OF_HEADS = FRAMING | listed(  # "a group of X", "a bowl of X": X too
     "group bunch herd flock pack pair couple crowd pile stack cup glass bowl plate bottle slice piece lot handful")
-ING_NOUNS = listed(  # words in -ing that are nouns or compound modifiers, not participles
+OPENERS = listed("a an the and - up")  # what may come before an OF_HEADS word: "a black and white photo of"
+NOUNS_IN_ING_ED = listed(  # nouns and compound modifiers that look like participles
     "building painting drawing wedding ceiling evening morning clothing living dining swimming sleeping washing "
     "fishing shopping parking sewing boxing bowling lightning railing pudding dumpling duckling sapling viking "
-    "earring sibling icing frosting landing bedding stuffing awning")
+    "earring sibling icing frosting landing bedding stuffing awning thing something nothing anything everything "
+    "string spring sling swing steed speed breed greed creed tweed seabed hundred sacred")
 VERBS = listed(  # present-tense verbs that end a subject
     "holds sits stands wears looks walks runs rides eats plays sleeps flies jumps lies reads drinks swims dances sings "
     "smiles stares waits carries leans floats hangs grows shines glows lays rests watches fights")
 
 
+def split_prompt(text: str) -> list[str]:
+    """A prompt's words in order, as CLIP's pre-tokenizer splits them: lower case, letter runs, single digits,
+    punctuation runs, English contractions."""
+    return re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[^\W\d_]+|\d|[^\w\s]+|_", text.lower())
+
+
 def is_verb(word: str, following: str | None) -> bool:
-    """A verb or participle that ends the noun phrase before it: a present-tense verb, an -ing participle (not a noun
-    in -ing), or an -ed participle followed by no content word ("parked on", "dressed in"; "naked woman" is not)."""
-    if word in VERBS or (len(word) > 4 and word.endswith("ing") and word not in ING_NOUNS):
+    """A verb or participle that ends the noun phrase before it: a present-tense verb, an -ing participle, or an -ed
+    participle followed by no content word ("parked on", "dressed in"; "naked woman" is not); never a noun that
+    looks like one ("building", "steed")."""
+    if word in VERBS:
         return True
+    if word in NOUNS_IN_ING_ED or len(word) <= 4:
+        return False
     follows_content = following is not None and is_content(following, FUNCTION_WORDS["english"])
-    return len(word) > 4 and word.endswith("ed") and not follows_content
+    return word.endswith("ing") or (word.endswith("ed") and not follows_content)
+
+
+def framed(lowered: Sequence[str]) -> int:
+    """Where the thing shown starts in a phrase that opens with a framing or quantity noun and "of" ("a black and
+    white photo of X", "a close-up of X", "a group of X"); 0 otherwise ("a man holding a cup of coffee" → man)."""
+    if "of" not in lowered:
+        return 0
+    of = lowered.index("of")
+    opening = lowered[:of]
+    known = FUNCTION_WORDS["english"]
+    plain = all(w in OPENERS or (is_content(w, known) and not is_verb(w, lowered[k + 1]))
+                for k, w in enumerate(opening))
+    heads = [w for w in opening if w not in OPENERS]
+    return of + 1 if plain and heads and heads[-1] in OF_HEADS else 0
 
 
 def phrase_head(words: Sequence[str], indices: Sequence[int]) -> int | None:
@@ -143,9 +169,8 @@ def phrase_head(words: Sequence[str], indices: Sequence[int]) -> int | None:
     framing."""
     known = FUNCTION_WORDS["english"]
     lowered = [words[i].lower() for i in indices]
-    if "of" in lowered and any(w in OF_HEADS for w in lowered[:lowered.index("of")]):
-        start = lowered.index("of") + 1
-        indices, lowered = indices[start:], lowered[start:]
+    start = framed(lowered)
+    indices, lowered = indices[start:], lowered[start:]
     content = [w for w in lowered if is_content(w, known)]
     if all(w in META or w in FRAMING or w.isdigit() or len(w) == 1 for w in content):  # "8k": "8", "k"
         return None
@@ -160,13 +185,13 @@ def phrase_head(words: Sequence[str], indices: Sequence[int]) -> int | None:
 
 
 def subject(words: Sequence[str]) -> int | None:
-    """The subject of an English prompt: the head of the first tag or clause that names a thing (see the module
-    docstring); None for another language or a prompt of META words only."""
-    if language([w.lower() for w in words]) != "english":
+    """The subject of an English prompt given as its words in order (``split_prompt``): the head of the first tag or
+    clause that names a thing (see the module docstring); None for another language or META words only."""
+    if language(words) != "english":
         return None
     part: list[int] = []
     for i, word in enumerate([*words, ","]):
-        if word not in SEPARATORS:
+        if any(c.isalnum() for c in word) or word in JOINERS:
             part.append(i)
             continue
         head = phrase_head(words, part) if part else None
@@ -176,13 +201,26 @@ def subject(words: Sequence[str]) -> int | None:
     return None
 
 
+def subject_of(text: str, positives: Sequence[str]) -> int | None:
+    """The index in ``positives`` (the captured words) of the subject of the prompt ``text``: the same word, or the
+    captured word that holds it (T5 keeps "1girl" whole where CLIP splits "1", "girl")."""
+    words = split_prompt(text)
+    head = subject(words)
+    if head is None:
+        return None
+    word = words[head]
+    return positives.index(word) if word in positives else next(
+        (j for j, p in enumerate(positives) if word in p), None)
+
+
 def choose(negative: str, negative_map: torch.Tensor, positive_maps: torch.Tensor, positives: Sequence[str],
-           negative_embedding: torch.Tensor | None = None,
+           positive_text: str = "", negative_embedding: torch.Tensor | None = None,
            positive_embeddings: torch.Tensor | None = None) -> Choice:
-    """r(i) for the negative word ``negative`` (see the module docstring)."""
+    """r(i) for the negative word ``negative`` among the captured words ``positives`` of the prompt
+    ``positive_text`` (see the module docstring)."""
     if negative in positives and positives.index(negative) in content_words(positives):
         return Choice(positives.index(negative), "the same word is in the positive")
-    head = subject(positives)
+    head = subject_of(positive_text, positives)
     if head is not None:
         return Choice(head, "the subject of the positive prompt")
     return related_word(negative_map, positive_maps, positives, negative_embedding, positive_embeddings)

@@ -257,7 +257,7 @@ class AttentionRt(io.ComfyNode):
         pairs = parse_pairs(node, related, negatives, positives)
         progress = comfy.utils.ProgressBar(len(negatives))
         report = analyse(store, capture.words, score, gate_fraction, pairs, word_embeddings(capture.recorder.prompts),
-                         lambda: progress.update(1))
+                         lambda: progress.update(1), capture.texts["positive"])
         data = report.to_json()
         write_exports(export_base(node, filename_prefix), data, store)
         plot, heatmaps, effects, overlays = pictures(report, capture.words, image)

@@ -183,8 +183,8 @@ def sampled_latent_shape(node: str, latent_image, wrapper_kwargs: dict) -> tuple
     shapes = wrapper_kwargs.get("latent_shapes") or [latent_image.shape]
     if len(shapes) > 1:
         listed = ", ".join(str(tuple(shape)) for shape in shapes)
-        raise ValueError(f"{node}: input 'model': this run samples {len(shapes)} latents together ({listed}), and "
-                         "the capture maps the tokens of one latent. Sample a single latent (image or video) to "
+        raise ValueError(f"{node}: the sampler's latent holds {len(shapes)} latents sampled together ({listed}), "
+                         "and the capture maps the tokens of one latent. Sample a single latent (image or video) to "
                          "capture it.")
     return tuple(shapes[0])
 

@@ -157,8 +157,7 @@ class RunContext:
     contexts: list = field(default_factory=list)  # the attention terms' contexts, in chain order
     moved: dict = field(default_factory=dict)  # those contexts on the model's device and dtype (NagCall.run_cache)
     calls: list[int] = field(default_factory=lambda: [0, 0, 0])
-    step_negatives: list = field(default_factory=lambda: [None, None])  # [σ tensor, NagCall or None] of the latest
-    # batch: the negatives of other model calls at that σ (same_step_negatives)
+    step_negatives: list = field(default_factory=lambda: [None, None])  # the latest batch's [σ, NagCall | None]
 
     def count(self, conditionings: int, attention: int) -> None:
         self.calls[0] += 1
@@ -393,8 +392,9 @@ def watch_summary(watch: LayoutWatch, window: range) -> str:
     if watch.opened_at is None:
         return f"the layout never settled below auto_start {watch.epsilon:g}: the negative never ran"
     if watch.opened_at >= window.stop:
-        return (f"the layout settled below auto_start {watch.epsilon:g} only at step {watch.opened_at - 1}, after the "
-                f"last step of the negative's window ({window.stop - 1}): the negative never ran")
+        return (f"the layout settled below auto_start {watch.epsilon:g} at step {watch.opened_at - 1}, so the "
+                f"negative would have run from step {watch.opened_at}, after the last step of its window "
+                f"({window.stop - 1}): the negative never ran")
     return (f"the layout settled at step {watch.opened_at - 1} (change {watch.changes[watch.opened_at - 1]:.4f} < "
             f"{watch.epsilon:g}): the negative ran from step {watch.opened_at} to step {window.stop - 1}")
 

@@ -227,6 +227,8 @@ def make_negative_block_replace(first: bool, embed, extend_pe, calls: tuple[int,
             if first:
                 nag.layout = None
             nag = None
+        if nag is not None and not (first or cross) and nag.layout is None:
+            nag = None  # the first block ran without them in this pass (SkipLayerGuidance skipped it): txt holds none
         if nag is not None:
             args = dict(args)
             if first or cross:

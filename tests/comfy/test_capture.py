@@ -294,7 +294,7 @@ def test_nested_latents_are_refused_before_the_first_step(tiny):
     model.set_model_unet_function_wrapper(recorder)
     latent = nested.NestedTensor([torch.zeros(1, 4, 8, 8), torch.zeros(1, 4, 4, 4)])
     noise = nested.NestedTensor([torch.randn(1, 4, 8, 8), torch.randn(1, 4, 4, 4)])
-    with pytest.raises(ValueError, match=r"AttentionCapture: input 'model': this run samples 2 latents together "
+    with pytest.raises(ValueError, match=r"AttentionCapture: the sampler's latent holds 2 latents sampled together "
                                          r"\(\(1, 4, 8, 8\), \(1, 4, 4, 4\)\)"):
         comfy.sample.sample(model, noise, 2, 7.0, "euler", "normal", p, n, latent, seed=0, disable_pbar=True)
     assert recorder.calls == []

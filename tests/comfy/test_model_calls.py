@@ -74,7 +74,8 @@ def test_the_online_gate_opens_at_the_step_it_logs(tiny, caplog):
     caplog.clear()
     with caplog.at_level(logging.INFO):
         sample(tiny, patched(tiny, model, auto_start=0.5, neg_start=0.1, neg_end=opened / 10), steps=10)
-    assert f"after the last step of the negative's window ({opened - 1}): the negative never ran" in caplog.text
+    assert (f"the negative would have run from step {opened}, after the last step of its window ({opened - 1}): the "
+            "negative never ran") in caplog.text
     assert recorder.conds_per_call() == [2] * 10  # it logged "the negative ran from step …"
     with pytest.raises(ValueError, match="^NegativeGuidanceCFG: input 'auto_start': the sampler dpm_fast picks its "
                                          "own steps"):  # the gate never opened, with an INFO line only

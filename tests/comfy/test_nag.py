@@ -508,6 +508,21 @@ def test_a_captured_negative_whose_attention_term_never_runs_is_explained_by_tha
                   related="", filename_prefix="nag/never")
 
 
+@pytest.mark.parametrize("double, single", [("0", ""), ("", "0")], ids=["first block", "a later block"])
+def test_skip_layer_guidance_beside_an_attention_negative_samples(double, single):
+    """SkipLayerGuidanceDiT's pass skips a block of the negative-guided positive: where it skips the block that
+    appends the negatives' text, its pass runs without them (it crashed on the missing layout); elsewhere with them.
+    Either way the run is finite and differs from the run without SLG."""
+    import tiny_families
+
+    p, neg = encode("flux", TEXT), encode("flux", NEGATIVE)
+    guided = guidance_cfg(tiny_families.model("flux"), attention_term(neg))
+    slg = call_node("SkipLayerGuidanceDiT", model=guided, double_layers=double, single_layers=single, scale=3.0,
+                    start_percent=0.0, end_percent=1.0, rescaling_scale=0.0)[0]
+    plain, skipped = sample("flux", guided, p, p), sample("flux", slg, p, p)
+    assert torch.isfinite(skipped).all() and not torch.equal(skipped, plain)
+
+
 def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(comfy):
     """ComfyUI's own attention functions as the override receives them: every one but SageAttention's takes the sink's
     8 extra channels per head; bf16 and fp32 keep the shares, fp16 would flush them (nodes/nag.py ``merges``)."""

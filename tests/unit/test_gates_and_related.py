@@ -1,7 +1,6 @@
 """r(i) picks a content word, and the gate rules on planted curves, maps and predictions (pure, no ComfyUI)."""
 
 import math
-import re
 
 import pytest
 import torch
@@ -90,21 +89,17 @@ def test_rule_c_settles_when_the_low_pass_layout_stops_moving():
 def test_r_i_is_the_same_word_else_the_subject_of_the_prompt():
     """'professional office woman' / 'glasses': r(i) is woman, the prompt's subject, even where a map of another
     word correlates better; a word the positive has is its own r(i); another language falls back to the maps."""
-    positives = ["a", "professional", "office", "woman", "at", "a", "desk"]
-    maps = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(4, 8), blob(4, 9)])
-    choice = related.choose("glasses", blob(4, 9), maps, positives)
+    text = "a professional office woman at a desk"
+    positives = ["a", "professional", "office", "woman", "at", "desk"]  # as captured: each word once
+    maps = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(4, 9)])
+    choice = related.choose("glasses", blob(4, 9), maps, positives, text)
     assert positives[choice.index] == "woman" and choice.reason == "the subject of the positive prompt"
-    assert positives[related.choose("desk", blob(4, 9), maps, positives).index] == "desk"
+    assert positives[related.choose("desk", blob(4, 9), maps, positives, text).index] == "desk"
     assert [related.subject(w) for w in (["a", "red", "circle", "with", "eyes"], ["a", "the"])] == [2, None]
     french = ["une", "femme", "avec", "des", "lunettes"]
     french_maps = torch.stack([blob(2, 2), blob(4, 9), blob(2, 2), blob(2, 2), blob(12, 12)])
-    choice = related.choose("chapeau", blob(4, 9), french_maps, french)
+    choice = related.choose("chapeau", blob(4, 9), french_maps, french, "une femme avec des lunettes")
     assert french[choice.index] == "femme" and choice.reason.startswith("map correlation")
-
-
-def clip_words(text: str) -> list[str]:
-    """The words CLIP's pre-tokenizer gives: lower case, letters runs, single digits, punctuation runs."""
-    return re.findall(r"'s|'t|'re|'ve|'m|'ll|'d|[a-z]+|[0-9]|[^\sa-z0-9]+", text.lower())
 
 
 SUBJECTS = [  # (positive prompt, negative word, the positive word a person picks as r(i))
@@ -131,6 +126,7 @@ SUBJECTS = [  # (positive prompt, negative word, the positive word a person pick
     ("portrait of an old man with a beard", "glasses", "man"),
     ("a close-up of a tiger's face", "stripes", "tiger"),
     ("close-up photograph of a bee on a sunflower", "blur", "bee"),
+    ("a black and white photo of a jazz musician, grain", "saxophone", "musician"),
     ("an oil painting of a lighthouse on a cliff during a storm", "people", "lighthouse"),
     ("aerial view of a city at night", "fog", "city"),
     ("cinematic film still of a samurai in the rain", "sword", "samurai"),
@@ -141,7 +137,10 @@ SUBJECTS = [  # (positive prompt, negative word, the positive word a person pick
     ("a photo of a teddy bear on a skateboard", "wheels", "bear"),
     ("portrait photo of a young woman, soft lighting", "makeup", "woman"),
     ("a watercolor illustration of a fox in the snow", "trees", "fox"),
-    ("a black and white photograph of a jazz musician", "saxophone", "musician"),
+    ("a man holding a cup of coffee", "steam", "man"),
+    ("a girl with a glass of wine", "earrings", "girl"),
+    ("a white steed in a meadow", "saddle", "steed"),
+    ("(masterpiece), best quality, (1girl), solo...", "hat", "girl"),
     ("a macro shot of a dew drop on a leaf", "insect", "drop"),
     # comma tags
     ("masterpiece, best quality, 1girl, solo, outdoors", "hat", "girl"),
@@ -160,11 +159,13 @@ SUBJECTS = [  # (positive prompt, negative word, the positive word a person pick
 
 @pytest.mark.parametrize("positive, negative, expected", SUBJECTS, ids=[s[0][:40] for s in SUBJECTS])
 def test_r_i_is_the_subject_a_person_would_pick(positive, negative, expected):
-    """Prompts as users write them: sentences with verbs and participles, framing words, comma tags."""
-    words = clip_words(positive)
-    maps = torch.stack([blob(4, 4)] * len(words))
-    choice = related.choose(negative, blob(4, 4), maps, words)
-    assert words[choice.index] == expected, (words, choice)
+    """Prompts as users write them: sentences with verbs and participles, framing words, comma tags. The captured
+    words reach r(i) as the capture lists them: each word once, in order, without punctuation."""
+    words = related.split_prompt(positive)
+    captured = list(dict.fromkeys(w for w in words if any(c.isalnum() for c in w)))
+    maps = torch.stack([blob(4, 4)] * len(captured))
+    choice = related.choose(negative, blob(4, 4), maps, captured, positive)
+    assert captured[choice.index] == expected, (captured, choice)
 
 
 def test_the_rule_covers_every_kind_of_prompt_forty_times():
