@@ -323,15 +323,11 @@ def test_bad_widget_values_sent_over_the_api_are_refused_before_anything_runs(ru
     assert f"{node}: {message}" in str(error.value)
 
 
-def test_node_execution_stays_fast_with_twenty_terms(tiny):
-    """The planner's reach over every window state is computed in closed form, not over 3²⁰ cases."""
-    import time
-
+def test_twenty_terms_plan_in_closed_form(tiny):
+    """The planner's reach over every window state is computed in closed form, not over the 3²⁰ states of 20
+    windowed and ramped terms (tests/unit/test_guidance_math.py checks it against brute force)."""
     terms = None
     for i in range(20):
         terms = call_node("NegativeTerm", conditioning=tiny.n, weight=1.0 + i, start=0.05 * i, end=1.0,
                           window_unit="steps", schedule="linear" if i % 2 else "constant", terms=terms)[0]
-    model = tiny.model()
-    start = time.perf_counter()
-    call_node("NegativeGuidanceCFG", model=model, empty=tiny.u, terms=terms, **MAIN)
-    assert time.perf_counter() - start < 0.010
+    call_node("NegativeGuidanceCFG", model=tiny.model(), empty=tiny.u, terms=terms, **MAIN)  # 3²⁰ would not return

@@ -158,6 +158,31 @@ def test_evaluation_range_and_needs_empty():
     assert needs_empty(eq8_terms(7.0, 3.0, Window()))
 
 
+@pytest.mark.parametrize("seed", range(40))
+def test_every_planned_call_lies_in_the_evaluation_range(seed):
+    """Brute force over the schedule: for random eq. 8 terms plus up to 8 extra terms (windows in steps and percent,
+    every schedule, weights that may sum to 1), each call's conditionings, counted by plan_call, lie within the
+    closed-form evaluation_range the node shows; with every window full and constant the range is exact."""
+    import random
+
+    rng = random.Random(seed)
+
+    def window():
+        start = rng.choice([0.0, 0.0, 0.1, 0.3, 0.5])
+        return Window(start, rng.choice([1.0, 1.0, max(start, 0.8)]), rng.choice(["steps", "percent"]))
+
+    cfg = rng.choice([1.0, 3.0, 7.0])
+    terms = eq8_terms(cfg, rng.choice([0.0, cfg - 1.0, 4.0]), window(), rng.choice(list(SCHEDULES)))
+    terms += [GuidanceTerm(f"term{i}", rng.choice([-2.0, 1.0, 0.5, 0.0]), window(), rng.choice(list(SCHEDULES)))
+              for i in range(rng.randint(0, 8))]
+    counts = [len(coefficients(terms, sigma)) for sigma in SIGMAS[:-1]]
+    fewest, most = evaluation_range(terms)
+    assert fewest <= min(counts) and max(counts) <= most, (counts, fewest, most)
+    full = [GuidanceTerm(t.key, t.scale) for t in terms]
+    assert {len(coefficients(full, sigma)) for sigma in SIGMAS[:-1]} == {evaluation_range(full)[0]}
+    assert evaluation_range(full)[0] == evaluation_range(full)[1]
+
+
 @pytest.mark.parametrize(
     "build, field",
     [
