@@ -168,7 +168,7 @@ def phrase_head(words: Sequence[str], indices: Sequence[int]) -> int | None:
     before a function word, a possessive or a verb, after any "photo of", "group of"; None when all of it is META or
     framing."""
     known = FUNCTION_WORDS["english"]
-    lowered = [words[i].lower() for i in indices]
+    lowered = [words[i] for i in indices]  # split_prompt's words are lower case
     start = framed(lowered)
     indices, lowered = indices[start:], lowered[start:]
     content = [w for w in lowered if is_content(w, known)]

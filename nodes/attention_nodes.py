@@ -173,8 +173,8 @@ def finished_run(node: str, capture: CaptureHandle, samples: dict):
                          "output of a sampler with the capture's MODEL. Change any sampler input, e.g. the seed, and "
                          "queue again; wire the sampler's output straight into 'samples'.")
     for branch in BRANCHES:
-        text = capture.texts[branch]
         if not capture.words[branch]:
+            text = capture.texts[branch]
             what = (f"'{text}' has no word to measure (punctuation and characters the tokenizer drops are not words)"
                     if text.strip() else "is empty")
             raise ValueError(f"{node}: {branch}_text of AttentionCapture {what}: r_t compares the negative's words "

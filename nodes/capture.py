@@ -32,7 +32,7 @@ from ..attention.maps import column_matrix, text_attention, word_maps
 from ..attention.store import AttentionStore, LayerId
 from ..attention.words import Word
 from ..guidance import own_step
-from .compat import own_steps_sampler, sampled_latent_shape
+from .compat import latent_shapes, own_steps_sampler
 from .contract import EFFECTS, GUIDANCE, KEY
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
@@ -277,7 +277,12 @@ def capture_model(model, recorder: Recorder):
             raise ValueError(f"{recorder.node}: the sampler {own} picks its own steps between the schedule's ends, so "
                              "the capture would record its first step only. Use a sampler that steps through the "
                              "schedule (euler, dpmpp_2m, …).")
-        recorder.begin_run(executor.class_obj, sampled_latent_shape(recorder.node, latent_image, kwargs), sigmas)
+        shapes = latent_shapes(latent_image, kwargs)
+        if len(shapes) > 1:
+            raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "
+                             f"({', '.join(map(str, shapes))}), and the capture maps the tokens of one latent. Sample "
+                             "a single latent (image or video) to capture it.")
+        recorder.begin_run(executor.class_obj, shapes[0], sigmas)
         samples = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
         recorder.end_run(samples)
         return samples

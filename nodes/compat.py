@@ -7,8 +7,8 @@ the pack's hooks (``transformer_options``, a block replace's ``args``, an attn2 
 (or the model family) that need it from registering, with one log line naming the symbol and the ComfyUI version;
 nothing fails mid-run. Checked on ComfyUI v0.3.64 and v0.33.0 (scripts/harness.py ``RELEASES``). What v0.33 changed
 that the pack meets: nested latents reach OUTER_SAMPLE packed, with their shapes in ``latent_shapes`` (the capture's
-wrapper reads them through ``sampled_latent_shape`` and refuses nested latents before the first step; eq. 8's
-arithmetic is elementwise and holds on the packed tensor);
+wrapper reads them through ``latent_shapes`` and refuses nested latents before the first step; eq. 8's arithmetic
+is elementwise and holds on the packed tensor);
 ``wrap_attn`` unpacks attention tensor containers before an override sees q, k, v, and passes
 ``enable_gqa`` with k, v of fewer heads; ``set_model_optimized_attention`` overwrites the attention override (the
 pack's run checks see that); ``inner_set_conds`` may swap the guider's model for its non-dynamic delegate (the pack
@@ -175,18 +175,11 @@ def usable(what: str, required: Iterable[Need | Key]) -> bool:
     return not found
 
 
-def sampled_latent_shape(node: str, latent_image, wrapper_kwargs: dict) -> tuple[int, ...]:
-    """The shape of the one latent an OUTER_SAMPLE wrapper's run samples. Since v0.33 nested latents (LTX-2's video
-    and audio) reach OUTER_SAMPLE packed into one flat tensor, their own shapes in the keyword ``latent_shapes``;
-    before, and for a single latent, it is the latent's own shape. Nested latents are refused before the first step:
-    the capture maps the tokens of one latent."""
-    shapes = wrapper_kwargs.get("latent_shapes") or [latent_image.shape]
-    if len(shapes) > 1:
-        listed = ", ".join(str(tuple(shape)) for shape in shapes)
-        raise ValueError(f"{node}: the sampler's latent holds {len(shapes)} latents sampled together ({listed}), "
-                         "and the capture maps the tokens of one latent. Sample a single latent (image or video) to "
-                         "capture it.")
-    return tuple(shapes[0])
+def latent_shapes(latent_image, wrapper_kwargs: dict) -> list[tuple[int, ...]]:
+    """The shapes of the latents an OUTER_SAMPLE wrapper's run samples. Since v0.33 nested latents (LTX-2's video and
+    audio) reach OUTER_SAMPLE packed into one flat tensor, their own shapes in the keyword ``latent_shapes``; before,
+    and for a single latent, the latent's own shape."""
+    return [tuple(shape) for shape in wrapper_kwargs.get("latent_shapes") or [latent_image.shape]]
 
 
 OWN_STEPS = {"dpm_fast_function": "dpm_fast", "dpm_adaptive_function": "dpm_adaptive"}  # comfy.samplers.ksampler

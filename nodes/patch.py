@@ -325,12 +325,13 @@ def make_sampler_sample(guidance: NegativeGuidance):
     def sampler_sample(executor, guider, sigmas, extra_args, *args, **kwargs):
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.inner_model.model_sampling, sigmas.dtype)
-        terms = guidance.terms(guider.cfg)
-        watch, window = None, terms[1].window.step_range(schedule, to_sigma)
+        terms_of = functools.lru_cache(maxsize=4)(guidance.terms)  # at each call, the guider's cfg then
+        window = terms_of(guider.cfg)[1].window.step_range(schedule, to_sigma)
+        watch = None
         if guidance.auto_start > 0:
             watch = LayoutWatch(guidance.auto_start, window.start)
         ctx = RunContext(
-            terms_of=functools.lru_cache(maxsize=4)(guidance.terms),
+            terms_of=terms_of,
             guider=guider,
             conds={key: guider.conds[key] for key in guidance.extra_conditionings()},
             sample_sigmas=schedule,
