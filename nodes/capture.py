@@ -1,4 +1,5 @@
-"""The attention capture as a model patch: a family's attention hooks record word maps into a per-run store.
+"""The attention capture as a model patch: it joins the model's attention site (nodes/site.py), whose hooks record
+word maps into a per-run store at the model calls the capture hands a ``CallRecord``.
 
 What is recorded, and when:
 - only the guidance's own evaluation: the first ``calc_cond_batch`` of each ``predict_noise`` (the extra passes
@@ -12,8 +13,8 @@ one of them is the capture's negative prompt, its maps are recorded as the "nega
 image queries over that negative's text keys (the keys its Z⁻ is formed from), so r_t, the heatmaps and the gate
 read it like a CFG negative. A call that evaluates the CFG negative records that one instead.
 
-A capture never changes the picture: every hook returns the layer's own attention (ComfyUI's, or the hook that
-was installed before) and computes the maps beside it in fp32. Per model call the recorder reads the step once;
+A capture never changes the picture: the site's hooks return the layer's own attention (ComfyUI's, the hook that was
+installed before, or the one the attention-space negatives guide) and compute the maps beside it in fp32. Per model call the recorder reads the step once;
 inside the attention calls nothing waits for the host, and a step's maps move to the CPU when it ends.
 """
 
@@ -33,10 +34,10 @@ from ..attention.store import AttentionStore, LayerId
 from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
-from .contract import EFFECTS, GUIDANCE, KEY
+from .contract import CALL, GUIDANCE, KEY
+from .site import join, lost_hooks, site_of
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
-CALL = f"{KEY}.call"  # transformer_options: this model call's CallRecord, read by the family's hooks
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,6 @@ class Recorder:
     prompts: dict[str, Prompt]
     max_bytes: int
     downsample: bool
-    hooks: dict = field(default_factory=dict)
     store: AttentionStore | None = None
     facts: RunFacts | None = None
     runs: dict[str, FinishedRun] = field(default_factory=dict)
@@ -106,10 +106,6 @@ class Recorder:
     def run_of(self, samples: torch.Tensor) -> FinishedRun | None:
         """The finished run whose output is ``samples``, if its maps are still kept."""
         return self.runs.get(fingerprint(samples))
-
-    def call(self, transformer_options: dict) -> CallRecord | None:
-        """The record of the model call these options belong to, or None when it is not recorded."""
-        return transformer_options.get(CALL)
 
     def begin_run(self, guider, latent_shape: tuple[int, ...], sigmas: torch.Tensor) -> None:
         """Check the run and plan its store, before its first step."""
@@ -145,7 +141,7 @@ class Recorder:
     def check_hooks(self, model_options: dict) -> None:
         """A node applied after the capture must not have replaced its hooks (the maps would silently miss), unless
         it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
-        lost = lost_hooks(self.hooks, self.family.installed_hooks(model_options))
+        lost = lost_hooks(model_options)
         if lost:
             raise ValueError(f"{self.node}: a node applied after it replaced its attention hook {lost[0]}, so that "
                              f"layer would record nothing. Apply {self.node} last in the model chain.")
@@ -207,28 +203,12 @@ class CallRecord:
             select = self.recorder.select(branch, probs.shape[-1], probs.device)
             store.add(layer, branch, word_maps(probs[j * rows:(j + 1) * rows], select, layer.grid))
 
-
-def wrapped_chain(hook) -> list:
-    """A hook and every hook it wraps through ``__wrapped__``."""
-    chain = []
-    while hook is not None and len(chain) < 32:
-        chain.append(hook)
-        hook = getattr(hook, "__wrapped__", None)
-    return chain
-
-
-def lost_hooks(hooks: dict, found: dict) -> list:
-    """The keys of ``hooks`` (installed) that ``found`` (in place at sampling) no longer calls: replaced without
-    being wrapped, or shadowed by a later replace of one transformer index of a hooked block, which ComfyUI looks up
-    before the block's own (an IP-Adapter's (block, id, index) keys)."""
-    lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
-    for key, hook in found.items():
-        if key in hooks or not (isinstance(key[-1], tuple) and len(key[-1]) == 3):
-            continue
-        block = (*key[:-1], key[-1][:2])  # ("attn2", (block, id, index)) → ("attn2", (block, id))
-        if block in hooks and hooks[block] not in wrapped_chain(hook):
-            lost.append(key)
-    return lost
+    def record_texts(self, layer: LayerId, uuids: Sequence, q: torch.Tensor, k: torch.Tensor, heads: int,
+                     texts: Sequence[tuple[int | None, slice, slice]], heads_split: bool = False) -> None:
+        """``record`` for each text of an attention call: (the attention-space negative's chain index, or None for
+        the call's own branches; the image queries; the text's keys)."""
+        for term, queries, keys in texts:
+            self.record(layer, uuids, q, k, heads, queries, keys, heads_split, term=term)
 
 
 def branch_uuids(node: str, conds: dict, prompts: dict[str, Prompt]) -> dict:
@@ -263,14 +243,14 @@ def run_facts(guider, sample_sigmas: list[float], attention_negative: int | None
 
 
 def is_captured(model) -> bool:
-    """Whether an AttentionCapture already patched ``model`` (its recorder is in the transformer options)."""
-    return EFFECTS in model.model_options.get("transformer_options", {})
+    """Whether an AttentionCapture already joined ``model``'s attention site."""
+    site = site_of(model.model_options)
+    return site is not None and site.recorder is not None
 
 
 def capture_model(model, recorder: Recorder):
     """A clone of ``model`` whose sampling records the recorder's prompts; the incoming model is left untouched."""
-    patched = model.clone()
-    recorder.hooks = recorder.family.install(patched, recorder)
+    patched = join(model, recorder.family, recorder=recorder)
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         if (own := own_steps_sampler(sampler)) is not None:
@@ -307,5 +287,4 @@ def capture_model(model, recorder: Recorder):
     for kind, wrapper in ((WRAPPERS.OUTER_SAMPLE, outer_sample), (WRAPPERS.PREDICT_NOISE, predict_noise),
                           (WRAPPERS.CALC_COND_BATCH, calc_cond_batch)):
         patched.add_wrapper_with_key(kind, f"{KEY}.capture", wrapper)
-    patched.model_options.setdefault("transformer_options", {})[EFFECTS] = recorder  # read by the guidance batch
     return patched

@@ -1,60 +1,34 @@
-"""What the guidance patch and the attention capture tell each other, and the guider keys they share.
+"""Every private key the pack puts in ComfyUI's model options, and what rides under it.
 
-- ``GUIDANCE`` (model_options): the patch's ``NegativeGuidance``; the capture reads it to say why a negative
-  was never evaluated.
-- ``EFFECTS`` (transformer_options): the capture's recorder; the patch's batch function hands it |w⁻·(n − u)| of
-  each negative term at each step's own σ_i (``add_effect(step, term, effect)``).
+model_options:
+- ``GUIDANCE``: the guidance patch's ``NegativeGuidance``; the capture reads it to say why a negative was never
+  evaluated. ``RUN_CONTEXT``: the patch's ``RunContext`` of the run being sampled, read by its batch function.
 - ``EMPTY_KEY`` and ``term_key(i)``: the guider.conds keys under which the patch adds u and the NegativeTerms.
 
-Attention-space negatives (AttentionNegativeTerm, nodes/nag.py):
-- ``NAG`` (transformer_options): the ``NagCall`` of this model call, set by the guidance batch only when some attention
-  term is active at this call: the active negatives (their chain index, φᵢ(t), context), τ, α and the uuids of the
-  branches NAG applies to. Absent: every NAG hook passes through, bit-identical to a model without them.
-- The layout the NAG hooks give a layer while ``NAG`` is set: cross attention (UNets, Wan) sees k/v over
-  [ctx⁺, ctx⁻₁ … ctx⁻ₖ] (the negatives' tokens last, in ``NagCall.negatives`` order); joint attention (Flux, Chroma,
-  SD3.5, Qwen-Image) sees [txt⁺, txt⁻₁ … txt⁻ₖ, img], with T⁺ and each T⁻ᵢ in ``NagCall.layout`` (set by the family's
-  first block of each forward, before any attention call).
-- ``NAG_PART`` (transformer_options of the attention calls the NAG hooks make below themselves): ``POSITIVE_PART``
-  for the layer's own attention in the model's usual layout, every row; or the chain index i of an attention-space
-  negative for its part: k/v = ctx⁻ᵢ (cross) or [txt⁻ᵢ, img] (joint), only the NAG rows, ``uuids`` = theirs. The
-  merged joint form (guidance/merged_attention.py) makes instead ``TextStream(None)`` and ``TextStream(i)`` (the
-  prompt's and each negative's text queries over [txt, img]) and one ``IMAGE_SINK`` call (the image queries over the
-  image keys and the sink), no maps read from either; and, only while a capture records the block, ``TextKeys(None)``
-  and ``TextKeys(i)`` (the image queries over one text's keys alone: the maps a capture below the hooks reads).
-  ``nodes/nag.py`` ``cross_parts`` / ``joint_parts`` read a call's texts for the capture, above or below the hooks.
+transformer_options (the attention site, nodes/site.py):
+- ``SITE``: the model's attention ``Site``: the family's hooks and who joined them (the capture's recorder, to which
+  the guidance batch hands each step's effect maps; the negatives).
+- ``CALL``: the capture's ``CallRecord`` of this model call, set only at the steps it records.
+- ``NAG``: the ``NagCall`` of this model call (nodes/nag.py), set by the guidance batch only when some
+  attention-space negative is active: the active negatives (their chain index, φᵢ(t), context), τ, α and the uuids
+  of the branches NAG applies to.
+- ``BLOCK``: inside one DiT block, the site's ``BlockRun`` (nodes/families/joint.py), from its block replace to its
+  attention override.
 - ``ATTENTION_EFFECT``: the effect-map name of the attention-space negatives, |Z − Z⁺| averaged over channels and
   layers, upsampled to the latent, one per step (they share one normalisation, so one map for all of them).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 KEY = "x-negative-guidance"
 GUIDANCE = f"{KEY}.guidance"
-EFFECTS = f"{KEY}.effects"
+RUN_CONTEXT = f"{KEY}.run"
 EMPTY_KEY = f"{KEY}.empty"
+SITE = f"{KEY}.site"
+CALL = f"{KEY}.call"
 NAG = f"{KEY}.nag"
-NAG_PART = f"{KEY}.nag_part"
-POSITIVE_PART = "positive"
-IMAGE_SINK = "image and sink"
+BLOCK = f"{KEY}.block"
 ATTENTION_EFFECT = "attention"
-
-
-@dataclass(frozen=True)
-class TextKeys:
-    """The NAG_PART of a joint layer's image queries over one text's keys alone: ``term``, the attention-space
-    negative's chain index, or None for the prompt's text."""
-
-    term: int | None
-
-
-@dataclass(frozen=True)
-class TextStream:
-    """The NAG_PART of one text's queries over [txt, img] in the merged joint form, its text stream: ``term`` as in
-    TextKeys. No maps are read from it."""
-
-    term: int | None
 
 
 def term_key(index: int) -> str:

@@ -23,9 +23,8 @@ weights (the negative's context rides beside the positive's, see the family modu
   stay exactly ComfyUI's; SageAttention, whose kernels do not take the sink's channels; fp16, whose range would flush
   the shares) Z⁻ᵢ is a second attention over [txt⁻ᵢ, img].
 
-Every attention over the image keys is computed by the attention chain below (an earlier override, or ComfyUI's own
-function), each call marked with ``NAG_PART`` so that a hook below (the capture) knows what it sees. No host sync
-happens here: the rows come from the call's uuids, on the host.
+Every attention is computed by the attention chain below (an earlier override, or ComfyUI's own function). No host
+sync happens here: the rows come from the call's uuids, on the host.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ import torch.nn.functional as F
 from ..attention.maps import heads_first
 from ..guidance import AttentionTerm, Window, normalized_attention_guidance
 from ..guidance.merged_attention import merged, text_attention, with_sink
-from .contract import IMAGE_SINK, NAG, NAG_PART, POSITIVE_PART, TextKeys, TextStream, attention_key
+from .contract import attention_key
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (q, k, v, options) → out
 
@@ -127,6 +126,14 @@ class JointLayout:
     def extra(self) -> int:
         return sum(self.negatives)
 
+    @property
+    def image_start(self) -> int:
+        return self.text + self.extra
+
+    def spans(self, nag: NagCall) -> list[tuple[int | None, slice]]:
+        """Each text's tokens: (None, the prompt's), then (its chain index, each negative's)."""
+        return text_spans(self.text, self.negatives, [n.index for n in nag.negatives])
+
 
 @dataclass
 class NagCall:
@@ -176,6 +183,10 @@ class NagCall:
             self.cache[key] = make()
         return self.cache[key]
 
+    def spans(self, text: int) -> list[tuple[int | None, slice]]:
+        """Each text's tokens in a cross-attention context [ctx⁺ (``text`` tokens), ctx⁻₁ … ctx⁻ₖ]."""
+        return text_spans(text, self.tokens, [n.index for n in self.negatives])
+
     def applies(self, uuids: Sequence) -> bool:
         """Whether NAG applies to some chunk of a forward with these uuids. A forward with none (u or the CFG negative
         batched apart) gets no negatives at all: exactly ComfyUI's computation."""
@@ -211,34 +222,40 @@ class NagCall:
         return None if self.effect is None else self.effect / self.effect_layers
 
 
-def part_options(options: dict, part, rows: Rows | None = None) -> dict:
-    """The options a part's attention call gets: marked with NAG_PART and, for a negative on some chunks of the
-    batch, those chunks' ``uuids`` and ``cond_or_uncond``, so that a hook below that splits q's rows by them (an
-    IP-Adapter) labels the rows it is handed."""
-    marked = {**options, NAG_PART: part}
-    if rows is not None:
-        marked["uuids"] = rows.uuids
-        if "cond_or_uncond" in options:
-            marked["cond_or_uncond"] = [c for c, on in zip(options["cond_or_uncond"], rows.flags, strict=True) if on]
+def part_options(options: dict, rows: Rows | None = None) -> dict:
+    """The options of a negative's attention call on some chunks of the batch: those chunks' ``uuids`` and
+    ``cond_or_uncond``, so that a hook below that splits q's rows by them (an IP-Adapter) labels the rows it is
+    handed. Without ``rows`` (every row), the layer's own options."""
+    if rows is None:
+        return options
+    marked = {**options, "uuids": rows.uuids}
+    if "cond_or_uncond" in options:
+        marked["cond_or_uncond"] = [c for c, on in zip(options["cond_or_uncond"], rows.flags, strict=True) if on]
     return marked
+
+
+def text_spans(text: int, tokens: Sequence[int], indices: Sequence[int]) -> list[tuple[int | None, slice]]:
+    """Where each text's tokens sit in a call laid out [txt⁺ (``text`` tokens), txt⁻₁ … txt⁻ₖ]: (None, the
+    prompt's), then (its chain index, each negative's)."""
+    found, start = [(None, slice(0, text))], text
+    for index, length in zip(indices, tokens, strict=True):
+        found.append((index, slice(start, start + length)))
+        start += length
+    return found
 
 
 def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
                 grid: Sequence[int] | None) -> torch.Tensor:
     """Cross attention whose k/v hold [ctx⁺, ctx⁻₁ … ctx⁻ₖ] along the tokens (B, L, C): Z⁺ over ctx⁺ for every row,
     Z⁻ᵢ over ctx⁻ᵢ for the NAG rows, combined there. Returns (B, N, C) like the layer's own attention."""
-    negatives = nag.tokens
-    text = k.shape[1] - sum(negatives)
-    z_pos = attend(q, k[:, :text], v[:, :text], part_options(options, POSITIVE_PART))
+    text = k.shape[1] - sum(nag.tokens)
+    z_pos = attend(q, k[:, :text], v[:, :text], options)
     rows = nag.rows(options["uuids"], q.shape[0])
     if rows.none:
         return z_pos
-    q_nag, z_negs, start = rows.pick(q), [], text
-    for negative, tokens in zip(nag.negatives, negatives, strict=True):
-        keys = slice(start, start + tokens)
-        z_negs.append(attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]),
-                             part_options(options, negative.index, rows)))
-        start += tokens
+    q_nag, negative_options = rows.pick(q), part_options(options, rows)
+    z_negs = [attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]), negative_options)
+              for _, keys in nag.spans(text)[1:]]
     return rows.merge(z_pos, nag.combine(rows.pick(z_pos), z_negs, rows, options["uuids"], grid))
 
 
@@ -250,14 +267,13 @@ def merges(func, dtype: torch.dtype) -> bool:
 
 
 def guide_joint(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
-                heads: int, heads_split: bool, grid: Sequence[int] | None, merge: bool, maps: bool) -> torch.Tensor:
+                heads: int, heads_split: bool, grid: Sequence[int] | None, merge: bool) -> torch.Tensor:
     """Joint attention over [txt⁺, txt⁻₁ … txt⁻ₖ, img] (q/k/v (B, L, C), or (B, heads, L, d) with ``heads_split``),
     guided on the NAG rows. Returns (B, L, C) in the call's layout (the negatives' text rows are 0 on rows NAG does
-    not apply to). ``merge``: whether the negatives can share the image attention (``merges``); ``maps``: whether a
-    capture records this block (the merged form then shows the chain below each text's keys)."""
+    not apply to). ``merge``: whether the negatives can share the image attention (``merges``)."""
     rows = nag.rows(options["uuids"], q.shape[0])
     if rows.every and merge:
-        return guide_joint_merged(attend, q, k, v, options, nag, rows, heads, heads_split, grid, maps)
+        return guide_joint_merged(attend, q, k, v, options, nag, rows, heads, heads_split, grid)
     return guide_joint_apart(attend, q, k, v, options, nag, rows, heads_split, grid)
 
 
@@ -266,26 +282,26 @@ def guide_joint_apart(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch
     """(a) [txt⁺, img] over [txt⁺, img] for every row, exactly the attention without the negatives; for the NAG rows,
     (b)+(c) [txt⁻ᵢ, img] over [txt⁻ᵢ, img]: the negative's own text update and Z⁻ᵢ, its image rows."""
     layout, axis = nag.layout, 2 if heads_split else 1
-    length = q.shape[axis]
-    image_start = layout.text + layout.extra
-    image = length - image_start
+    image_start = layout.image_start
+    image = q.shape[axis] - image_start
 
     def positive(x):
         return torch.cat([x.narrow(axis, 0, layout.text), x.narrow(axis, image_start, image)], dim=axis)
 
-    z_pos = attend(positive(q), positive(k), positive(v), part_options(options, POSITIVE_PART))  # (B, T⁺ + N, C)
+    z_pos = attend(positive(q), positive(k), positive(v), options)  # (B, T⁺ + N, C)
     z_pos_image = z_pos[:, layout.text:]
-    texts, z_negs, start = [], [], layout.text
+    texts, z_negs = [], []
     if not rows.none:
-        for negative, tokens in zip(nag.negatives, layout.negatives, strict=True):
-            def part(x, start=start, tokens=tokens):
+        for _, keys in layout.spans(nag)[1:]:
+            tokens = keys.stop - keys.start
+
+            def part(x, start=keys.start, tokens=tokens):
                 x = rows.pick(x)
                 return torch.cat([x.narrow(axis, start, tokens), x.narrow(axis, image_start, image)], dim=axis)
 
-            z = attend(part(q), part(k), part(v), part_options(options, negative.index, rows))
+            z = attend(part(q), part(k), part(v), part_options(options, rows))
             texts.append(rows.merge(z_pos.new_zeros(z_pos.shape[0], tokens, z_pos.shape[2]), z[:, :tokens]))
             z_negs.append(z[:, tokens:])
-            start += tokens
         guided = nag.combine(rows.pick(z_pos_image), z_negs, rows, options["uuids"], grid)
         z_pos_image = rows.merge(z_pos_image, guided)
     else:
@@ -294,88 +310,32 @@ def guide_joint_apart(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch
 
 
 def guide_joint_merged(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict,
-                       nag: NagCall, rows: Rows, heads: int, heads_split: bool, grid: Sequence[int] | None,
-                       maps: bool) -> torch.Tensor:
+                       nag: NagCall, rows: Rows, heads: int, heads_split: bool,
+                       grid: Sequence[int] | None) -> torch.Tensor:
     """Every row guided, with one image attention (guidance/merged_attention.py): each text's queries over [txt, img]
     (its text stream, the prompt's and each negative's alike) and the image queries over the image keys and the sink,
     through the chain; the image queries over each text's keys alone (A, L) beside it; then Z⁺, Z⁻ᵢ by the merge and
-    NAG on the image rows. With ``maps``, the chain below also sees the image queries over each text's keys (a capture
-    there reads its maps from them; their output is not used, so a capture never changes the result)."""
+    NAG on the image rows."""
     layout, axis = nag.layout, 2 if heads_split else 1
-    image_start = layout.text + layout.extra
+    image_start = layout.image_start
     image = q.shape[axis] - image_start
     v = v if heads_split else v.reshape(*v.shape[:2], -1)  # SD3 hands v as (B, L, heads, d)
 
     def span(x, start, length):
         return x.narrow(axis, start, length)
 
-    def text(start, tokens, term):  # the text's stream, and (A, L) of the image queries over its keys alone
+    def text(start, tokens):  # the text's stream, and (A, L) of the image queries over its keys alone
         keys, values = (torch.cat([span(x, start, tokens), span(x, image_start, image)], dim=axis) for x in (k, v))
-        stream = attend(span(q, start, tokens), keys, values, part_options(options, TextStream(term)))
+        stream = attend(span(q, start, tokens), keys, values, options)
         alone = [span(q, image_start, image), span(k, start, tokens), span(v, start, tokens)]
-        if maps:
-            attend(*alone, part_options(options, TextKeys(term)))
         return stream, text_attention(*(heads_first(x, heads, heads_split) for x in alone))
 
-    starts = [layout.text + sum(layout.negatives[:i]) for i in range(len(layout.negatives))]
-    streams, texts = zip(text(0, layout.text, None), *(
-        text(start, tokens, negative.index)
-        for negative, start, tokens in zip(nag.negatives, starts, layout.negatives, strict=True)), strict=True)
+    streams, texts = zip(*(text(keys.start, keys.stop - keys.start) for _, keys in layout.spans(nag)), strict=True)
     per_head = (lambda x: x) if heads_split else (lambda x: x.unflatten(-1, (heads, -1)))  # (…, L, heads, d)
     flip = (lambda x: x.transpose(1, 2)) if heads_split else (lambda x: x)  # (B, N, heads) ↔ q's layout
     *sinked, kernel_logit = with_sink(*(per_head(span(x, image_start, image)) for x in (q, k, v)),
                                       flip(texts[0][1]), token_dim=axis)
-    image_out = attend(*(x if heads_split else x.flatten(2) for x in sinked), part_options(options, IMAGE_SINK))
+    image_out = attend(*(x if heads_split else x.flatten(2) for x in sinked), options)
     z_pos, *z_negs = (z.flatten(2) for z in merged(image_out, heads, flip(kernel_logit), list(texts)))
     guided = nag.combine(z_pos, z_negs, rows, options["uuids"], grid)
     return torch.cat([*streams, guided.to(v.dtype)], dim=1)
-
-
-@dataclass(frozen=True)
-class TextPart:
-    """For the capture: one text of an attention call it sees. ``term``: None for the call's own branches, else the
-    index of the attention-space negative whose text this is (recorded from the NAG rows only). ``queries`` starts the
-    image queries; ``keys`` are the text's keys."""
-
-    term: int | None
-    queries: int
-    keys: slice
-
-
-def cross_parts(options: dict, key_tokens: int) -> list[TextPart]:
-    """The texts in a cross-attention call's keys, as the capture sees the call (with or without NAG, from above or
-    below the NAG hook)."""
-    nag, part = options.get(NAG), options.get(NAG_PART)
-    if nag is None or part == POSITIVE_PART or not nag.applies(options["uuids"]):
-        return [TextPart(None, 0, slice(None))]
-    if part is not None:
-        return [TextPart(part, 0, slice(None))]
-    text = key_tokens - sum(nag.tokens)
-    parts, start = [TextPart(None, 0, slice(0, text))], text
-    for negative in nag.negatives:
-        parts.append(TextPart(negative.index, 0, slice(start, start + negative.tokens)))
-        start += negative.tokens
-    return parts
-
-
-def joint_parts(options: dict, text_seen: int) -> list[TextPart]:
-    """The texts in a joint-attention call, as the capture sees it; ``text_seen``: the text length the capture's
-    block saw (T⁺ without NAG)."""
-    nag, part = options.get(NAG), options.get(NAG_PART)
-    if nag is None or nag.layout is None or not nag.applies(options["uuids"]):
-        return [TextPart(None, text_seen, slice(0, text_seen))]
-    layout = nag.layout
-    if part == POSITIVE_PART:
-        return [TextPart(None, layout.text, slice(0, layout.text))]
-    if part is not None:  # a negative's part ([txt⁻ᵢ, img] queries), or TextKeys: the image queries alone
-        term = part.term if isinstance(part, TextKeys) else part
-        if term is None:
-            return [TextPart(None, 0, slice(0, layout.text))]
-        tokens = layout.negatives[[n.index for n in nag.negatives].index(term)]
-        return [TextPart(term, 0 if isinstance(part, TextKeys) else tokens, slice(0, tokens))]
-    image_start = layout.text + layout.extra
-    parts, start = [TextPart(None, image_start, slice(0, layout.text))], layout.text
-    for negative, tokens in zip(nag.negatives, layout.negatives, strict=True):
-        parts.append(TextPart(negative.index, image_start, slice(start, start + tokens)))
-        start += tokens
-    return parts

@@ -49,11 +49,11 @@ from ..guidance import (
 )
 from ..guidance.online import LayoutWatch
 from .compat import own_steps_sampler
-from .contract import ATTENTION_EFFECT, EFFECTS, EMPTY_KEY, GUIDANCE, KEY, NAG, term_key, term_name
+from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
+from .site import join, lost_hooks, site_of
 
-RUN_CONTEXT = f"{KEY}.run"
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
 log = logging.getLogger(__name__)
@@ -195,14 +195,12 @@ def patch_model(model, guidance: NegativeGuidance):
                          "from an earlier node. It expects ComfyUI's [positive, negative] batch, where this patch "
                          "batches positive, negative, empty and the terms, so the two cannot be combined: remove "
                          "that node, or apply its effect another way.")
-    patched = model.clone()
-    family = negatives_family(node, patched) if guidance.attention else None
-    hooks = family.install_negatives(patched) if family is not None else {}
+    patched = join(model, negatives_family(node, model), negatives=node) if guidance.attention else model.clone()
     batch = make_batch_function()
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
     patched.model_options[GUIDANCE] = guidance
-    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch, family, hooks))
+    patched.add_wrapper_with_key(WRAPPERS.OUTER_SAMPLE, KEY, make_outer_sample(guidance, batch))
     patched.add_wrapper_with_key(WRAPPERS.SAMPLER_SAMPLE, KEY, make_sampler_sample(guidance))
     if guidance.attention:
         patched.add_wrapper_with_key(WRAPPERS.CALC_COND_BATCH, KEY, same_step_negatives)
@@ -233,13 +231,9 @@ def negatives_family(node: str, model):
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, which needs a hook this ComfyUI "
                          f"{compat.comfyui_version()} lacks: {missing[0]}")
     try:
-        family = family_of(model)
+        return family_of(model)
     except UnsupportedModel as error:
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {error}") from None
-    if not hasattr(family, "install_negatives"):
-        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, which the {family.NAME} family does "
-                         "not support yet: use a NegativeTerm (eq. 8) instead")
-    return family
 
 
 def hook_name(fn) -> str:
@@ -260,7 +254,8 @@ def make_batch_function():
         coefficients = plan_call(ctx.terms_at(step), sigma, ctx.sample_sigmas, ctx.to_sigma)
         keys = list(coefficients)
         model_options = args["model_options"]
-        recorder = model_options.get("transformer_options", {}).get(EFFECTS)
+        site = site_of(model_options)
+        recorder = None if site is None else site.recorder
         own = own_step(ctx.sample_sigmas, sigma)  # None at a sampler's intermediate call
         record_at = None if recorder is None else own
         nag = negatives_call(ctx, sigma, coefficients, conds, tuple(args["input"].shape), record_at is not None)
@@ -350,7 +345,7 @@ def make_sampler_sample(guidance: NegativeGuidance):
     return sampler_sample
 
 
-def make_outer_sample(guidance: NegativeGuidance, batch, family=None, hooks: dict | None = None):
+def make_outer_sample(guidance: NegativeGuidance, batch):
     """OUTER_SAMPLE wrapper: check the run, add u and the extra terms to the guider, log the plan."""
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
@@ -361,8 +356,8 @@ def make_outer_sample(guidance: NegativeGuidance, batch, family=None, hooks: dic
                              "the schedule's ends, so the online gate, which reads the schedule's steps, would never "
                              "open. Set auto_start to 0 and start the negative with neg_start, or use another "
                              "sampler.")
-        if hooks:
-            check_negative_hooks(guidance.node_id, family, hooks, guider.model_options)
+        if guidance.attention:
+            check_negative_hooks(guidance.node_id, guider.model_options)
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         carry_guidance(guider.conds)
@@ -400,12 +395,10 @@ def watch_summary(watch: LayoutWatch, window: range) -> str:
             f"{watch.epsilon:g}): the negative ran from step {watch.opened_at} to step {window.stop - 1}")
 
 
-def check_negative_hooks(node: str, family, hooks: dict, model_options: dict) -> None:
-    """The attention-space negatives' hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied
-    later that replaced one would attend over the negatives' tokens as if they were the prompt's."""
-    from .capture import lost_hooks
-
-    lost = lost_hooks(hooks, family.installed_hooks(model_options))
+def check_negative_hooks(node: str, model_options: dict) -> None:
+    """The attention site's hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied later
+    that replaced one would attend over the negatives' tokens as if they were the prompt's."""
+    lost = lost_hooks(model_options)
     if lost:
         raise ValueError(f"{node}: a node applied after it replaced the attention hook {lost[0]} of its "
                          "attention-space negatives. Apply it last in the model chain (AttentionCapture may go "

@@ -6,10 +6,11 @@ pooled vector. Image queries: the latent in 2×2 patches, first in the image tok
 follow and are not queries of the map). Hook: ``dit`` double_block/single_block replaces and the attention override
 (flux/model.py, chroma/model.py; flux/math.py hands q and k after RoPE, heads first).
 
-Attention-space negatives: each negative's T5 context goes through the model's own ``txt_in`` and joins the text
-stream at the first double block; its RoPE rows are those of text id 0, as Flux and Chroma give every text token
-(``txt_ids = torch.zeros(...)`` in ``_forward``). The single blocks run on cat(txt⁺, txt⁻…, img), and the model's
-final ``img[:, txt.shape[1]:]`` cuts past the negatives, since ``txt`` is the extended stream.
+Attention-space negatives (nodes/families/joint.py): each negative's T5 context goes through the model's own
+``txt_in`` and joins the text stream at the first double block; its RoPE rows are those of text id 0, as Flux and
+Chroma give every text token (``txt_ids = torch.zeros(...)`` in ``_forward``). The single blocks run on
+cat(txt⁺, txt⁻…, img), and the model's final ``img[:, txt.shape[1]:]`` cuts past the negatives, since ``txt`` is the
+extended stream.
 """
 
 from __future__ import annotations
@@ -56,13 +57,7 @@ def locate(kind: str, index: int, args: dict, call) -> joint.Block:
     return joint.Block(layer, 0, length, slice(text_tokens, text_tokens + math.prod(grid)), slice(0, text_tokens))
 
 
-token_grid = joint.image_grid
-layers, install = joint.hooks(blocks, locate)
-
-
-def install_negatives(patched) -> dict:
-    diffusion_model = patched.get_model_object("diffusion_model")
-
+def dit(diffusion_model) -> joint.Dit:
     def embed(contexts):
         return [diffusion_model.txt_in(c) for c in contexts]
 
@@ -80,4 +75,8 @@ def install_negatives(patched) -> dict:
             rows.append(diffusion_model.pe_embedder(ids).to(pe.dtype))
         return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
 
-    return joint.install_negatives(patched, blocks(diffusion_model), embed, extend_pe, token_grid)
+    return joint.Dit(blocks(diffusion_model), locate, embed, extend_pe)
+
+
+token_grid = joint.image_grid
+layers, install = joint.site(dit)

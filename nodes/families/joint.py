@@ -1,16 +1,17 @@
-"""What the DiT families share: a ``dit`` block replace names the block and where its text sits, and the
-``optimized_attention_override`` records the block's text attention beside the layer's own output.
+"""The attention site of the DiT families (nodes/site.py): a ``dit`` block replace per block and the
+``optimized_attention_override``, each chained over the hook that was there before.
 
-Both hooks chain what was installed before: the block replace calls the earlier replace (or the original block)
-with the block's record in ``transformer_options``; the override calls the earlier override (or the attention
-function ComfyUI chose, sage and flash included) for the output, then computes the maps from the same q and k.
+The block replace starts a ``BlockRun`` (transformer_options, contract ``BLOCK``) for the block's attention calls:
+where the capture reads its text call, and, with attention-space negatives active, the negatives' texts beside the
+prompt's. Joint families embed each negative with the model's own text embedder once per call and append it to the
+text stream at the first block ([txt⁺, txt⁻₁ … txt⁻ₖ]: every later block carries it through its token-wise text
+weights, and the model's final cut of the image, e.g. Flux's ``img[:, txt.shape[1]:]``, falls past it), extending the
+positional embedding by the negatives' own rows; Wan appends them to each block's cross-attention context.
 
-Attention-space negatives use the same two hooks. The block replace puts the negatives' texts beside the prompt's:
-joint families embed each negative with the model's own text embedder once per call and append it to the text
-stream at the first block ([txt⁺, txt⁻₁ … txt⁻ₖ], every later block carries it through its token-wise text weights,
-and the model's final cut of the image, e.g. Flux's ``img[:, txt.shape[1]:]``, falls past it), extending the
-positional embedding by the negatives' own rows; Wan appends them to each block's cross-attention context. The
-override then guides the block's text attention (nodes/nag.py ``guide_joint`` / ``guide_cross``).
+The override takes the block's attention calls in the order the block makes them (its family says which read the
+text). On a text call it returns the layer's own attention or, with negatives, the guided one (nodes/nag.py), through
+the earlier override or the attention function ComfyUI chose (sage and flash included); the capture's maps of each
+text are computed beside it, in fp32, from the same q and k.
 """
 
 from __future__ import annotations
@@ -22,46 +23,28 @@ from dataclasses import dataclass, field
 import torch
 
 from ...attention.store import LayerId
-from ..contract import IMAGE_SINK, KEY, NAG, NAG_PART, TextKeys, TextStream
-from ..nag import JointLayout, cross_parts, guide_cross, guide_joint, joint_parts, merges
+from ..contract import BLOCK, CALL, NAG
+from ..nag import JointLayout, NagCall, guide_cross, guide_joint, merges
 
-BLOCK = f"{KEY}.block"  # transformer_options: the Block being run, set by the capture's block replace
-NAG_BLOCK = f"{KEY}.nag_block"  # transformer_options: the NagBlock being run, set by the negatives' block replace
 OVERRIDE = "optimized_attention_override"
 
 
 @dataclass
 class Block:
-    """One run of one block: which of its attention calls is the text one, and where image queries and text keys
-    sit in that call's q and k (``length``: the call's q sequence length, checked). ``cross``: the text call is a
-    cross attention (Wan); else joint, with ``queries.start`` text tokens before the image."""
+    """Where the capture reads one run of one block: which of its attention calls is the text one, and where image
+    queries and text keys sit in that call's q and k (``length``: the call's q sequence length, checked). ``cross``:
+    the text call is a cross attention (Wan); else joint, with ``queries.start`` text tokens before the image."""
 
     layer: LayerId
     call: int
     length: int
     queries: slice
     keys: slice
-    seen: int = field(default=0)
     cross: bool = False
 
 
-@dataclass
-class NagBlock:
-    """One run of one block under attention-space negatives: which of its attention calls NAG guides (``calls``,
-    and for cross attention only those whose keys number one of ``keys``: the calls that see the negatives)."""
-
-    calls: tuple[int, ...]
-    cross: bool
-    grid: tuple[int, ...]
-    keys: tuple[int, ...] = ()
-    seen: int = field(default=0)
-
-    def guides(self, index: int, k: torch.Tensor, heads_split: bool) -> bool:
-        return index in self.calls and (not self.cross or k.shape[2 if heads_split else 1] in self.keys)
-
-
-# locate(kind, index, args, call) → the Block of this run of the block, or None when the block is not captured
-Locate = Callable[[str, int, dict, object], Block | None]
+# locate(kind, index, args, call) → the Block of this run of the block (call: the capture's CallRecord)
+Locate = Callable[[str, int, dict, object], Block]
 
 
 def patch_grid(dims: tuple[int, ...], patch: tuple[int, ...]) -> tuple[int, ...]:
@@ -82,93 +65,48 @@ def text_then_image(kind: str, index: int, args: dict, call) -> Block:
                  slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
 
 
+@dataclass(frozen=True)
+class Dit:
+    """What a DiT family tells its site. ``blocks``: the dit replace keys, in the order a forward runs them;
+    ``locate``: where the capture reads a block; ``embed(contexts)``: the negatives' texts as a block's text stream
+    holds them (the model's own embedder); ``extend_pe(pe, nag)``: the positional embedding with the negatives' rows
+    after the prompt's. ``cross``: the text is a cross-attention context given to every block (Wan); then
+    ``calls(block)`` are the block's attention calls that may read it, guided where their keys are the whole
+    extended context or it less the ``cut(block)`` tokens the layer cuts off its front (Wan i2v: CLIP-vision)."""
+
+    blocks: list[tuple[str, int]]
+    locate: Locate
+    embed: Callable[[list[torch.Tensor]], list[torch.Tensor]]
+    extend_pe: Callable | None = None
+    token_grid: Callable[[tuple[int, ...]], tuple[int, ...]] = image_grid
+    cross: bool = False
+    calls: Callable[[tuple[str, int]], tuple[int, ...]] = lambda block: (0,)
+    cut: Callable[[tuple[str, int]], int] = lambda block: 0
+
+
+@dataclass
+class BlockRun:
+    """One run of one block through the site: the capture's ``block`` and ``record`` when it records this call, the
+    call's ``nag`` when attention-space negatives apply to this forward, and the count of its attention calls."""
+
+    block: Block | None
+    record: object | None
+    nag: NagCall | None
+    grid: tuple[int, ...] | None = None
+    calls: tuple[int, ...] = ()
+    cross: bool = False
+    keys: tuple[int, ...] = ()
+    seen: int = field(default=0)
+
+    def guides(self, index: int, k: torch.Tensor, heads_split: bool) -> bool:
+        return (self.nag is not None and index in self.calls
+                and (not self.cross or k.shape[2 if heads_split else 1] in self.keys))
+
+
 def attention_args(args: tuple, kwargs: dict):
     """q, k, heads and the heads-first flag of an optimized_attention call, as ComfyUI's DiTs make it."""
     heads = args[3] if len(args) > 3 else kwargs["heads"]
     return args[0], args[1], heads, kwargs.get("skip_reshape", False)
-
-
-def make_override(recorder, previous):
-    """An optimized_attention_override that returns the layer's own attention and records the block's text call."""
-
-    def override(func, *args, **kwargs):
-        out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
-        options = kwargs.get("transformer_options") or {}
-        block, call = options.get(BLOCK), recorder.call(options)
-        if block is None or call is None:
-            return out
-        part = options.get(NAG_PART)
-        if part == IMAGE_SINK or isinstance(part, TextStream):  # the merged form's parts that hold no maps
-            return out
-        if isinstance(part, int) or (isinstance(part, TextKeys) and part.term is not None):  # a negative's part
-            index = block.seen - 1  # of the call just counted (NAG above)
-        else:
-            index, block.seen = block.seen, block.seen + 1
-        if index != block.call:
-            return out
-        q, k, heads, heads_split = attention_args(args, kwargs)
-        length = q.shape[2 if heads_split else 1]
-        if options.get(NAG) is None and length != block.length:
-            raise RuntimeError(f"{recorder.node}: block {block.layer.name} ran attention over {length} tokens where "
-                               f"{block.length} were expected: this ComfyUI lays out its attention differently from "
-                               "the one the capture knows (see nodes/compat.py)")
-        image = block.queries.stop - block.queries.start if block.queries.stop is not None else None
-        if block.cross:
-            parts = [(p.term, block.queries, p.keys) for p in cross_parts(options, k.shape[2 if heads_split else 1])]
-        else:
-            parts = [(p.term, slice(p.queries, p.queries + image), p.keys)
-                     for p in joint_parts(options, block.queries.start)]
-        for term, queries, keys in parts:
-            call.record(block.layer, options["uuids"], q, k, heads, queries, keys, heads_split, term=term)
-        return out
-
-    override.__wrapped__ = previous
-    return override
-
-
-def make_block_replace(recorder, kind: str, index: int, locate: Locate, previous):
-    """A dit block replace that puts the block's record in transformer_options and runs the block."""
-
-    def replace(args, extra):
-        call = recorder.call(args["transformer_options"])
-        block = None if call is None else locate(kind, index, args, call)
-        if block is not None:
-            args = {**args, "transformer_options": {**args["transformer_options"], BLOCK: block}}
-        return previous(args, extra) if previous is not None else extra["original_block"](args)
-
-    replace.__wrapped__ = previous
-    return replace
-
-
-def install(patched, recorder, blocks: list[tuple[str, int]], locate: Locate) -> dict:
-    """The override and a block replace per block on ``patched``, each chained over the one before; returns them."""
-    options = patched.model_options.setdefault("transformer_options", {})
-    replaces = options.get("patches_replace", {}).get("dit", {})
-    installed = {OVERRIDE: make_override(recorder, options.get(OVERRIDE))}
-    patched.model_options["transformer_options"] = {**options, OVERRIDE: installed[OVERRIDE]}
-    for kind, index in blocks:
-        installed[(kind, index)] = make_block_replace(recorder, kind, index, locate, replaces.get((kind, index)))
-        patched.set_model_patch_replace(installed[(kind, index)], "dit", kind, index)
-    return installed
-
-
-def installed_hooks(model_options: dict) -> dict:
-    """The override and the dit block replaces in ``model_options``, keyed as ``install`` returns them."""
-    options = model_options.get("transformer_options", {})
-    return {OVERRIDE: options.get(OVERRIDE), **options.get("patches_replace", {}).get("dit", {})}
-
-
-def hooks(blocks: Callable[[object], list[tuple[str, int]]], locate: Locate, token_grid=image_grid):
-    """A DiT family's ``layers(diffusion_model, latent_shape)`` and ``install(patched, recorder)``: one layer per
-    block of ``blocks``, at the token grid; the override and a block replace on each block."""
-
-    def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
-        return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
-
-    def install_hooks(patched, recorder) -> dict:
-        return install(patched, recorder, blocks(patched.get_model_object("diffusion_model")), locate)
-
-    return layers, install_hooks
 
 
 def attention_call(func, previous, args: tuple, kwargs: dict):
@@ -184,82 +122,133 @@ def attention_call(func, previous, args: tuple, kwargs: dict):
     return attend
 
 
-def make_negative_override(previous):
-    """An optimized_attention_override: the block's text attention guided by the active negatives; every other call
-    (and every call without negatives) goes to the earlier override, or ComfyUI's function, unchanged."""
+def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun) -> torch.Tensor:
+    """The block's text attention guided by the run's negatives."""
+    q, k, heads, heads_split = attention_args(args, kwargs)
+    mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
+    if mask is not None or kwargs.get("skip_output_reshape", False):
+        raise RuntimeError("AttentionNegativeTerm: this model's text attention uses an attention mask (or a "
+                           "heads-first output), which attention-space negatives do not support yet")
+    attend, options = attention_call(func, previous, args, kwargs), kwargs["transformer_options"]
+    if run.cross:
+        return guide_cross(attend, q, k, args[2], options, run.nag, run.grid)
+    return guide_joint(attend, q, k, args[2], options, run.nag, heads, heads_split, run.grid, merges(func, q.dtype))
+
+
+def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int, heads_split: bool) -> None:
+    """The capture's maps of every text of the block's text call: the prompt's, and with negatives each one's."""
+    block, nag, axis = run.block, run.nag, 2 if heads_split else 1
+    if nag is None:
+        if q.shape[axis] != block.length:
+            raise RuntimeError(f"{run.record.recorder.node}: block {block.layer.name} ran attention over "
+                               f"{q.shape[axis]} tokens where {block.length} were expected: this ComfyUI lays out its "
+                               "attention differently from the one the capture knows (see nodes/compat.py)")
+        texts = [(None, block.queries, block.keys)]
+    elif block.cross:
+        texts = [(term, block.queries, keys) for term, keys in nag.spans(k.shape[axis] - sum(nag.tokens))]
+    else:
+        start = nag.layout.image_start
+        image = slice(start, start + block.queries.stop - block.queries.start)
+        texts = [(term, image, keys) for term, keys in nag.layout.spans(nag)]
+    run.record.record_texts(block.layer, options["uuids"], q, k, heads, texts, heads_split)
+
+
+def make_override(previous):
+    """The site's optimized_attention_override: a block's text call guided and recorded; every other call (and every
+    call outside a BlockRun) goes to the earlier override, or ComfyUI's function, unchanged."""
 
     def override(func, *args, **kwargs):
-        options = kwargs.get("transformer_options") or {}
-        nag, block = options.get(NAG), options.get(NAG_BLOCK)
-        if nag is None or block is None:
+        run = (kwargs.get("transformer_options") or {}).get(BLOCK)
+        if run is None:
             return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
-        index, block.seen = block.seen, block.seen + 1
+        index, run.seen = run.seen, run.seen + 1
         q, k, heads, heads_split = attention_args(args, kwargs)
-        if not block.guides(index, k, heads_split):
-            return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
-        mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
-        if mask is not None or kwargs.get("skip_output_reshape", False):
-            raise RuntimeError("AttentionNegativeTerm: this model's text attention uses an attention mask (or a "
-                               "heads-first output), which attention-space negatives do not support yet")
-        attend = attention_call(func, previous, args, kwargs)
-        if block.cross:
-            return guide_cross(attend, q, k, args[2], options, nag, block.grid)
-        return guide_joint(attend, q, k, args[2], options, nag, heads, heads_split, block.grid, merges(func, q.dtype),
-                           options.get(BLOCK) is not None)
+        if run.guides(index, k, heads_split):
+            out = guide(func, previous, args, kwargs, run)
+        else:
+            out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+        if run.block is not None and index == run.block.call:
+            record(run, kwargs["transformer_options"], q, k, heads, heads_split)
+        return out
 
     override.__wrapped__ = previous
     return override
 
 
-def make_negative_block_replace(first: bool, embed, extend_pe, calls: tuple[int, ...], cross: bool, token_grid,
-                                previous, cut: int = 0):
-    """A dit block replace for attention-space negatives. ``embed(contexts)`` gives the negatives' texts as this
-    block's text stream holds them (the model's own embedder); joint families (``first``: the first block of a
-    forward) append them to txt once, Wan (``cross``) to every block's context. ``extend_pe(pe, nag)`` gives the
-    positional embedding with the negatives' rows after the prompt's. ``calls``: which attention calls of the block
-    read the text; for cross attention, those whose keys are the whole extended context, or it less the ``cut``
-    tokens a layer cuts off its front (Wan i2v: the CLIP-vision tokens)."""
+def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall) -> dict:
+    """The block's args with the negatives' texts: appended to txt at the first block of a joint forward, to every
+    block's context for cross attention; and the positional embedding extended, once per forward."""
+    args = dict(args)
+    if first or dit.cross:
+        txt = args["txt"]
+        texts = nag.cached(("text", txt.device, txt.dtype), lambda: dit.embed(nag.contexts(like=txt)))
+        if first:
+            nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts))
+        args["txt"] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in texts)], dim=1)
+    if dit.extend_pe is not None and args.get("pe") is not None:
+        if nag.layout.pe is None or nag.layout.pe[0] is not args["pe"]:  # once per forward
+            nag.layout.pe = (args["pe"], dit.extend_pe(args["pe"], nag))
+        args["pe"] = nag.layout.pe[1]
+    return args
+
+
+def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
+    """The site's dit block replace: a BlockRun for the block's attention calls when the capture records this call
+    or negatives apply to this forward; else the block as it was."""
 
     def replace(args, extra):
         options = args["transformer_options"]
-        nag = options.get(NAG)
+        call, nag = options.get(CALL), options.get(NAG)
         if nag is not None and not nag.applies(options["uuids"]):  # no row to guide in this forward
             if first:
                 nag.layout = None
             nag = None
-        if nag is not None and not (first or cross) and nag.layout is None:
+        if nag is not None and not (first or dit.cross) and nag.layout is None:
             nag = None  # the first block ran without them in this pass (SkipLayerGuidance skipped it): txt holds none
-        if nag is not None:
-            args = dict(args)
-            if first or cross:
-                txt = args["txt"]
-                texts = nag.cached(("text", txt.device, txt.dtype), lambda: embed(nag.contexts(like=txt)))
-                if first:
-                    nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts))
-                args["txt"] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in texts)], dim=1)
-            if extend_pe is not None and args.get("pe") is not None:
-                if nag.layout.pe is None or nag.layout.pe[0] is not args["pe"]:  # once per forward
-                    nag.layout.pe = (args["pe"], extend_pe(args["pe"], nag))
-                args["pe"] = nag.layout.pe[1]
-            grid = token_grid(nag.latent_shape)
-            keys = (args["txt"].shape[1], args["txt"].shape[1] - cut) if cross else ()
-            args["transformer_options"] = {**options, NAG_BLOCK: NagBlock(calls, cross, grid, keys)}
+        block = None if call is None else dit.locate(kind, index, args, call)
+        if block is not None or nag is not None:
+            run = BlockRun(block, call, nag)
+            if nag is not None:
+                args = with_negatives(dit, first, args, nag)
+                run.grid, run.calls, run.cross = dit.token_grid(nag.latent_shape), dit.calls((kind, index)), dit.cross
+                if dit.cross:
+                    tokens = args["txt"].shape[1]
+                    run.keys = (tokens, tokens - dit.cut((kind, index)))
+            args = {**args, "transformer_options": {**options, BLOCK: run}}
         return previous(args, extra) if previous is not None else extra["original_block"](args)
 
     replace.__wrapped__ = previous
     return replace
 
 
-def install_negatives(patched, blocks: list[tuple[str, int]], embed, extend_pe, token_grid, calls=lambda block: (0,),
-                      cross: bool = False, cut=lambda block: 0) -> dict:
-    """The negatives' override and a block replace per block on ``patched``, each chained over the one before."""
+def install(patched, dit: Dit) -> dict:
+    """The site's override and a block replace per block on ``patched``, each chained over the one before; returns
+    them by key, to check at sampling."""
     options = patched.model_options.setdefault("transformer_options", {})
     replaces = options.get("patches_replace", {}).get("dit", {})
-    installed = {OVERRIDE: make_negative_override(options.get(OVERRIDE))}
+    installed = {OVERRIDE: make_override(options.get(OVERRIDE))}
     patched.model_options["transformer_options"] = {**options, OVERRIDE: installed[OVERRIDE]}
-    for i, (kind, index) in enumerate(blocks):
-        installed[(kind, index)] = make_negative_block_replace(i == 0, embed, extend_pe, calls((kind, index)), cross,
-                                                               token_grid, replaces.get((kind, index)),
-                                                               cut((kind, index)))
+    for i, (kind, index) in enumerate(dit.blocks):
+        installed[(kind, index)] = make_block_replace(dit, kind, index, i == 0, replaces.get((kind, index)))
         patched.set_model_patch_replace(installed[(kind, index)], "dit", kind, index)
     return installed
+
+
+def installed_hooks(model_options: dict) -> dict:
+    """The override and the dit block replaces in ``model_options``, keyed as ``install`` returns them."""
+    options = model_options.get("transformer_options", {})
+    return {OVERRIDE: options.get(OVERRIDE), **options.get("patches_replace", {}).get("dit", {})}
+
+
+def site(dit_of: Callable[[object], Dit]):
+    """A DiT family's ``layers(diffusion_model, latent_shape)`` (one layer per block, at the token grid) and its one
+    installer ``install(patched)``, from ``dit_of(diffusion_model)``."""
+
+    def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
+        dit = dit_of(diffusion_model)
+        return [LayerId(block, 0, dit.token_grid(latent_shape)) for block in dit.blocks]
+
+    def install_site(patched) -> dict:
+        return install(patched, dit_of(patched.get_model_object("diffusion_model")))
+
+    return layers, install_site

@@ -56,19 +56,13 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
     return [("double_block", i) for i in range(len(diffusion_model.transformer_blocks))]
 
 
-token_grid = joint.image_grid
-layers, install = joint.hooks(blocks, joint.text_then_image)
-
-
 def text_start(latent_shape: tuple[int, ...], patch: int) -> int:
     """The first text position of Qwen-Image's RoPE ids (qwen_image/model.py ``_forward``: ``txt_start``)."""
     h, w = latent_shape[-2:]
     return round(max(((w + patch // 2) // patch) // 2, ((h + patch // 2) // patch) // 2))
 
 
-def install_negatives(patched) -> dict:
-    diffusion_model = patched.get_model_object("diffusion_model")
-
+def dit(diffusion_model) -> joint.Dit:
     def embed(contexts):
         return [diffusion_model.txt_in(diffusion_model.txt_norm(c)) for c in contexts]
 
@@ -85,4 +79,8 @@ def install_negatives(patched) -> dict:
         text = nag.layout.text
         return torch.cat([pe.narrow(axis, 0, text), *rows, pe.narrow(axis, text, pe.shape[axis] - text)], dim=axis)
 
-    return joint.install_negatives(patched, blocks(diffusion_model), embed, extend_pe, token_grid)
+    return joint.Dit(blocks(diffusion_model), joint.text_then_image, embed, extend_pe)
+
+
+token_grid = joint.image_grid
+layers, install = joint.site(dit)

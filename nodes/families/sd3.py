@@ -48,15 +48,13 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
     return [("double_block", i) for i in range(len(diffusion_model.joint_blocks))]
 
 
-token_grid = joint.image_grid
-layers, install = joint.hooks(blocks, joint.text_then_image)
-
-
-def install_negatives(patched) -> dict:
-    diffusion_model = patched.get_model_object("diffusion_model")
-
+def dit(diffusion_model) -> joint.Dit:
     def embed(contexts):
         processor = diffusion_model.context_processor
         return [diffusion_model.context_embedder(processor(c) if processor is not None else c) for c in contexts]
 
-    return joint.install_negatives(patched, blocks(diffusion_model), embed, None, token_grid)
+    return joint.Dit(blocks(diffusion_model), joint.text_then_image, embed)
+
+
+token_grid = joint.image_grid
+layers, install = joint.site(dit)

@@ -1,12 +1,14 @@
 """SD1.x, SD2.x and SDXL: UNets whose cross-attention (attn2) reads CLIP tokens.
 
 Text: CLIP chunks of 77 tokens (BOS, 75 pieces, EOS or padding) laid end to end; SDXL's clip_l and clip_g share
-positions, so clip_l's tokens name the columns. Hook: an attn2 replace on every cross-attention block, chained over
-any replace installed before; it returns ComfyUI's own attention (or that earlier replace) and records beside it.
+positions, so clip_l's tokens name the columns.
 
-Attention-space negatives: an ``attn2_patch`` appends the active negatives' contexts to the layer's context (along
-the tokens), so that the layer's own to_k/to_v project them; an attn2 replace splits k/v back into K⁺ and each K⁻ᵢ
-and guides (nodes/nag.py ``guide_cross``): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per cross-attention layer.
+The attention site (nodes/site.py): an attn2 replace on every cross-attention block, chained over any replace
+installed before, and one ``attn2_patch``. With attention-space negatives active the patch appends their contexts to
+the layer's context (along the tokens), so that the layer's own to_k/to_v project them, and the replace splits k/v
+back into K⁺ and each K⁻ᵢ and guides (nodes/nag.py ``guide_cross``): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per
+cross-attention layer. Without them it returns ComfyUI's own attention (or the earlier replace's). The capture's maps
+of each text are computed beside it from the same q and k.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
 
 from ...attention.store import LayerId
-from ..contract import NAG
-from ..nag import cross_parts, guide_cross
+from ..contract import CALL, NAG
+from ..nag import guide_cross
 from .text import PromptTokens, UnsupportedText, single_encoder
 
 NAME = "SD1.x / SD2.x / SDXL (UNet)"
@@ -78,12 +80,15 @@ def replace_keys(patched) -> tuple[list, dict]:
     return [*blocks, *existing], replaces
 
 
-def install(patched, recorder) -> dict:
-    """attn2 replaces on every cross-attention block of ``patched``; returns them by key, to check at sampling."""
+def install(patched) -> dict:
+    """The site on ``patched``: the attn2_patch that appends the active negatives' contexts, and an attn2 replace on
+    every cross-attention block, chained over the replace there before; returns the replaces by key, to check at
+    sampling."""
     keys, replaces = replace_keys(patched)
+    patched.set_model_attn2_patch(make_append_negatives({tuple(key[:2]) for key in keys}))
     installed = {}
     for key in keys:
-        installed[key] = make_attn2(recorder, replaces.get(key))
+        installed[key] = make_attn2(replaces.get(key))
         patched.set_model_attn2_replace(installed[key], *key)
     return {("attn2", key): fn for key, fn in installed.items()}
 
@@ -107,34 +112,26 @@ def attention_below(previous):
     return attend
 
 
-def make_attn2(recorder, previous):
-    """An attn2 replace ``fn(q, k, v, extra)``: the layer's own output, and the maps recorded beside it."""
+def make_attn2(previous):
+    """The site's attn2 replace ``fn(q, k, v, extra)``: the layer's own attention (or the earlier replace's) or, with
+    negatives, the guided one (nodes/nag.py ``guide_cross``); the capture's maps of each text recorded beside it."""
     attend = attention_below(previous)
 
     def attn2(q, k, v, extra):
-        out = attend(q, k, v, extra)
-        call = recorder.call(extra)
+        call, nag = extra.get(CALL), extra.get(NAG)
+        if nag is not None and not nag.applies(extra["uuids"]):
+            nag = None
+        grid = tuple(extra["activations_shape"][-2:])
+        out = attend(q, k, v, extra) if nag is None else guide_cross(attend, q, k, v, extra, nag, grid)
         if call is not None:
-            layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), tuple(extra["activations_shape"][-2:]))
-            for part in cross_parts(extra, k.shape[1]):
-                call.record(layer, extra["uuids"], q, k, extra["n_heads"], slice(None), part.keys, term=part.term)
+            layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), grid)
+            texts = [(None, slice(None))] if nag is None else nag.spans(k.shape[1] - sum(nag.tokens))
+            call.record_texts(layer, extra["uuids"], q, k, extra["n_heads"],
+                              [(term, slice(None), keys) for term, keys in texts])
         return out
 
     attn2.__wrapped__ = previous
     return attn2
-
-
-def install_negatives(patched) -> dict:
-    """The attention-space negatives' hooks on ``patched``: the attn2_patch that appends their contexts, and an attn2
-    replace on every cross-attention block, chained over the replace there before; returns the replaces by key."""
-    keys, replaces = replace_keys(patched)
-    hooked = {tuple(key[:2]) for key in keys}
-    patched.set_model_attn2_patch(make_append_negatives(hooked))
-    installed = {}
-    for key in keys:
-        installed[key] = make_negative_attn2(replaces.get(key))
-        patched.set_model_attn2_replace(installed[key], *key)
-    return {("attn2", key): fn for key, fn in installed.items()}
 
 
 def make_append_negatives(hooked: set):
@@ -149,17 +146,3 @@ def make_append_negatives(hooked: set):
         return n, torch.cat([context, negatives], dim=1), torch.cat([value, negatives.to(value.dtype)], dim=1)
 
     return append_negatives
-
-
-def make_negative_attn2(previous):
-    """An attn2 replace: without negatives, exactly the layer's attention (or the earlier replace); with them, NAG."""
-    attend = attention_below(previous)
-
-    def attn2(q, k, v, extra):
-        nag = extra.get(NAG)
-        if nag is None or not nag.applies(extra["uuids"]):
-            return attend(q, k, v, extra)
-        return guide_cross(attend, q, k, v, extra, nag, tuple(extra["activations_shape"][-2:]))
-
-    attn2.__wrapped__ = previous
-    return attn2

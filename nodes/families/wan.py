@@ -42,12 +42,7 @@ def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
     return joint.patch_grid(latent_shape[-3:], (1, 2, 2))
 
 
-def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
-    return [LayerId(block, 0, token_grid(latent_shape)) for block in blocks(diffusion_model)]
-
-
-def install(patched, recorder) -> dict:
-    diffusion_model = patched.get_model_object("diffusion_model")
+def dit(diffusion_model) -> joint.Dit:
     image_to_video = [isinstance(block.cross_attn, WanI2VCrossAttention) for block in diffusion_model.blocks]
 
     def locate(kind: str, index: int, args: dict, call) -> joint.Block:
@@ -56,18 +51,14 @@ def install(patched, recorder) -> dict:
         return joint.Block(LayerId((kind, index), 0, call.grid), 1 + (clip_tokens > 0), image_tokens, slice(None),
                            slice(None), cross=True)
 
-    return joint.install(patched, recorder, blocks(diffusion_model), locate)
-
-
-def install_negatives(patched) -> dict:
-    diffusion_model = patched.get_model_object("diffusion_model")
-    image_to_video = [isinstance(block.cross_attn, WanI2VCrossAttention) for block in diffusion_model.blocks]
-
     def embed(contexts):
         return [diffusion_model.text_embedding(c) for c in contexts]
 
     def calls(block):  # i2v: the CLIP-vision call reads the whole context too when the model gets no CLIP features
         return (1, 2) if image_to_video[block[1]] else (1,)
 
-    return joint.install_negatives(patched, blocks(diffusion_model), embed, None, token_grid, calls=calls, cross=True,
-                                   cut=lambda block: CLIP_VISION_TOKENS if image_to_video[block[1]] else 0)
+    return joint.Dit(blocks(diffusion_model), locate, embed, token_grid=token_grid, cross=True, calls=calls,
+                     cut=lambda block: CLIP_VISION_TOKENS if image_to_video[block[1]] else 0)
+
+
+layers, install = joint.site(dit)

@@ -124,10 +124,27 @@ def nag_reference(z_pos, z_negs, phis, tau, alpha):
     return alpha * z_hat + (1 - alpha) * z_pos
 
 
-def of_term_0(part):
-    """Whether a call below the pack's hooks is the first attention-space negative's: its own part (the two-attention
-    form), or its text stream (the merged joint form, guidance/merged_attention.py)."""
-    return part in (0, pack_module("nodes.contract").TextStream(0))
+def computed_steps(family, terms, p, n, steps):
+    """The steps at which the attention-space negatives ``terms`` are computed: those at which a hook below the pack's
+    hooks sees more attention calls than it sees without them (at least one more per text-attention layer: the
+    negative's own attention, or in the merged joint form its text stream)."""
+    import tiny_families
+
+    import comfy.samplers
+
+    base = tiny_families.model(family)
+    sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", steps).tolist()
+    step_index = pack_module("guidance").step_index
+
+    def calls_per_step(terms):
+        seen = []
+        below = hook(base, family, lambda q, k, v, options, out, heads, split: seen.append(
+            step_index(sigmas, float(options["sigmas"][0]))), above=False)
+        sample(family, guidance_cfg(below, terms), p, n, steps=steps)
+        return [seen.count(step) for step in range(steps)]
+
+    plain = calls_per_step(None)
+    return [step for step, count in enumerate(calls_per_step(terms)) if count > plain[step]]
 
 
 def text_calls(family, text_tokens, image_tokens):
@@ -241,21 +258,13 @@ def test_off_or_outside_its_window_it_is_bit_identical_and_never_computed(family
 
     p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
     base = tiny_families.model(family)
-    contract = pack_module("nodes.contract")
     plain = x0_per_step(family, guidance_cfg(base), p, n, steps=4)
     off = x0_per_step(family, guidance_cfg(base, attention_term(neg, scale=0.0)), p, n, steps=4)
     assert all(torch.equal(a, b) for a, b in zip(plain, off, strict=True))
-    parts = []
-    below = hook(base, family, lambda q, k, v, options, out, heads, split: parts.append(
-        (float(options["sigmas"][0]), options.get(contract.NAG_PART))), above=False)
-    late = x0_per_step(family, guidance_cfg(below, attention_term(neg, start=0.5)), p, n, steps=4)
+    late = x0_per_step(family, guidance_cfg(base, attention_term(neg, start=0.5)), p, n, steps=4)
     assert all(torch.equal(a, b) for a, b in zip(plain[:2], late[:2], strict=True))
     assert not torch.equal(plain[2], late[2])
-    import comfy.samplers
-
-    sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", 4).tolist()
-    computed = sorted({pack_module("guidance").step_index(sigmas, s) for s, part in parts if of_term_0(part)})
-    assert computed == [2, 3]
+    assert computed_steps(family, attention_term(neg, start=0.5), p, n, steps=4) == [2, 3]
 
 
 @pytest.mark.parametrize("family", ["sd1", "flux"])
@@ -278,12 +287,8 @@ def test_its_window_switches_at_the_steps_a_negative_terms_would(family, unit):
     sigmas = comfy.samplers.calculate_sigmas(base.get_model_object("model_sampling"), "normal", 6).tolist()
     step_of = {s: pack_module("guidance").step_index(sigmas, s) for s in sigmas}
     eq8_steps = [step_of[s] for s, conds, _ in counted.calls if conds == 3]  # p, the term and u
-    contract = pack_module("nodes.contract")
-    parts = []
-    below = hook(base, family, lambda q, k, v, options, out, heads, split: parts.append(
-        (float(options["sigmas"][0]), options.get(contract.NAG_PART))), above=False)
-    sample(family, guidance_cfg(below, attention_term(neg, **window)), p, n, steps=6)
-    assert sorted({step_of[s] for s, part in parts if of_term_0(part)}) == eq8_steps and 0 < len(eq8_steps) < 6
+    assert computed_steps(family, attention_term(neg, **window), p, n, 6) == eq8_steps
+    assert 0 < len(eq8_steps) < 6
 
 
 @pytest.mark.parametrize("family", ["sd1", "flux"])
@@ -349,20 +354,20 @@ def test_it_guides_the_positive_and_pulling_terms_never_u_nor_pushed_branches(fa
     p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
     pull = call_node("NegativeTerm", conditioning=encode(family, "watermark"), weight=-1.0, start=0.0, end=1.0,
                      window_unit="steps", schedule="constant")[0]
-    contract = pack_module("nodes.contract")
     calls = []
     below = hook(tiny_families.model(family), family, lambda q, k, v, options, out, heads, split: calls.append(
-        (options.get(contract.NAG_PART), q, list(options["cond_or_uncond"]))), above=False)
+        (q, list(options["cond_or_uncond"]))), above=False)
     sample(family, guidance_cfg(below, attention_term(neg, terms=pull), mode="independent", neg_scale=2.0,
                                 clip=tiny_families.clip(family)), p, n, steps=1, cfg=3.0)
-    positive = next(c for c in calls if c[0] == contract.POSITIVE_PART)
-    negative = next(c for c in calls if c[0] == 0)
-    assert sorted(positive[2]) == [0, 1, 2, 3]  # p, n, the term, u (in ComfyUI's batch order)
-    rows = positive[1].shape[0] // 4
-    chunks = [positive[1][j * rows:(j + 1) * rows] for j, slot in enumerate(positive[2]) if slot in (0, 2)]
+    positive = next(c for c in calls if len(c[1]) == 4)  # the layer's own attention: every row
+    negative = next(c for c in calls if len(c[1]) < 4)  # the negative's: the guided rows alone, labelled as such
+    assert sorted(negative[1]) == [0, 2]  # p and the term
+    assert sorted(positive[1]) == [0, 1, 2, 3]  # p, n, the term, u (in ComfyUI's batch order)
+    rows = positive[0].shape[0] // 4
+    chunks = [positive[0][j * rows:(j + 1) * rows] for j, slot in enumerate(positive[1]) if slot in (0, 2)]
     image = (lambda q: q.narrow(q.ndim - 2, q.shape[-2] - image_tokens(family), image_tokens(family))
              ) if family in JOINT else (lambda q: q)  # joint: the part's queries are [txt⁻, img]
-    torch.testing.assert_close(image(negative[1]), image(torch.cat(chunks)), rtol=0, atol=0)
+    torch.testing.assert_close(image(negative[0]), image(torch.cat(chunks)), rtol=0, atol=0)
 
 
 @pytest.mark.parametrize("family", FAMILIES)

@@ -1,0 +1,73 @@
+"""One attention site per model: the hooks a family installs once, which the attention capture and the
+attention-space negatives join.
+
+A family's ``install(patched)`` sets its hooks on a clone (a UNet's attn2 replaces and its attn2_patch; a DiT's block
+replaces and its attention override), each chained over the hook that was there before. The immutable ``Site`` that
+lists the participants rides in transformer_options. A node joins it copy-on-write: it clones the model and puts a
+new Site there, so the incoming model keeps its own, the hooks are set once, and AttentionCapture and
+AttentionNegativeTerm may be applied in either order, with other nodes between them.
+
+At each model call the hooks read what each participant hands that call (nodes/contract.py): the capture's
+``CallRecord`` at the steps it records, and the negatives' ``NagCall`` when some attention-space negative is active.
+With neither, every hook passes the call through unchanged. With both, the layer's attention is guided once and
+the capture records each text's maps from the very queries and keys that guidance used.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from types import ModuleType
+
+from .contract import SITE
+
+
+@dataclass(frozen=True)
+class Site:
+    """The hooks a family installed on a model chain (by key, to check at sampling) and who joined them: the
+    AttentionCapture's ``recorder`` and the node that carries attention-space ``negatives``."""
+
+    family: ModuleType
+    hooks: dict
+    recorder: object | None = None
+    negatives: str | None = None
+
+    def __deepcopy__(self, memo):  # ModelPatcher.clone() deep-copies model_options: clones share the site
+        return self
+
+
+def site_of(model_options: dict) -> Site | None:
+    return model_options.get("transformer_options", {}).get(SITE)
+
+
+def join(model, family: ModuleType, **participant):
+    """A clone of ``model`` whose site (installed now if the model has none) lists ``participant`` too."""
+    patched = model.clone()
+    site = site_of(patched.model_options) or Site(family, family.install(patched))
+    options = patched.model_options.setdefault("transformer_options", {})
+    patched.model_options["transformer_options"] = {**options, SITE: replace(site, **participant)}
+    return patched
+
+
+def wrapped_chain(hook) -> list:
+    """A hook and every hook it wraps through ``__wrapped__``."""
+    chain = []
+    while hook is not None and len(chain) < 32:
+        chain.append(hook)
+        hook = getattr(hook, "__wrapped__", None)
+    return chain
+
+
+def lost_hooks(model_options: dict) -> list:
+    """The keys of the site's hooks that the hooks in place at sampling no longer call: replaced without being
+    wrapped (``__wrapped__``, as functools.wraps sets it), or shadowed by a later replace of one transformer index of
+    a hooked block, which ComfyUI looks up before the block's own (an IP-Adapter's (block, id, index) keys)."""
+    site = site_of(model_options)
+    hooks, found = site.hooks, site.family.installed_hooks(model_options)
+    lost = [key for key, hook in hooks.items() if hook not in wrapped_chain(found.get(key))]
+    for key, hook in found.items():
+        if key in hooks or not (isinstance(key[-1], tuple) and len(key[-1]) == 3):
+            continue
+        block = (*key[:-1], key[-1][:2])  # ("attn2", (block, id, index)) → ("attn2", (block, id))
+        if block in hooks and hooks[block] not in wrapped_chain(hook):
+            lost.append(key)
+    return lost
