@@ -14,8 +14,9 @@ image queries over that negative's text keys (the keys its Z⁻ is formed from),
 read it like a CFG negative. A call that evaluates the CFG negative records that one instead.
 
 A capture never changes the picture: the site's hooks return the layer's own attention (ComfyUI's, the hook that was
-installed before, or the one the attention-space negatives guide) and compute the maps beside it in fp32. Per model call the recorder reads the step once;
-inside the attention calls nothing waits for the host, and a step's maps move to the CPU when it ends.
+installed before, or the one the attention-space negatives guide) and compute the maps beside it in fp32. Per model
+call the recorder reads the step once; inside the attention calls nothing waits for the host, and a step's maps move
+to the CPU when it ends.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
 from .contract import CALL, GUIDANCE, KEY
-from .site import join, lost_hooks, site_of
+from .site import join, lost_message, site_of
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -141,10 +142,10 @@ class Recorder:
     def check_hooks(self, model_options: dict) -> None:
         """A node applied after the capture must not have replaced its hooks (the maps would silently miss), unless
         it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
-        lost = lost_hooks(model_options)
+        lost = lost_message(model_options)
         if lost:
-            raise ValueError(f"{self.node}: a node applied after it replaced its attention hook {lost[0]}, so that "
-                             f"layer would record nothing. Apply {self.node} last in the model chain.")
+            raise ValueError(f"{self.node}: {lost}, so that layer would record nothing. Apply {self.node} after it "
+                             "in the model chain.")
 
     def begin_call(self, timestep: torch.Tensor, latent_shape: tuple[int, ...], conds: list) -> CallRecord | None:
         """The record of the guidance's own evaluation at ``timestep``, or None between a step's own sigmas."""

@@ -20,8 +20,9 @@ weights (the negative's context rides beside the positive's, see the family modu
   the image rows. When every row of the call is guided (cfg 1), Z⁺ and every Z⁻ᵢ are merged from one image
   attention (guidance/merged_attention.py): the image half is computed once, and each negative adds its text stream
   and an fp32 attention over its text keys alone. Otherwise (u or a CFG negative in the same batch, whose rows must
-  stay exactly ComfyUI's; SageAttention, whose kernels do not take the sink's channels; fp16, whose range would flush
-  the shares) Z⁻ᵢ is a second attention over [txt⁻ᵢ, img].
+  stay exactly ComfyUI's; SageAttention, whose kernels do not take the sink's channels, and any attention override set
+  before the pack's, such as ModelAttentionBackend's; fp16, whose range would flush the shares) Z⁻ᵢ is a second
+  attention over [txt⁻ᵢ, img].
 
 Every attention is computed by the attention chain below (an earlier override, or ComfyUI's own function). No host
 sync happens here: the rows come from the call's uuids, on the host.

@@ -52,7 +52,7 @@ from .compat import own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
-from .site import join, lost_hooks, site_of
+from .site import hook_name, join, lost_message, site_of
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -236,13 +236,6 @@ def negatives_family(node: str, model):
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {error}") from None
 
 
-def hook_name(fn) -> str:
-    """A hook as a user can look it up: module.qualname, where a custom node's module (which ComfyUI names by its
-    file path) is its pack folder's name and the rest, never the install path."""
-    module = (getattr(fn, "__module__", None) or "?").replace("\\", "/").rsplit("/", 1)[-1]
-    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
-
-
 def make_batch_function():
     """``sampler_calc_cond_batch_function``: evaluate the planned conds in one batch, return (p, ū)."""
 
@@ -398,11 +391,10 @@ def watch_summary(watch: LayoutWatch, window: range) -> str:
 def check_negative_hooks(node: str, model_options: dict) -> None:
     """The attention site's hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied later
     that replaced one would attend over the negatives' tokens as if they were the prompt's."""
-    lost = lost_hooks(model_options)
+    lost = lost_message(model_options)
     if lost:
-        raise ValueError(f"{node}: a node applied after it replaced the attention hook {lost[0]} of its "
-                         "attention-space negatives. Apply it last in the model chain (AttentionCapture may go "
-                         "either side).")
+        raise ValueError(f"{node}: {lost} of its attention-space negatives. Apply {node} after it in the model chain "
+                         "(AttentionCapture may go either side).")
 
 
 def run_summary(calls: list[int], steps: int) -> str:

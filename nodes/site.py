@@ -71,3 +71,27 @@ def lost_hooks(model_options: dict) -> list:
         if block in hooks and hooks[block] not in wrapped_chain(hook):
             lost.append(key)
     return lost
+
+
+def hook_name(fn) -> str:
+    """A hook as a user can look it up: module.qualname, where a custom node's module (which ComfyUI names by its
+    file path) is its pack folder's name and the rest, never the install path."""
+    module = (getattr(fn, "__module__", None) or "?").replace("\\", "/").rsplit("/", 1)[-1]
+    return f"{module}.{getattr(fn, '__qualname__', type(fn).__name__)}"
+
+
+def replaced_by(hook) -> str:
+    """Who set the hook that replaced one of the site's: ModelAttentionBackend and SageAttention patches set the
+    attention override through ``set_model_optimized_attention``, which does not chain."""
+    if "set_model_optimized_attention" in getattr(hook, "__qualname__", ""):
+        return "ModelAttentionBackend or a SageAttention patch (set_model_optimized_attention, which does not chain)"
+    return hook_name(hook)
+
+
+def lost_message(model_options: dict) -> str | None:
+    """'a node applied after it replaced the attention hook …' for the first lost hook, or None."""
+    lost = lost_hooks(model_options)
+    if not lost:
+        return None
+    found = site_of(model_options).family.installed_hooks(model_options).get(lost[0])
+    return f"a node applied after it replaced the attention hook {lost[0]} ({replaced_by(found)})"

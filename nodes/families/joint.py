@@ -10,8 +10,9 @@ positional embedding by the negatives' own rows; Wan appends them to each block'
 
 The override takes the block's attention calls in the order the block makes them (its family says which read the
 text). On a text call it returns the layer's own attention or, with negatives, the guided one (nodes/nag.py), through
-the earlier override or the attention function ComfyUI chose (sage and flash included); the capture's maps of each
-text are computed beside it, in fp32, from the same q and k.
+the earlier override or the attention function ComfyUI chose (sage and flash included; an earlier override, such as
+ModelAttentionBackend's, is handed plain attentions only, never the merged form's sink channels). The capture's maps
+of each text are computed beside it, in fp32, from the same q and k.
 """
 
 from __future__ import annotations
@@ -132,7 +133,8 @@ def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun) -> torch.Ten
     attend, options = attention_call(func, previous, args, kwargs), kwargs["transformer_options"]
     if run.cross:
         return guide_cross(attend, q, k, args[2], options, run.nag, run.grid)
-    return guide_joint(attend, q, k, args[2], options, run.nag, heads, heads_split, run.grid, merges(func, q.dtype))
+    merge = previous is None and merges(func, q.dtype)  # an override below (a backend's) gets plain attentions only
+    return guide_joint(attend, q, k, args[2], options, run.nag, heads, heads_split, run.grid, merge)
 
 
 def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int, heads_split: bool) -> None:

@@ -179,11 +179,11 @@ def test_a_later_node_that_replaces_a_hook_is_refused_before_sampling(tiny):
     model, _, p, n = capture(tiny.model(), tiny.clip)
     replaced = model.clone()
     replaced.set_model_attn2_replace(lambda q, k, v, extra: v, "middle", 0)
-    with pytest.raises(ValueError, match="^AttentionCapture: a node applied after it replaced its attention hook"):
+    with pytest.raises(ValueError, match="^AttentionCapture: a node applied after it replaced the attention hook"):
         run(tiny, replaced, p, n)
     shadowed = model.clone()  # an IP-Adapter's key: one transformer index, looked up before the block's own
     shadowed.set_model_attn2_replace(lambda q, k, v, extra: v, "middle", 0, 0)
-    with pytest.raises(ValueError, match=r"^AttentionCapture: a node applied after it replaced its attention hook "
+    with pytest.raises(ValueError, match=r"^AttentionCapture: a node applied after it replaced the attention hook "
                                          r"\('attn2', \('middle', 0, 0\)\)"):  # the layer was silently lost
         run(tiny, shadowed, p, n)
 

@@ -166,6 +166,11 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family, 
     of a joint layer is p's, and the pack takes the merged form (guidance/merged_attention.py): the same reference."""
     import tiny_families
 
+    check_one_layer(family, cfg, tiny_families.model(family))
+
+
+def check_one_layer(family, cfg, base):
+    """The first text attention of each forward of step 0, seen from above the pack's hooks, against the reference."""
     p, n, neg = encode(family, TEXT), encode(family, OTHER), encode(family, NEGATIVE)
     t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
     seen = {}
@@ -180,7 +185,7 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family, 
         if slots not in seen and nag_key in options and text_calls(family, text + extra, image_tokens(family))(q, k):
             seen[slots] = (q, k, v, out, heads, split, text, extra)
 
-    model = hook(guidance_cfg(tiny_families.model(family), attention_term(neg)), family, record, above=True)
+    model = hook(guidance_cfg(base, attention_term(neg)), family, record, above=True)
     sample(family, model, p, n, steps=1, cfg=cfg)
     assert sorted(s for slots in seen for s in slots) == ([0, 1] if cfg > 1 else [0])  # p and n: one forward, or two
     for slots, layer in seen.items():
@@ -552,6 +557,69 @@ def test_the_merged_joint_form_is_taken_where_the_kernel_and_the_dtype_allow_it(
         func = getattr(comfy_attention, name).__wrapped__
         assert merges(func, torch.bfloat16) and merges(func, torch.float32) and not merges(func, torch.float16)
     assert not merges(comfy_attention.attention_sage.__wrapped__, torch.bfloat16)
+
+
+def with_backend(model, head_dims: list):
+    """A clone of ``model`` with a SageAttention-style backend set through set_model_optimized_attention, as
+    ModelAttentionBackend and the SageAttention patches set theirs (the last writer wins): ComfyUI's own attention
+    function, recording the per-head width of every q it is handed (a sage kernel takes 64, 96 or 128 only)."""
+    import comfy.ldm.modules.attention as comfy_attention
+
+    own = comfy_attention.optimized_attention
+
+    def attention_sage(q, k, v, heads, *args, skip_reshape=False, **kwargs):
+        head_dims.append(q.shape[-1] if skip_reshape else q.shape[-1] // heads)
+        return own(q, k, v, heads, *args, skip_reshape=skip_reshape, **kwargs)
+
+    backend = model.clone()
+    backend.set_model_optimized_attention(attention_sage)
+    return backend
+
+
+def needs_backends():
+    import comfy.model_patcher
+
+    if not hasattr(comfy.model_patcher.ModelPatcher, "set_model_optimized_attention"):
+        pytest.skip("this ComfyUI has no set_model_optimized_attention (ModelAttentionBackend came with v0.4)")
+
+
+@pytest.mark.parametrize("family", ["sd1", "wan21", "flux", "qwen_image"])
+def test_an_attention_backend_applied_before_the_negatives_runs_every_attention_of_theirs_exactly(family):
+    """A backend set before the pack: the site's hooks chain over it, so every attention (the negatives' too) runs
+    through the backend, no q carries the merged form's 8 sink channels per head (the tiny models' heads are 16 or 32
+    wide), and the one-layer oracle holds at cfg 1 and 2 (the four equations on plain softmax attention, 1e-5)."""
+    import tiny_families
+
+    needs_backends()
+    head_dims = []
+    for cfg in (1.0, 2.0):
+        check_one_layer(family, cfg, with_backend(tiny_families.model(family), head_dims))
+    assert head_dims and {d % 16 for d in head_dims} == {0}
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux"])
+def test_an_attention_backend_applied_after_the_negatives_is_exact_on_unets_and_refused_on_dits(family):
+    """ModelAttentionBackend applied after the pack. A UNet's site is its attn2 replaces, which call ComfyUI's
+    attention through the override: the samples equal those without the backend bit for bit, and the backend ran.
+    A DiT's site is the attention override the backend replaces without chaining: refused before the first step,
+    naming ModelAttentionBackend and the fix (it silently dropped the negatives)."""
+    import tiny_families
+
+    needs_backends()
+    p, n, neg = encode(family, TEXT), encode(family, NEGATIVE), encode(family, OTHER)
+    guided = guidance_cfg(tiny_families.model(family), attention_term(neg))
+    head_dims, steps = [], []
+    backend = with_backend(guided, head_dims)
+    if family in UNETS:
+        torch.testing.assert_close(sample(family, backend, p, n), sample(family, guided, p, n), rtol=0, atol=0)
+        assert head_dims
+        return
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: a node applied after it replaced the attention hook "
+                                         r"optimized_attention_override \(ModelAttentionBackend or a SageAttention "
+                                         r"patch .*\)\) of its attention-space negatives\. Apply "
+                                         r"NegativeGuidanceCFG after it"):
+        sample(family, backend, p, n, callback=lambda *a: steps.append(a))
+    assert steps == [] and head_dims == []
 
 
 def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
