@@ -155,7 +155,7 @@ class Recorder:
             return None
         self.store.begin_step(step, sigma)
         negative = any(self.branch_of.get(e.get("uuid")) == "negative" for cond in conds if cond for e in cond)
-        return CallRecord(self, self.family.token_grid(latent_shape), negative_evaluated=negative)
+        return CallRecord(self, latent_shape, negative_evaluated=negative)
 
     def select(self, branch: str, tokens: int, device: torch.device) -> torch.Tensor:
         """The (tokens, words) column matrix of a branch in a context of ``tokens``, built once per run and device."""
@@ -174,11 +174,12 @@ class Recorder:
 
 @dataclass
 class CallRecord:
-    """One recorded model evaluation: the recorder, for DiTs the token grid of the image, and what a family's
-    blocks learn on the way (Flux's single blocks reuse the text length its double blocks saw)."""
+    """One recorded model evaluation: the recorder, the sampled latent's shape, and what a family's blocks learn on
+    the way (Flux's single blocks reuse the text length its double blocks saw). A captured prompt is never in an
+    area's crop (refused before sampling)."""
 
     recorder: Recorder
-    grid: tuple[int, ...] | None
+    latent_shape: tuple[int, ...]
     text_tokens: int | None = None
     negative_evaluated: bool = False  # the CFG negative is in this call's batch
 
@@ -224,6 +225,11 @@ def branch_uuids(node: str, conds: dict, prompts: dict[str, Prompt]) -> dict:
             raise ValueError(f"{node}: the sampler's {branch} prompt is not {branch}_text, so its words cannot be "
                              f"mapped. Wire AttentionCapture's {branch} output to the sampler's {branch} input (the "
                              "capture encodes the text itself).")
+        if any("area" in e or (e.get("mask") is not None and e.get("set_area_to_bounds")) for e in entries):
+            raise ValueError(f"{node}: the sampler's {branch} prompt is set to an area (ConditioningSetArea, or a mask "
+                             "cropped to its bounds), so the model sees it over a crop, not the image the capture "
+                             f"maps. Capture it over the whole image: combine area prompts with the capture's {branch} "
+                             "output after it (ConditioningCombine).")
         found |= {e["uuid"]: branch for e in entries}
     return found
 

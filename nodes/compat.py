@@ -104,7 +104,13 @@ SAMPLING = (
     *needs("comfy.model_patcher", "ModelPatcher.clone", "ModelPatcher.add_wrapper_with_key",
            "ModelPatcher.set_model_sampler_calc_cond_batch_function", "ModelPatcher.get_model_object"),
 )
+SITE = (  # the attention site's APPLY_MODEL wrapper (nodes/site.py), which the capture and the negatives share
+    *needs("comfy.patcher_extension", "WrappersMP.APPLY_MODEL"),
+    Need("comfy.model_base", "BaseModel.apply_model", ("x", "t", "c_concat", "c_crossattn", "control",
+                                                       "transformer_options")),
+)
 CAPTURE = (
+    *SITE,
     *needs("comfy.patcher_extension", "WrappersMP.PREDICT_NOISE", "WrappersMP.CALC_COND_BATCH"),
     Need("comfy.ldm.modules.attention", "wrap_attn"),  # reads transformer_options["optimized_attention_override"]
     Need("comfy.ldm.modules.attention", "optimized_attention", ("q", "k", "v", "heads")),
@@ -119,6 +125,7 @@ CAPTURE = (
     *BATCH_KEYS,
 )
 NEGATIVES = (  # attention-space negatives (AttentionNegativeTerm), checked when a model is patched with them
+    *SITE,
     Need("comfy.model_patcher", "ModelPatcher.set_model_attn2_patch", ("patch",)),
     Need("comfy.model_patcher", "ModelPatcher.set_model_attn2_replace", ("patch", "block_name", "number")),
     Need("comfy.model_patcher", "ModelPatcher.set_model_patch_replace", ("patch", "name", "block_name", "number")),

@@ -8,6 +8,8 @@ model_options:
 transformer_options (the attention site, nodes/site.py):
 - ``SITE``: the model's attention ``Site``: the family's hooks and who joined them (the capture's recorder, to which
   the guidance batch hands each step's effect maps; the negatives).
+- ``LATENT``: the shape of the latent this forward of the model runs on (the sampled latent, or its crop for an area
+  prompt), set by the site's APPLY_MODEL wrapper.
 - ``CALL``: the capture's ``CallRecord`` of this model call, set only at the steps it records.
 - ``NAG``: the ``NagCall`` of this model call (nodes/nag.py), set by the guidance batch only when some
   attention-space negative is active: the active negatives (their chain index, φᵢ(t), context), τ, α and the uuids
@@ -25,6 +27,7 @@ GUIDANCE = f"{KEY}.guidance"
 RUN_CONTEXT = f"{KEY}.run"
 EMPTY_KEY = f"{KEY}.empty"
 SITE = f"{KEY}.site"
+LATENT = f"{KEY}.latent"
 CALL = f"{KEY}.call"
 NAG = f"{KEY}.nag"
 BLOCK = f"{KEY}.block"

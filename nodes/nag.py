@@ -121,6 +121,7 @@ class JointLayout:
 
     text: int
     negatives: tuple[int, ...]
+    latent: tuple[int, ...]  # the shape of the latent this forward runs on (an area prompt's crop, or the whole)
     pe: tuple | None = None  # (the model's positional embedding of this forward, it extended by the negatives' rows)
 
     @property

@@ -12,6 +12,8 @@ from .contract import EMPTY_KEY
 # post-CFG hooks that evaluate the sampler's own negative again and mix it with ū, by the file that defines them
 # (ComfyUI loads comfy_extras/nodes_sag.py under its path, so the module's last part names it)
 REEVALUATE_UNCOND = {"nodes_sag": "SelfAttentionGuidance"}
+# attention patches that take the CFG negative's rows of the batch as their negative, by the same file name
+NEGATIVE_ROWS = {"nodes_nag": "NAGuidance"}
 
 
 def context_width(conditioning: list) -> int:
@@ -56,6 +58,15 @@ def check_run(guidance, guider, batch) -> None:
                              "patch's effective uncond, which is not that negative here (independent mode, a "
                              "window, a schedule or extra terms). Use mode standard with an always-on negative "
                              f"and no terms, or leave {other} out.")
+    patches = guider.model_options.get("transformer_options", {}).get("patches", {})
+    for hook in (hook for hooks in patches.values() for hook in hooks):
+        if (other := NEGATIVE_ROWS.get(module_file(hook))) is not None:
+            raise ValueError(f"{node}: the model also carries {other} (Normalized Attention Guidance), which reads its "
+                             "negative from the CFG negative's rows of each model call; this patch evaluates that "
+                             "negative only where its plan needs it (never at cfg 1 in standard mode), so "
+                             f"{other} would silently skip those steps. Remove {other} and give its negative to an "
+                             "AttentionNegativeTerm (scale = nag_scale − 1, tau = nag_tau, alpha = nag_alpha), "
+                             "which also takes a window and adds no batch row.")
     width = guider.conds["positive"][0]["cross_attn"].shape[-1]
     for key, conditioning in guidance.extra_conditionings().items():
         check_width(node, "empty" if key == EMPTY_KEY else "terms", conditioning, width, "the positive prompt")

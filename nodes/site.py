@@ -18,7 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from types import ModuleType
 
-from .contract import SITE
+import comfy.patcher_extension
+
+from .contract import KEY, LATENT, SITE
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,25 @@ def site_of(model_options: dict) -> Site | None:
 def join(model, family: ModuleType, **participant):
     """A clone of ``model`` whose site (installed now if the model has none) lists ``participant`` too."""
     patched = model.clone()
-    site = site_of(patched.model_options) or Site(family, family.install(patched))
+    site = site_of(patched.model_options)
+    if site is None:
+        site = Site(family, family.install(patched))
+        patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, f"{KEY}.site", forward_latent)
     options = patched.model_options.setdefault("transformer_options", {})
     patched.model_options["transformer_options"] = {**options, SITE: replace(site, **participant)}
     return patched
+
+
+def forward_latent(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
+    """APPLY_MODEL wrapper: the hooks of this forward learn the shape of the latent it runs on (contract ``LATENT``):
+    the sampled latent's, or the crop of an area prompt, whose image tokens are a grid of their own."""
+    options = {**transformer_options, LATENT: tuple(x.shape)}
+    return executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
+
+
+def whole(options: dict, latent_shape: tuple[int, ...]) -> bool:
+    """Whether this forward runs on the whole sampled latent of shape ``latent_shape`` (not an area's crop)."""
+    return tuple(options.get(LATENT, latent_shape)[2:]) == tuple(latent_shape[2:])
 
 
 def wrapped_chain(hook) -> list:

@@ -45,14 +45,14 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
             + [("single_block", i) for i in range(len(diffusion_model.single_blocks)) if i not in skip_single])
 
 
-def locate(kind: str, index: int, args: dict, call) -> joint.Block:
+def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
     """Double blocks give the text length (txt); single blocks run on cat(txt, img) and reuse it."""
     if kind == "double_block":
         call.text_tokens = args["txt"].shape[1]
         length = args["txt"].shape[1] + args["img"].shape[1]
     else:
         length = args["img"].shape[1]
-    text_tokens, grid = call.text_tokens, call.grid
+    text_tokens = call.text_tokens
     layer = LayerId((kind, index), 0, grid)
     return joint.Block(layer, 0, length, slice(text_tokens, text_tokens + math.prod(grid)), slice(0, text_tokens))
 

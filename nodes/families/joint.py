@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 import torch
 
 from ...attention.store import LayerId
-from ..contract import BLOCK, CALL, NAG
+from ..contract import BLOCK, CALL, LATENT, NAG
 from ..nag import JointLayout, NagCall, guide_cross, guide_joint, merges
+from ..site import whole
 
 OVERRIDE = "optimized_attention_override"
 
@@ -44,8 +45,9 @@ class Block:
     cross: bool = False
 
 
-# locate(kind, index, args, call) → the Block of this run of the block (call: the capture's CallRecord)
-Locate = Callable[[str, int, dict, object], Block]
+# locate(kind, index, args, call, grid) → the Block of this run of the block (call: the capture's CallRecord; grid:
+# the token grid of this forward's image)
+Locate = Callable[[str, int, dict, object, tuple[int, ...]], Block]
 
 
 def patch_grid(dims: tuple[int, ...], patch: tuple[int, ...]) -> tuple[int, ...]:
@@ -58,12 +60,12 @@ def image_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
     return patch_grid(latent_shape[-2:], (2, 2))
 
 
-def text_then_image(kind: str, index: int, args: dict, call) -> Block:
+def text_then_image(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> Block:
     """A block whose one joint attention runs over [txt, img] (SD3's joint blocks, Qwen-Image's blocks): the image
     queries are the first grid-many image tokens, the text keys the txt tokens."""
     text_tokens, image_tokens = args["txt"].shape[1], args["img"].shape[1]
-    return Block(LayerId((kind, index), 0, call.grid), 0, text_tokens + image_tokens,
-                 slice(text_tokens, text_tokens + math.prod(call.grid)), slice(0, text_tokens))
+    return Block(LayerId((kind, index), 0, grid), 0, text_tokens + image_tokens,
+                 slice(text_tokens, text_tokens + math.prod(grid)), slice(0, text_tokens))
 
 
 @dataclass(frozen=True)
@@ -177,15 +179,16 @@ def make_override(previous):
     return override
 
 
-def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall) -> dict:
+def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall, latent: tuple[int, ...]) -> dict:
     """The block's args with the negatives' texts: appended to txt at the first block of a joint forward, to every
-    block's context for cross attention; and the positional embedding extended, once per forward."""
+    block's context for cross attention; and the positional embedding extended, once per forward (``latent``: the
+    shape of the latent this forward runs on)."""
     args = dict(args)
     if first or dit.cross:
         txt = args["txt"]
         texts = nag.cached(("text", txt.device, txt.dtype), lambda: dit.embed(nag.contexts(like=txt)))
         if first:
-            nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts))
+            nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts), latent)
         args["txt"] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in texts)], dim=1)
     if dit.extend_pe is not None and args.get("pe") is not None:
         if nag.layout.pe is None or nag.layout.pe[0] is not args["pe"]:  # once per forward
@@ -207,12 +210,14 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
             nag = None
         if nag is not None and not (first or dit.cross) and nag.layout is None:
             nag = None  # the first block ran without them in this pass (SkipLayerGuidance skipped it): txt holds none
-        block = None if call is None else dit.locate(kind, index, args, call)
-        if block is not None or nag is not None:
-            run = BlockRun(block, call, nag)
+        if call is not None or nag is not None:
+            latent = options.get(LATENT) or (call or nag).latent_shape
+            grid = dit.token_grid(latent)
+            run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call, nag)
             if nag is not None:
-                args = with_negatives(dit, first, args, nag)
-                run.grid, run.calls, run.cross = dit.token_grid(nag.latent_shape), dit.calls((kind, index)), dit.cross
+                args = with_negatives(dit, first, args, nag, latent)
+                run.grid = grid if whole(options, nag.latent_shape) else None  # the effect map: whole forwards only
+                run.calls, run.cross = dit.calls((kind, index)), dit.cross
                 if dit.cross:
                     tokens = args["txt"].shape[1]
                     run.keys = (tokens, tokens - dit.cut((kind, index)))

@@ -69,7 +69,7 @@ def dit(diffusion_model) -> joint.Dit:
     def extend_pe(pe, nag):
         """pe with each negative's rows, at its own text positions, after the prompt's. Its sequence axis is the one
         of ``pe_embedder``'s (B, 1, L, d/2, 2, 2) that ComfyUI kept: v0.33 keeps it, v0.3.64 moved it to dim 1."""
-        start = text_start(nag.latent_shape, diffusion_model.patch_size)
+        start = text_start(nag.layout.latent, diffusion_model.patch_size)
         axis = 2 if pe.shape[1] == 1 else 1
         rows = []
         for tokens in nag.layout.negatives:

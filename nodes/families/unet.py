@@ -24,6 +24,7 @@ from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
 from ...attention.store import LayerId
 from ..contract import CALL, NAG
 from ..nag import guide_cross
+from ..site import whole
 from .text import PromptTokens, UnsupportedText, single_encoder
 
 NAME = "SD1.x / SD2.x / SDXL (UNet)"
@@ -122,7 +123,10 @@ def make_attn2(previous):
         if nag is not None and not nag.applies(extra["uuids"]):
             nag = None
         grid = tuple(extra["activations_shape"][-2:])
-        out = attend(q, k, v, extra) if nag is None else guide_cross(attend, q, k, v, extra, nag, grid)
+        if nag is not None:  # the effect map is recorded from forwards over the whole latent only
+            out = guide_cross(attend, q, k, v, extra, nag, grid if whole(extra, nag.latent_shape) else None)
+        else:
+            out = attend(q, k, v, extra)
         if call is not None:
             layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), grid)
             texts = [(None, slice(None))] if nag is None else nag.spans(k.shape[1] - sum(nag.tokens))

@@ -45,10 +45,10 @@ def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:
 def dit(diffusion_model) -> joint.Dit:
     image_to_video = [isinstance(block.cross_attn, WanI2VCrossAttention) for block in diffusion_model.blocks]
 
-    def locate(kind: str, index: int, args: dict, call) -> joint.Block:
+    def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
         clip_tokens = CLIP_VISION_TOKENS if image_to_video[index] else 0
         image_tokens = args["img"].shape[1]
-        return joint.Block(LayerId((kind, index), 0, call.grid), 1 + (clip_tokens > 0), image_tokens, slice(None),
+        return joint.Block(LayerId((kind, index), 0, grid), 1 + (clip_tokens > 0), image_tokens, slice(None),
                            slice(None), cross=True)
 
     def embed(contexts):

@@ -220,3 +220,39 @@ def test_video_maps_are_frame_by_frame_and_the_analysis_averages_frames():
     torch.testing.assert_close(report.maps["positive"][0], frame_mean)
     torch.testing.assert_close(store.scores[(0, layer, "positive")][..., 0],
                                maps.float().flatten(2).square().sum(-1).sqrt(), rtol=2e-3, atol=0)
+
+def regional(kind, conditioning):
+    """``conditioning`` as a regional prompt over the 32×32-pixel bottom-right quarter of the 64×64 image: an area,
+    a mask cropped to its bounds, or a mask over the whole image (the model then sees the whole latent)."""
+    if kind == "area":
+        return call_node("ConditioningSetArea", conditioning=conditioning, width=32, height=32, x=32, y=32,
+                         strength=1.0)[0]
+    mask = torch.zeros(1, 64, 64)
+    mask[:, 32:, 32:] = 1.0
+    return call_node("ConditioningSetMask", conditioning=conditioning, mask=mask, strength=1.0,
+                     set_cond_area="mask bounds" if kind == "mask bounds" else "default")[0]
+
+
+@pytest.mark.parametrize("family", ["sd1", "flux", "qwen_image"])
+def test_regional_prompts_beside_a_captured_prompt_are_exact_and_a_captured_crop_is_refused(family):
+    """An area prompt of other words combined with the captured positive: the samples equal the uncaptured run bit for
+    bit, and the step-0 maps are those of the run without it (the area's crop is a forward of its own, never
+    recorded; on DiTs its grid made a reshape error). A mask over the whole image keeps the latent whole: the
+    captured prompt is recorded as without the mask. The captured prompt itself in an area, or in a mask cropped to
+    its bounds, is refused before sampling (its maps would cover a crop)."""
+    import tiny_families
+
+    model, handle, p, n = capture(family)
+    plain_model, plain, p0, n0 = capture(family)
+    sample(family, plain_model, p0, n0)
+    other = regional("area", tiny_families.encode(tiny_families.clip(family), "a red hat"))
+    for combined in (call_node("ConditioningCombine", conditioning_1=p, conditioning_2=other)[0],
+                     regional("mask", p)):
+        reference = sample(family, tiny_families.model(family), combined, n)
+        assert torch.equal(sample(family, model, combined, n), reference)
+        first = [key for key in plain.recorder.finished.records if key[0] == 0]
+        assert first and all(torch.equal(handle.recorder.finished.records[key], plain.recorder.finished.records[key])
+                             for key in first)
+    for kind in ("area", "mask bounds"):
+        with pytest.raises(ValueError, match=r"^AttentionCapture: the sampler's positive prompt is set to an area"):
+            sample(family, model, regional(kind, p), n)

@@ -154,8 +154,16 @@ def text_calls(family, text_tokens, image_tokens):
     return lambda q, k: q.shape[-2 if q.ndim == 4 else 1] == text_tokens + image_tokens
 
 
-def image_tokens(family):
-    return 16  # DiTs: 8×8 latents in 2×2 patches (cross attention is told apart by its keys alone)
+def image_tokens(family, area=False):
+    """DiTs: 8×8 latents in 2×2 patches, or the 4×4 crop of ``in_area`` (cross attention is told apart by its keys
+    alone)."""
+    return 4 if area else 16
+
+
+def in_area(conditioning):
+    """A regional prompt: ``conditioning`` set to the 32×32-pixel bottom-right quarter of the 64×64 image."""
+    return call_node("ConditioningSetArea", conditioning=conditioning, width=32, height=32, x=32, y=32,
+                     strength=1.0)[0]
 
 
 @pytest.mark.parametrize("family, cfg", [(f, 2.0) for f in FAMILIES] + [(f, 1.0) for f in JOINT])
@@ -219,20 +227,28 @@ def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg):
     assert torch.equal(expected[~guided], unguided[~guided])  # and on n's rows not at all
 
 
-@pytest.mark.parametrize("family", FAMILIES)
-def test_the_negative_is_projected_as_its_own_prompt_would_be(family):
+AREAS = ["sd1", "flux", "qwen_image"]
+
+
+@pytest.mark.parametrize("family, area", [(f, False) for f in FAMILIES] + [(f, True) for f in AREAS],
+                         ids=FAMILIES + [f"{f}-area" for f in AREAS])
+def test_the_negative_is_projected_as_its_own_prompt_would_be(family, area):
     """cfg 1: at the first text attention the negative's keys and values are exactly those the layer computes when the
-    negative is the prompt (same pooled vector and guidance for DiTs, whose text stream is modulated by them)."""
+    negative is the prompt (same pooled vector and guidance for DiTs, whose text stream is modulated by them). With a
+    regional prompt (``area``) the layer runs on the area's crop, and the negative's text positions are those a
+    prompt gets there (Qwen-Image numbers its text after the image's own grid: it took the whole latent's)."""
     import tiny_families
 
     p, neg = encode(family, TEXT), encode(family, NEGATIVE)
     t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
     as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output
+    if area:
+        p, as_prompt = in_area(p), in_area(as_prompt)
     runs = {}
     nag_key = pack_module("nodes.contract").NAG
 
     def recorder(name, text_tokens):
-        is_text = text_calls(family, text_tokens, image_tokens(family))
+        is_text = text_calls(family, text_tokens, image_tokens(family, area))
 
         def record(q, k, v, options, out, heads, split):
             if name not in runs and is_text(q, k) and (name == "alone" or nag_key in options):
@@ -439,6 +455,25 @@ def test_the_capture_records_the_negative_at_cfg_1_above_or_below_and_changes_no
                 assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3, rel=1e-3)
 
 
+@pytest.mark.parametrize("family", AREAS)
+def test_an_area_prompt_beside_an_attention_negative_and_a_capture_changes_nothing(family):
+    """The positive combined with an area prompt: the area's rows are guided in their own crop-sized forward, and the
+    capture's effect map of the negatives is taken from the forwards over the whole latent only (the crop's |Z − Z⁺|
+    was spread over the whole image): the samples equal the uncaptured run bit for bit, and at step 0, where the
+    latent is the same noise, the effect map equals that of the run without the area prompt."""
+    import tiny_families
+
+    base, neg = tiny_families.model(family), encode(family, NEGATIVE)
+    captured, handle, cp, cn = capture(family, guidance_cfg(base, attention_term(neg)), NEGATIVE)
+    combined = call_node("ConditioningCombine", conditioning_1=cp, conditioning_2=in_area(encode(family, OTHER)))[0]
+    reference = sample(family, guidance_cfg(base, attention_term(neg)), combined, cn)
+    assert torch.equal(sample(family, captured, combined, cn), reference)
+    alone, plain, pp, pn = capture(family, guidance_cfg(base, attention_term(neg)), NEGATIVE)
+    sample(family, alone, pp, pn)
+    effect = handle.recorder.finished.effects[(0, "attention")]
+    assert torch.equal(effect, plain.recorder.finished.effects[(0, "attention")]) and effect.max() > 0
+
+
 def test_a_capture_of_the_positive_alone_beside_an_attention_negative_changes_nothing():
     """AttentionCapture with an empty negative_text and an attention-space negative below it (it raised
     KeyError: 'negative' at the first step): the positive is recorded and the samples equal the uncaptured run."""
@@ -518,31 +553,40 @@ def test_a_captured_negative_whose_attention_term_never_runs_is_explained_by_tha
                   related="", filename_prefix="nag/never")
 
 
-@pytest.mark.parametrize("kind", ["double_block", "single_block"], ids=["first block", "a later block"])
-def test_skip_layer_guidance_perturbs_the_negative_guided_positive(kind):
-    """SkipLayerGuidanceDiT at scale s skips one block in its post-CFG pass. Oracle, one Euler step at cfg 1 (the
-    output is the prediction): SLG(s) = A + s·(A − B), A the guided run and B that run with the block skipped by hand.
-    A later block's pass keeps the negatives; where it skips the first block, which appends the negatives' text, the
-    pass runs without them, so B is the unguided model with that block skipped (this case crashed on the missing
-    layout)."""
+SKIPS = [("flux", "SkipLayerGuidanceDiT", "double_block", 0), ("flux", "SkipLayerGuidanceDiT", "single_block", 0),
+         ("sd3", "SkipLayerGuidanceSD3", "double_block", 0), ("sd3", "SkipLayerGuidanceSD3", "double_block", 1)]
+
+
+@pytest.mark.parametrize("family, node, kind, index", SKIPS, ids=[f"{s[1]} {s[2]} {s[3]}" for s in SKIPS])
+def test_skip_layer_guidance_perturbs_the_negative_guided_positive(family, node, kind, index):
+    """SkipLayerGuidanceDiT (and SkipLayerGuidanceSD3, its double-block form) at scale s skips one block in its
+    post-CFG pass. Oracle, one Euler step at cfg 1 (the output is the prediction): SLG(s) = A + s·(A − B), A the
+    guided run and B that run with the block skipped by hand. A later block's pass keeps the negatives; where it skips
+    the first block, which appends the negatives' text, the pass runs without them, so B is the unguided model with
+    that block skipped (this case crashed on the missing layout)."""
     import tiny_families
 
     scale = 3.0
-    p, neg = encode("flux", TEXT), encode("flux", NEGATIVE)
-    guided = guidance_cfg(tiny_families.model("flux"), attention_term(neg))
-    layers = {"double_block": ("0", ""), "single_block": ("", "0")}[kind]
-    slg = call_node("SkipLayerGuidanceDiT", model=guided, double_layers=layers[0], single_layers=layers[1],
-                    scale=scale, start_percent=0.0, end_percent=1.0, rescaling_scale=0.0)[0]
-    skipped = (guided if kind == "single_block" else tiny_families.model("flux")).clone()
+    p, neg = encode(family, TEXT), encode(family, NEGATIVE)
+    guided = guidance_cfg(tiny_families.model(family), attention_term(neg))
+    window = dict(scale=scale, start_percent=0.0, end_percent=1.0)
+    if node == "SkipLayerGuidanceDiT":
+        layers = {"double_block": (str(index), ""), "single_block": ("", str(index))}[kind]
+        slg = call_node(node, model=guided, double_layers=layers[0], single_layers=layers[1], rescaling_scale=0.0,
+                        **window)[0]
+    else:
+        slg = call_node(node, model=guided, layers=str(index), **window)[0]
+    first = (kind, index) == ("double_block", 0)
+    skipped = (tiny_families.model(family) if first else guided).clone()
     hook = skipped.model_options.get("transformer_options", {}).get("patches_replace", {}).get("dit", {}).get(
-        (kind, 0))
+        (kind, index))
 
     def skip(args, extra):  # what SLG puts in the block's place: its input, unchanged
         return args
 
     skip.__wrapped__ = hook  # the pack's run check sees its hook in the chain
-    skipped.set_model_patch_replace(skip, "dit", kind, 0)
-    a, b, ours = (sample("flux", m, p, p, steps=1) for m in (guided, skipped, slg))
+    skipped.set_model_patch_replace(skip, "dit", kind, index)
+    a, b, ours = (sample(family, m, p, p, steps=1) for m in (guided, skipped, slg))
     oracle = a + scale * (a - b)
     assert ((ours - oracle).abs().max() / oracle.abs().max()).item() <= 1e-5
 
@@ -635,6 +679,32 @@ def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
     shadowed.set_model_attn2_replace(lambda q, k, v, extra: q, *key, 0)  # IP-Adapter's (block, id, index) key
     with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):  # [prompt, negative]
         sample("sd1", shadowed, p, n)  # as one context: the negative became part of the prompt
+
+
+@pytest.mark.parametrize("order", ["NAGuidance first", "NAGuidance last"])
+def test_core_naguidance_beside_the_patch_is_refused_before_sampling(order):
+    """Core NAGuidance takes the CFG negative's rows of each call as its negative; the patch evaluates that negative
+    only where its plan needs it (at cfg 1 in standard mode never, so NAGuidance silently did nothing). Either order:
+    refused before the first step, naming NAGuidance and the AttentionNegativeTerm that replaces it."""
+    import tiny_families
+
+    import nodes
+
+    if "NAGuidance" not in nodes.NODE_CLASS_MAPPINGS:
+        pytest.skip("this ComfyUI has no core NAGuidance")
+    p, n, neg = encode("sd1", TEXT), encode("sd1", NEGATIVE), encode("sd1", OTHER)
+
+    def nag(model):
+        return call_node("NAGuidance", model=model, nag_scale=5.0, nag_alpha=0.5, nag_tau=1.5)[0]
+
+    base = tiny_families.model("sd1")
+    model = (guidance_cfg(nag(base), attention_term(neg)) if order == "NAGuidance first"
+             else nag(guidance_cfg(base, attention_term(neg))))
+    steps = []
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: the model also carries NAGuidance .* give its "
+                                         r"negative to an AttentionNegativeTerm \(scale = nag_scale − 1"):
+        sample("sd1", model, p, n, callback=lambda *a: steps.append(a))
+    assert steps == []
 
 
 def test_bad_input_is_refused_before_sampling(comfy):
