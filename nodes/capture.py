@@ -36,7 +36,7 @@ from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
 from .contract import CALL, GUIDANCE, KEY
-from .site import join, lost_message, site_of
+from .site import join, lost_message, site_of, split_message
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -264,6 +264,8 @@ def capture_model(model, recorder: Recorder):
             raise ValueError(f"{recorder.node}: the sampler {own} picks its own steps between the schedule's ends, so "
                              "the capture would record its first step only. Use a sampler that steps through the "
                              "schedule (euler, dpmpp_2m, …).")
+        if (split := split_message(recorder.node, executor.class_obj.model_patcher)) is not None:
+            raise ValueError(split)
         shapes = latent_shapes(latent_image, kwargs)
         if len(shapes) > 1:
             raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "

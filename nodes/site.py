@@ -65,6 +65,20 @@ def whole(options: dict, latent_shape: tuple[int, ...]) -> bool:
     return tuple(options.get(LATENT, latent_shape)[2:]) == tuple(latent_shape[2:])
 
 
+def split_message(node: str, model_patcher) -> str | None:
+    """Why ``node``'s site cannot run under MultiGPU CFG Split (MultiGPU_WorkUnits, comfy/multigpu.py), or None when
+    the model is not split. The split runs one step's conditionings in threads, each on its own copy of the model
+    (the copies it keeps under the additional-models key 'multigpu'), while the site's hooks embed the negatives'
+    texts with this copy's weights and keep one model call's state (its layout, its maps) for every thread."""
+    copies = len(model_patcher.get_additional_models_with_key("multigpu"))
+    if not copies:
+        return None
+    return (f"{node}: the model is split over {copies + 1} devices by MultiGPU CFG Split (MultiGPU_WorkUnits), which "
+            "runs one step's conditionings in threads, each on its own copy of the model; the attention hooks of the "
+            "capture and of attention-space negatives hold one copy's weights and one call's state, so the result "
+            "would not be exact. Remove MultiGPU CFG Split for this run (NegativeTerms alone, eq. 8, split exactly).")
+
+
 def wrapped_chain(hook) -> list:
     """A hook and every hook it wraps through ``__wrapped__``."""
     chain = []

@@ -707,6 +707,30 @@ def test_core_naguidance_beside_the_patch_is_refused_before_sampling(order):
     assert steps == []
 
 
+def test_multigpu_cfg_split_is_exact_on_one_device_and_refused_over_several():
+    """MultiGPU CFG Split (MultiGPU_WorkUnits) runs a step's conditionings in threads on copies of the model; the
+    site's hooks hold one copy's weights and one call's state. On this one-device machine it makes no copy: the
+    samples equal the run without it bit for bit. Given a copy (as it keeps them, under the additional-models key
+    'multigpu'), the negatives and the capture are refused before the first step, naming it."""
+    import tiny_families
+
+    import nodes
+
+    p, n, neg = encode("sd1", TEXT), encode("sd1", NEGATIVE), encode("sd1", OTHER)
+    guided = guidance_cfg(tiny_families.model("sd1"), attention_term(neg))
+    if "MultiGPU_WorkUnits" in nodes.NODE_CLASS_MAPPINGS:
+        split = call_node("MultiGPU_WorkUnits", model=guided, max_gpus=2)[0]
+        assert torch.equal(sample("sd1", split, p, n), sample("sd1", guided, p, n))
+    captured, _, cp, cn = capture("sd1", tiny_families.model("sd1"), NEGATIVE)
+    steps = []
+    for model, node, conds in ((guided, "NegativeGuidanceCFG", (p, n)), (captured, "AttentionCapture", (cp, cn))):
+        split = model.clone()
+        split.set_additional_models("multigpu", [model.clone()])
+        with pytest.raises(ValueError, match=rf"^{node}: the model is split over 2 devices by MultiGPU CFG Split"):
+            sample("sd1", split, *conds, callback=lambda *a: steps.append(a))
+    assert steps == []
+
+
 def test_bad_input_is_refused_before_sampling(comfy):
     import math
 
