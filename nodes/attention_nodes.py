@@ -25,6 +25,7 @@ from .families.text import UnsupportedText
 from .guidance_nodes import model_input
 from .inputs import check_combo, check_finite, check_prefix, first_error
 from .prompts import encode
+from .site import negpip_message
 
 CATEGORY = "analysis/attention"
 Capture = io.Custom("NEGATIVE_GUIDANCE_ATTENTION")
@@ -119,6 +120,9 @@ class AttentionCapture(io.ComfyNode):
             family = family_of(model)
         except UnsupportedModel as error:
             raise ValueError(f"{node}: input 'model': {error}") from None
+        for what, options in (("input 'model'", model.model_options), ("input 'clip'", clip.patcher.model_options)):
+            if (refusal := negpip_message(node, options, what)) is not None:
+                raise ValueError(refusal)
         if is_captured(model):
             raise ValueError(f"{node}: input 'model' comes from another AttentionCapture: one capture records every "
                              "map of the run. Keep one AttentionCapture on this model chain and analyse its capture "

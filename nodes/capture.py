@@ -36,7 +36,7 @@ from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
 from .contract import CALL, GUIDANCE, KEY
-from .site import join, lost_message, site_of, split_message
+from .site import join, lost_message, negpip_message, site_of, split_message
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -264,14 +264,17 @@ def capture_model(model, recorder: Recorder):
             raise ValueError(f"{recorder.node}: the sampler {own} picks its own steps between the schedule's ends, so "
                              "the capture would record its first step only. Use a sampler that steps through the "
                              "schedule (euler, dpmpp_2m, …).")
-        if (split := split_message(recorder.node, executor.class_obj.model_patcher)) is not None:
-            raise ValueError(split)
+        guider = executor.class_obj
+        for refusal in (split_message(recorder.node, guider.model_patcher),
+                        negpip_message(recorder.node, guider.model_options, "the model")):
+            if refusal is not None:
+                raise ValueError(refusal)
         shapes = latent_shapes(latent_image, kwargs)
         if len(shapes) > 1:
             raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "
                              f"({', '.join(map(str, shapes))}), and the capture maps the tokens of one latent. Sample "
                              "a single latent (image or video) to capture it.")
-        recorder.begin_run(executor.class_obj, shapes[0], sigmas)
+        recorder.begin_run(guider, shapes[0], sigmas)
         samples = executor(noise, latent_image, sampler, sigmas, *args, **kwargs)
         recorder.end_run(samples)
         return samples

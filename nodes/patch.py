@@ -52,7 +52,7 @@ from .compat import own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
-from .site import hook_name, join, lost_message, site_of, split_message
+from .site import hook_name, join, lost_message, negpip_message, site_of, split_message
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -351,8 +351,10 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
                              "sampler.")
         if guidance.attention:
             check_negative_hooks(guidance.node_id, guider.model_options)
-            if (split := split_message(guidance.node_id, guider.model_patcher)) is not None:
-                raise ValueError(split)
+            for refusal in (split_message(guidance.node_id, guider.model_patcher),
+                            negpip_message(guidance.node_id, guider.model_options, "the model")):
+                if refusal is not None:
+                    raise ValueError(refusal)
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         carry_guidance(guider.conds)

@@ -65,6 +65,18 @@ def whole(options: dict, latent_shape: tuple[int, ...]) -> bool:
     return tuple(options.get(LATENT, latent_shape)[2:]) == tuple(latent_shape[2:])
 
 
+NEGPIP = "ppm_negpip"  # the model_options flag ppm's CLIP NegPip sets on the model and on the CLIP it patches
+
+
+def negpip_message(node: str, model_options: dict, what: str) -> str | None:
+    """Why ``node`` cannot read a model (or CLIP) patched by ppm's CLIP NegPip, or None when it is not."""
+    if not model_options.get(NEGPIP, False):
+        return None
+    return (f"{node}: {what} comes from CLIP NegPip (ppm), whose contexts interleave a key and a value embedding for "
+            "every token (twice the tokens the words give), which the capture and attention-space negatives do not "
+            "map. Use CLIP NegPip's negative weights without them, or remove CLIP NegPip from this chain.")
+
+
 def split_message(node: str, model_patcher) -> str | None:
     """Why ``node``'s site cannot run under MultiGPU CFG Split (MultiGPU_WorkUnits, comfy/multigpu.py), or None when
     the model is not split. The split runs one step's conditionings in threads, each on its own copy of the model

@@ -731,6 +731,38 @@ def test_multigpu_cfg_split_is_exact_on_one_device_and_refused_over_several():
     assert steps == []
 
 
+def test_ppm_negpip_beside_the_capture_or_the_negatives_is_refused_naming_it():
+    """ppm's CLIP NegPip interleaves a key and a value embedding per token and flags the model and the CLIP it
+    patches with 'ppm_negpip' (set here by hand: ppm is not installed). AttentionCapture given either is refused when
+    it runs, naming CLIP NegPip (it said "positive context has 154 tokens where … gives 77"); attention-space
+    negatives on its model, in either order, and a capture whose model it patched later, are refused before the first
+    step."""
+    import tiny_families
+
+    def flagged(patcher):
+        patcher.model_options["ppm_negpip"] = True
+        return patcher
+
+    p, n, neg = encode("sd1", TEXT), encode("sd1", NEGATIVE), encode("sd1", OTHER)
+    base, clip = tiny_families.model("sd1"), tiny_families.clip("sd1")
+    negpip_clip = clip.clone()
+    flagged(negpip_clip.patcher)
+    for model, clip_in, what in ((flagged(base.clone()), clip, "input 'model'"), (base, negpip_clip, "input 'clip'")):
+        with pytest.raises(ValueError, match=rf"^AttentionCapture: {what} comes from CLIP NegPip \(ppm\)"):
+            call_node("AttentionCapture", model=model, clip=clip_in,
+                      positive_text=TEXT, negative_text=NEGATIVE, positive_words="", negative_words="",
+                      special_tokens=False, max_mb=64.0, over_cap="error")
+    steps = []
+    captured, _, cp, cn = capture("sd1", base, NEGATIVE)
+    with pytest.raises(ValueError, match=r"^AttentionCapture: the model comes from CLIP NegPip \(ppm\)"):
+        sample("sd1", flagged(captured.clone()), cp, cn, callback=lambda *a: steps.append(a))
+    for model in (guidance_cfg(flagged(base.clone()), attention_term(neg)),
+                  flagged(guidance_cfg(base, attention_term(neg)).clone())):
+        with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: the model comes from CLIP NegPip \(ppm\)"):
+            sample("sd1", model, p, n, callback=lambda *a: steps.append(a))
+    assert steps == []
+
+
 def test_bad_input_is_refused_before_sampling(comfy):
     import math
 
