@@ -105,9 +105,22 @@ def main_checks(node: str, mode=None, neg_scale=None, neg_start=None, neg_end=No
                        check_finite(node, "neg_end", neg_end, 0.0, 1.0))
 
 
+def check_unranged(node: str, name: str, conditioning: list | None, outside: str) -> None:
+    """Refuse a ConditioningSetTimestepRange on a conditioning the pack weighs itself (u, a term): outside its range
+    ComfyUI evaluates no entry (a prediction of 0), ``outside``."""
+    for _, entry in conditioning or ():
+        start, end = entry.get("start_percent", 0.0), entry.get("end_percent", 1.0)
+        if (start, end) != (0.0, 1.0):
+            raise ValueError(f"{node}: input '{name}' is set to the timestep range {start:g}–{end:g} "
+                             f"(ConditioningSetTimestepRange), and outside it {outside}. Connect it without the range "
+                             "and give the term that window with its own start and end (window_unit percent, the "
+                             "same fractions).")
+
+
 def resolve_empty(node: str, empty, clip, others: list[tuple[str, list]]) -> tuple[list | None, str]:
     """u from ``clip`` when ``empty`` is not wired; a wired ``empty`` is checked against clip's "" (or, without a
     clip, against the other prompts). Returns u and a note for the node's readout."""
+    check_unranged(node, "empty", empty, "eq. 8 would read u as 0")
     if clip is not None:
         encoded = encode(clip, "")
         if empty is None:
@@ -315,6 +328,7 @@ class NegativeTerm(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, weight, start, end, window_unit, schedule, terms=None) -> io.NodeOutput:
+        check_unranged("NegativeTerm", "conditioning", conditioning, "eq. 8 would read the term's prediction as 0")
         with blame("NegativeTerm", TERM_NAMES):
             term = ExtraTerm(conditioning, weight, Window(start, end, window_unit), schedule)
             term.guidance_term(0)
@@ -375,6 +389,8 @@ class AttentionNegativeTerm(io.ComfyNode):
             raise ValueError(f"{node}: input 'conditioning' holds {len(conditioning)} prompts (ConditioningCombine "
                              "or areas); an attention-space negative takes one. Chain one AttentionNegativeTerm per "
                              "prompt instead: they sum.")
+        check_unranged(node, "conditioning", conditioning, "the negative would still act: attention-space negatives "
+                                                          "take their steps from their own window")
         with blame(node, ATTENTION_NAMES):
             term = AttentionNegative(conditioning, scale, tau, alpha, Window(start, end, window_unit), schedule)
             term.attention_term(0)

@@ -162,3 +162,46 @@ def test_cfg_override_on_part_of_the_run_is_core_cfg_override_in_standard_mode(r
     oracle = graphs.ksampler(g, cfg_override(g, model, 3.0, 0.4, 0.8), c["p"], c["n"], latent, cfg=7.0, steps=8)
     latents = compare(run_graph, g, ours=ours, oracle=oracle)
     assert torch.equal(latents["ours"], latents["oracle"])
+
+
+def test_a_negative_with_its_own_timestep_range_is_what_the_core_samplers_make_of_it(run_graph):
+    """ConditioningSetTimestepRange on the sampler's negative, without a back-fill: outside its range ComfyUI
+    evaluates none of its entries and takes n = 0. Standard mode = KSampler with that negative, bit for bit; eq. 8 =
+    DualCFGGuider(p, u, n, s⁺, s⁻ + 1) with it, 1e-5."""
+    g, model, c, latent = start()
+    ranged = g.node("ConditioningSetTimestepRange", conditioning=c["n"], start=0.3, end=1.0)
+    standard = graphs.ksampler(g, patch(g, model, c, mode="standard"), c["p"], ranged, latent, steps=6)
+    ksampler = graphs.ksampler(g, model, c["p"], ranged, latent, steps=6)
+    eq8 = graphs.custom_sample(g, model, g.node("NegativeGuidanceGuider", model=model, positive=c["p"], negative=ranged,
+                                                empty=c["u"], mode="independent", cfg=7.0, neg_scale=3.0,
+                                                neg_start=0.0, neg_end=1.0, window_unit="steps",
+                                                neg_schedule="constant"), latent)
+    dual = graphs.custom_sample(g, model, g.node("DualCFGGuider", model=model, cond1=c["p"], cond2=c["u"],
+                                                 negative=ranged, cfg_conds=7.0, cfg_cond2_negative=4.0,
+                                                 style="regular"), latent)
+    latents = compare(run_graph, g, standard=standard, ksampler=ksampler, eq8=eq8, dual=dual)
+    assert torch.equal(latents["standard"], latents["ksampler"])
+    assert relative_error(latents["eq8"], latents["dual"]) <= RTOL
+
+
+def test_a_timestep_range_on_a_conditioning_the_pack_weighs_itself_is_refused(comfy):
+    """On u or a term, a range means a prediction of 0 outside it (read as u or as the term's prediction by eq. 8) or
+    nothing at all (an attention-space negative): refused when the node runs, pointing to the term's own window."""
+    import tiny_families
+    from comfy_helpers import call_node
+
+    clip = tiny_families.clip("sd1")
+    text = tiny_families.encode(clip, "blurry")
+    ranged = call_node("ConditioningSetTimestepRange", conditioning=text, start=0.2, end=0.7)[0]
+    empty = call_node("ConditioningSetTimestepRange", conditioning=tiny_families.encode(clip, ""), start=0.2,
+                      end=1.0)[0]
+    window = dict(start=0.0, end=1.0, window_unit="steps", schedule="constant")
+    for node, inputs in (("NegativeTerm", dict(conditioning=ranged, weight=1.0, **window)),
+                         ("AttentionNegativeTerm", dict(conditioning=ranged, scale=2.0, tau=2.5, alpha=0.25,
+                                                        **window))):
+        with pytest.raises(ValueError, match=rf"^{node}: input 'conditioning' is set to the timestep range 0.2–0.7 "
+                                             r"\(ConditioningSetTimestepRange\).*window_unit percent"):
+            call_node(node, **inputs)
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: input 'empty' is set to the timestep range 0.2–1"):
+        call_node("NegativeGuidanceCFG", model=tiny_families.model("sd1"), mode="independent", neg_scale=2.0,
+                  neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant", empty=empty)
