@@ -9,6 +9,7 @@ first step (from ``earliest`` on) whose change is below ε, since that step's ba
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -31,7 +32,8 @@ def settle(changes: Sequence[float], epsilon: float, earliest: int = 1) -> int:
 
 
 class LayoutWatch:
-    """The online form of ``settle``: fed the positive's x0 at each step's own σ_i, in order."""
+    """The online form of ``settle``, per image of the batch: fed the positive's x0 at each step's own σ_i, in order.
+    Each image's gate opens from its own layout change; its batch-mates never move it."""
 
     def __init__(self, epsilon: float, earliest: int):
         self.epsilon, self.earliest = epsilon, earliest
@@ -39,18 +41,21 @@ class LayoutWatch:
 
     def reset(self) -> None:
         self.previous: torch.Tensor | None = None
-        self.changes: list[float] = []
-        self.opened_at: int | None = None
+        self.changes: list[list[float]] = []  # changes[t][b]: image b's layout change from step t − 1 to t
+        self.opened_at: list[int | None] = []  # per image: the step its negative opens at, once settled
 
     def update(self, step: int, x0: torch.Tensor) -> None:
-        """Record step ``step``'s positive prediction; open the gate at step + 1 when the layout has settled."""
-        if self.opened_at is not None:
+        """Record step ``step``'s positive prediction (B, …); open each settled image's gate at step + 1."""
+        if self.opened_at and None not in self.opened_at:
             return
-        change = float("inf") if self.previous is None else layout_change(self.previous, x0).max().item()
+        change = [math.inf] * x0.shape[0] if self.previous is None else layout_change(self.previous, x0).tolist()
         self.changes.append(change)
         self.previous = x0.detach()
-        if step >= max(self.earliest, 1) and change < self.epsilon:
-            self.opened_at = step + 1
+        self.opened_at = self.opened_at or [None] * len(change)
+        if step >= max(self.earliest, 1):
+            self.opened_at = [step + 1 if opened is None and c < self.epsilon else opened
+                              for opened, c in zip(self.opened_at, change, strict=True)]
 
-    def is_open(self, step: int) -> bool:
-        return self.opened_at is not None and step >= self.opened_at
+    def open_images(self, step: int) -> list[bool]:
+        """Per image: whether its gate is open at ``step``."""
+        return [opened is not None and step >= opened for opened in self.opened_at]

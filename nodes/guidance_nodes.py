@@ -86,8 +86,8 @@ def auto_start_input():
                           tooltip="The online gate. 0 (neutral): the negative follows its window. Above 0: ε; the "
                                   "negative waits for the positive's layout to settle, then runs from the next step "
                                   "(never before neg_start): settled when the low-pass change of the positive's "
-                                  "denoised prediction from one step to the next is below ε. No extra model "
-                                  "evaluation; the log says the step it chose.")
+                                  "denoised prediction from one step to the next is below ε, for each image of the "
+                                  "batch on its own. No extra model evaluation; the log says the step it chose.")
 
 
 def clip_input():

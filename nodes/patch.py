@@ -164,13 +164,20 @@ class RunContext:
         self.calls[1] += conditionings
         self.calls[2] += attention
 
-    def terms_at(self, step: int) -> list[GuidanceTerm]:
-        """The terms of a call at ``step``, at the guider's cfg now; under the online gate, the main negative is off
-        until its watch opens."""
+    def plans_at(self, step: int) -> list[tuple[list[GuidanceTerm], list[bool] | None]]:
+        """The terms of a call at ``step``, at the guider's cfg now, and the images each set applies to (None: every
+        image). Under the online gate the main negative is off for each image until that image's own layout has
+        settled: one set of terms, or two while the batch's gates differ."""
         terms = self.terms_of(self.guider.cfg)
-        if self.watch is None or self.watch.is_open(step):
-            return terms
-        return [terms[0], replace(terms[1], scale=0.0), *terms[2:]]
+        if self.watch is None:
+            return [(terms, None)]
+        opened = self.watch.open_images(step)
+        closed = [terms[0], replace(terms[1], scale=0.0), *terms[2:]]
+        if not any(opened):
+            return [(closed, None)]
+        if all(opened):
+            return [(terms, None)]
+        return [(terms, opened), (closed, [not image for image in opened])]
 
 
 def tag(conditioning: list, negative: bool) -> list:
@@ -244,8 +251,9 @@ def make_batch_function():
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
         sigma = float(args["sigma"][0])  # the one host sync of a model call
         step = step_index(ctx.sample_sigmas, sigma)
-        coefficients = plan_call(ctx.terms_at(step), sigma, ctx.sample_sigmas, ctx.to_sigma)
-        keys = list(coefficients)
+        plans = [(plan_call(terms, sigma, ctx.sample_sigmas, ctx.to_sigma), rows) for terms, rows in ctx.plans_at(step)]
+        coefficients, images = plans[0][0], [rows for _, rows in plans]  # the plans differ in the main negative only
+        keys = list(dict.fromkeys(key for plan, _ in plans for key in plan))
         model_options = args["model_options"]
         site = site_of(model_options)
         recorder = None if site is None else site.recorder
@@ -262,14 +270,29 @@ def make_batch_function():
         preds = dict(zip(keys, outputs, strict=True))
         if ctx.watch is not None and own is not None and step == len(ctx.watch.changes):
             ctx.watch.update(step, preds["positive"])  # the first call at each step's own σ_i
-        record_effects(recorder, preds, coefficients, record_at, nag)
-        s_pos = coefficients.get("positive", 0.0)
-        if s_pos == 0.0 or math.isclose(s_pos, 1.0):  # ū is undefined at s⁺ = 1; a pair (x̂, x̂) gives x̂ at any s
-            out = guided(preds, coefficients)
-            return [out, out]
-        return [preds["positive"], effective_uncond(preds, coefficients, "positive")]
+        record_effects(recorder, preds, plans, record_at, nag)
+        slots = [cfg_slots(preds, plan) for plan, _ in plans]
+        return [by_image([s[0] for s in slots], images), by_image([s[1] for s in slots], images)]
 
     return batch
+
+
+def cfg_slots(preds: dict[str, torch.Tensor], coefficients: dict[str, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """(p, ū) with ū + s⁺(p − ū) = x̂, for ComfyUI's CFG slots; (x̂, x̂) at s⁺ = 0 or 1, where ū is undefined and the
+    pair gives x̂ at any cfg."""
+    s_pos = coefficients.get("positive", 0.0)
+    if s_pos == 0.0 or math.isclose(s_pos, 1.0):
+        out = guided(preds, coefficients)
+        return out, out
+    return preds["positive"], effective_uncond(preds, coefficients, "positive")
+
+
+def by_image(values: list[torch.Tensor], images: list[list[bool] | None]) -> torch.Tensor:
+    """One batch whose image b comes from the plan that holds it: values[0] where images[0][b], else values[1]."""
+    if len(values) == 1:
+        return values[0]
+    mask = torch.tensor(images[0], device=values[0].device).view(-1, *(1,) * (values[0].ndim - 1))
+    return torch.where(mask, values[0], values[1])
 
 
 def negatives_call(ctx: RunContext, sigma: float, coefficients: dict[str, float], conds: dict, latent_shape,
@@ -289,13 +312,18 @@ def negatives_call(ctx: RunContext, sigma: float, coefficients: dict[str, float]
                    latent_shape, positive & uuids, record_effect, run_cache=ctx.moved)
 
 
-def record_effects(recorder, preds, coefficients, step: int | None, nag: NagCall | None) -> None:
-    """With an attention capture on the model, hand it |w⁻·(n − u)| of each negative at each step's own σ_i, and
-    |Z − Z⁺| of the attention-space negatives."""
+def record_effects(recorder, preds, plans: list[tuple[dict, list[bool] | None]], step: int | None,
+                   nag: NagCall | None) -> None:
+    """With an attention capture on the model, hand it |w⁻·(n − u)| of each negative at each step's own σ_i (of each
+    image under the plan that holds it; 0 where that plan leaves the negative off), and |Z − Z⁺| of the
+    attention-space negatives."""
     if step is None:
         return
-    for key, effect in negative_effects(preds, coefficients).items():
-        recorder.add_effect(step, term_name(key), effect)
+    effects = [negative_effects(preds, plan) for plan, _ in plans]
+    for key in dict.fromkeys(key for found in effects for key in found):
+        some = next(found[key] for found in effects if key in found)
+        per_plan = [found.get(key, torch.zeros_like(some)) for found in effects]
+        recorder.add_effect(step, term_name(key), by_image(per_plan, [rows for _, rows in plans]))
     effect = None if nag is None else nag.mean_effect()
     if effect is not None:
         recorder.add_effect(step, ATTENTION_EFFECT, effect)
@@ -381,15 +409,24 @@ def carry_guidance(conds: dict) -> None:
 
 
 def watch_summary(watch: LayoutWatch, window: range) -> str:
-    """What the online gate chose, for a negative whose window holds the steps ``window``."""
-    if watch.opened_at is None:
+    """What the online gate chose, for a negative whose window holds the steps ``window``: once when every image's
+    gate opened at the same step, else per image."""
+    if len(set(watch.opened_at)) == 1:
+        return gate_summary(watch, window, 0)
+    return "; ".join(f"image {b}: {gate_summary(watch, window, b)}" for b in range(len(watch.opened_at)))
+
+
+def gate_summary(watch: LayoutWatch, window: range, image: int) -> str:
+    """What the online gate chose for one image."""
+    opened = watch.opened_at[image] if watch.opened_at else None
+    if opened is None:
         return f"the layout never settled below auto_start {watch.epsilon:g}: the negative never ran"
-    if watch.opened_at >= window.stop:
-        return (f"the layout settled below auto_start {watch.epsilon:g} at step {watch.opened_at - 1}, so the "
-                f"negative would have run from step {watch.opened_at}, after the last step of its window "
-                f"({window.stop - 1}): the negative never ran")
-    return (f"the layout settled at step {watch.opened_at - 1} (change {watch.changes[watch.opened_at - 1]:.4f} < "
-            f"{watch.epsilon:g}): the negative ran from step {watch.opened_at} to step {window.stop - 1}")
+    if opened >= window.stop:
+        return (f"the layout settled below auto_start {watch.epsilon:g} at step {opened - 1}, so the negative would "
+                f"have run from step {opened}, after the last step of its window ({window.stop - 1}): the negative "
+                "never ran")
+    return (f"the layout settled at step {opened - 1} (change {watch.changes[opened - 1][image]:.4f} < "
+            f"{watch.epsilon:g}): the negative ran from step {opened} to step {window.stop - 1}")
 
 
 def check_negative_hooks(node: str, model_options: dict) -> None:

@@ -1,7 +1,7 @@
 """The model is called with exactly the conds each step needs, in one batched call per step."""
 
 import pytest
-from comfy_helpers import Recorder, patched, sample
+from comfy_helpers import Recorder, noise_per_seed, patched, sample
 
 
 def recorded(t):
@@ -80,3 +80,28 @@ def test_the_online_gate_opens_at_the_step_it_logs(tiny, caplog):
     with pytest.raises(ValueError, match="^NegativeGuidanceCFG: input 'auto_start': the sampler dpm_fast picks its "
                                          "own steps"):  # the gate never opened, with an INFO line only
         sample(tiny, patched(tiny, model, auto_start=0.5), steps=10, sampler="dpm_fast")
+
+
+def test_each_image_of_a_batch_opens_its_gate_from_its_own_layout(tiny, caplog):
+    """auto_start on a batch of two images whose layouts settle at different steps (seeds 1 and 2, ε 0.5: steps 1 and
+    2): each image's samples equal that image sampled alone, and the log names each image's step. The gate read the
+    batch's largest change, so image 0 waited for image 1. In the steps between, the call evaluates both plans'
+    conditionings (p, u and n) and each image takes its own."""
+    import logging
+    import types
+
+    import torch
+
+    noise = noise_per_seed(tiny.latent, [1, 2])
+    batch = types.SimpleNamespace(**{**vars(tiny), "noise": noise})
+    settings = dict(auto_start=0.5, neg_start=0.1)
+    model, recorder = recorded(tiny)
+    with caplog.at_level(logging.INFO):
+        together = sample(batch, patched(tiny, model, **settings), steps=10)
+    assert ("image 0: the layout settled at step 1 (change 0.3542 < 0.5): the negative ran from step 2 to step 9; "
+            "image 1: the layout settled at step 2") in caplog.text
+    assert recorder.conds_per_call() == [2, 2] + [3] * 8
+    for image in range(2):
+        alone = types.SimpleNamespace(**{**vars(tiny), "latent": tiny.latent[:1], "noise": noise[image:image + 1]})
+        single = sample(alone, patched(tiny, tiny.model(), **settings), steps=10)
+        torch.testing.assert_close(together[image:image + 1], single, rtol=1e-5, atol=1e-5 * single.abs().max().item())

@@ -83,7 +83,7 @@ def test_rule_c_settles_when_the_low_pass_layout_stops_moving():
     watch = online.LayoutWatch(0.05, earliest=1)
     for step, x in enumerate(x0):
         watch.update(step, x)
-    assert watch.opened_at == 5 and watch.is_open(5) and not watch.is_open(4)
+    assert watch.opened_at == [5] and watch.open_images(5) == [True] and watch.open_images(4) == [False]
 
 
 def test_r_i_is_the_same_word_else_the_subject_of_the_prompt():
