@@ -261,11 +261,26 @@ def test_exports_cannot_escape_the_output_folder(tiny):
 
 
 def test_effect_maps_with_negative_guidance(tiny):
-    """Captured under a gated eq. 8 patch: |s⁻·(n − u)| is recorded only at the steps where the negative is on."""
-    handle, samples = captured_run(tiny, model=patched(tiny, tiny.model(), neg_start=0.5, empty=None, clip=tiny.clip))
+    """Captured under a gated eq. 8 patch (s⁻ = 3): the effect map is |s⁻·(n − u)| averaged over channels, against n
+    and u as the model returned them (a function wrapper keeps each call's outputs; stored in fp16, so 1e-3), and only
+    at the steps where the negative is on."""
+    outputs = {}
+
+    def keep(apply_model, args):
+        out = apply_model(args["input"], args["timestep"], **args["c"])
+        for slot, chunk in zip(args["cond_or_uncond"], out.chunk(len(args["cond_or_uncond"])), strict=True):
+            outputs[(float(args["timestep"][0]), slot)] = chunk
+        return out
+
+    model = patched(tiny, tiny.model(), neg_start=0.5, empty=None, clip=tiny.clip).clone()
+    model.set_model_unet_function_wrapper(keep)
+    handle, samples = captured_run(tiny, model=model)
     store = handle.recorder.finished
     assert sorted(store.effects) == [(3, "negative"), (4, "negative"), (5, "negative")]
-    assert store.effects[(3, "negative")].shape == (2, 8, 8)
+    for step in (3, 4, 5):
+        n, u = (outputs[(store.sigmas[step], slot)] for slot in (1, 2))  # the batch's slots: p, n, u
+        by_hand = (3.0 * (n - u)).abs().mean(dim=1)
+        torch.testing.assert_close(store.effects[(step, "negative")].float(), by_hand, rtol=1e-3, atol=1e-6)  # fp16
     data, *_ = analyse(handle, samples)
     effect = data["effect"]["negative"]
     assert effect[:3] == [0.0, 0.0, 0.0] and min(effect[3:]) > 0

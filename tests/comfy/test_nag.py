@@ -474,6 +474,37 @@ def test_an_area_prompt_beside_an_attention_negative_and_a_capture_changes_nothi
     assert torch.equal(effect, plain.recorder.finished.effects[(0, "attention")]) and effect.max() > 0
 
 
+def test_the_attention_effect_map_is_every_layers_change_by_hand():
+    """The capture's "attention" effect map at cfg 1 against |Z − Z⁺| by hand: a hook above each cross-attention
+    layer sees q, k, v and Z (the guided output); Z⁺ is plain attention over the prompt's keys; |Z − Z⁺| averaged over
+    channels, upsampled (nearest) to the latent and averaged over the layers. 1e-3 (the map is stored in fp16)."""
+    import tiny_families
+    import torch.nn.functional as F
+
+    base, neg = tiny_families.model("sd1"), encode("sd1", NEGATIVE)
+    captured, handle, cp, cn = capture("sd1", guidance_cfg(base, attention_term(neg)), NEGATIVE)
+    t_pos, by_hand = cp[0][0].shape[1], []
+    hooked = captured.clone()
+    replaces = hooked.model_options["transformer_options"]["patches_replace"]["attn2"]
+    for key, inner in list(replaces.items()):
+        def attn2(q, k, v, extra, inner=inner):
+            out = inner(q, k, v, extra)
+            heads = extra["n_heads"]
+            q_, k_, v_ = (heads_first(x, heads, False) for x in (q, k[:, :t_pos], v[:, :t_pos]))
+            change = (out.double() - attention(q_, k_, v_)).abs().mean(dim=-1)  # (B, N)
+            grid = tuple(extra["activations_shape"][-2:])
+            by_hand.append(F.interpolate(change.view(-1, 1, *grid), size=(8, 8), mode="nearest").view(-1, 8, 8))
+            return out
+
+        attn2.__wrapped__ = inner
+        hooked.set_model_attn2_replace(attn2, *key)
+    sample("sd1", hooked, cp, cn, steps=1)
+    recorded = handle.recorder.finished.effects[(0, "attention")].double()
+    expected = torch.stack(by_hand).mean(dim=0)
+    torch.testing.assert_close(recorded, expected, rtol=1e-3, atol=1e-4 * expected.abs().max().item())
+    assert expected.max() > 0
+
+
 def test_a_capture_of_the_positive_alone_beside_an_attention_negative_changes_nothing():
     """AttentionCapture with an empty negative_text and an attention-space negative below it (it raised
     KeyError: 'negative' at the first step): the positive is recorded and the samples equal the uncaptured run."""

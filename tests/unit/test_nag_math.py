@@ -56,10 +56,13 @@ def test_fp16_inputs_are_combined_in_fp32_and_returned_in_their_dtype(z):
     torch.testing.assert_close(out.float(), reference, rtol=1e-3, atol=1e-3)
 
 
-def test_a_zero_positive_token_gives_no_nan():
+def test_a_zero_positive_token_gives_its_known_value():
+    """Z⁺ = 0: Z̃ = −φ·Z⁻ grows without bound against ‖Z⁺‖₁ = 0 (N = ∞ > τ), so Ẑ = Z̃·τ/N = 0 and Z = 0; with
+    Z⁻ = 0 too, N = 0/0 is not > τ and Z = Z̃ = 0. Never NaN."""
     z_pos = torch.zeros(1, 2, 4)
-    out = guidance.normalized_attention_guidance(z_pos, [torch.ones(1, 2, 4)], [1.0], 2.5, 0.5)
-    assert torch.isfinite(out).all()
+    for z_neg in (torch.ones(1, 2, 4), torch.zeros(1, 2, 4)):
+        out = guidance.normalized_attention_guidance(z_pos, [z_neg], [1.0], 2.5, 0.5)
+        assert torch.equal(out, torch.zeros_like(out))
 
 
 @pytest.mark.parametrize(("field", "value", "reason"), [
