@@ -9,17 +9,21 @@ segment is long. A word is rebuilt from consecutive content pieces, whatever the
 - byte-level BPE (Qwen2.5) starts it with ``Ġ`` (a space byte).
 
 A piece that spells punctuation is a word of its own (SentencePiece glues "," to the word before it) and never a
-default word. An embedding (``embedding:name``) is one word made of its vectors' columns.
+default word. An embedding (``embedding:name``) is one word made of its vectors' columns. CLIP's pre-tokenizer also
+splits letters from digits ("3d" into the pieces '3</w>' and 'd</w>'), which no mark tells from two typed words:
+``typed_words`` joins adjacent words back where the prompt as typed has them as one.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 END_MARK, START_MARKS = "</w>", ("▁", "Ġ")
 SPECIAL = ("<bos>", "<eos>", "<pad>", "<template>")  # <template>: the part of an LLM's chat template in the context
+TYPED = re.compile(r"[^\W_]+")  # a typed word: a run of letters and digits
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,19 @@ def prompt_words(tokens: Sequence[Token], spell: Callable[[list[int]], str], emb
     return [Word(text, tuple(cols)) for text, cols in columns.items()]
 
 
+def typed_words(words: Sequence[Word], text: str) -> list[Word]:
+    """``words`` where each word typed in ``text`` that runs of adjacent words spell ("3d" as '3' then 'd') is one
+    word with those columns; the parts keep their other columns (a part left with none is gone)."""
+    found = list(words)
+    for name in dict.fromkeys(TYPED.findall(text.lower())):
+        joined = None if any(w.text == name for w in found) else spelled(found, name)
+        if joined is not None:
+            taken = set(joined.columns)
+            found = [Word(w.text, tuple(c for c in w.columns if c not in taken)) for w in found] + [joined]
+            found = sorted((w for w in found if w.columns), key=lambda w: min(w.columns))
+    return found
+
+
 def merge_words(lists: Sequence[Sequence[Word]]) -> list[Word]:
     """Word lists of several encoders of one context as one list: the columns of equal words are joined."""
     columns: dict[str, tuple[int, ...]] = {}
@@ -119,9 +136,6 @@ def choose(words: Sequence[Word], requested: str) -> list[Word]:
     names = [name.strip().lower() for name in requested.split(",") if name.strip()]
     if not names:
         return default_words(words)
-    for name in names:
-        if name not in by_text and (joined := spelled(words, name)) is not None:
-            by_text[name] = joined
     missing = next((name for name in names if name not in by_text), None)
     if missing is not None:
         raise KeyError(missing)
@@ -129,8 +143,7 @@ def choose(words: Sequence[Word], requested: str) -> list[Word]:
 
 
 def spelled(words: Sequence[Word], name: str) -> Word | None:
-    """``name`` as adjacent words spell it, with the columns of every such run ("3d": CLIP's pre-tokenizer splits
-    digits from letters, into the words '3' and 'd'); None when no run of adjacent words spells it."""
+    """``name`` as adjacent words spell it, with the columns of every such run; None when no run spells it."""
     runs = []  # (first column, last column, text) of every occurrence of every word
     for word in words:
         start = None

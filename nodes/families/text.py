@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ...attention.words import Token, Word, merge_words, prompt_words, special_words
+from ...attention.words import Token, Word, merge_words, prompt_words, special_words, typed_words
 
 EMBEDDING = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+)")
 
@@ -25,6 +25,7 @@ class Encoded:
     tokens: list[Token]
     spell: Callable[[list[int]], str]
     embeddings: list[str]
+    text: str = ""  # the prompt as typed
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,7 @@ class PromptTokens:
 
     def words(self) -> list[Word]:
         """Every word of the prompt; a word that several encoders spell alike has all their columns."""
-        return merge_words([prompt_words(p.tokens, p.spell, p.embeddings) for p in self.parts])
+        return merge_words([typed_words(prompt_words(p.tokens, p.spell, p.embeddings), p.text) for p in self.parts])
 
     def special_words(self) -> list[Word]:
         return special_words([t for p in self.parts for t in p.tokens])
@@ -111,7 +112,7 @@ def embedding_names(tokenizer, text: str) -> list[str]:
 def encoded(clip, text: str, key: str, rows: Sequence[Sequence[tuple]], offset: int = 0) -> Encoded:
     """One encoder's ``rows`` in the context from column ``offset``."""
     tokenizer = encoder(clip, key)
-    return Encoded(context_tokens(tokenizer, rows, offset), speller(tokenizer), embedding_names(tokenizer, text))
+    return Encoded(context_tokens(tokenizer, rows, offset), speller(tokenizer), embedding_names(tokenizer, text), text)
 
 
 def single_encoder(clip, text: str, key: str) -> PromptTokens:

@@ -256,3 +256,14 @@ def test_regional_prompts_beside_a_captured_prompt_are_exact_and_a_captured_crop
     for kind in ("area", "mask bounds"):
         with pytest.raises(ValueError, match=r"^AttentionCapture: the sampler's positive prompt is set to an area"):
             sample(family, model, regional(kind, p), n)
+
+
+@pytest.mark.parametrize("family", ["sd1", "sd3", "flux"])
+def test_a_word_typed_with_digits_is_one_word_with_every_encoders_columns(family):
+    """'3d' and '4k': CLIP splits them into '3', 'd' and '4', 'k' (SD3's word list held '3', 'd' and T5's '3d',
+    measured over different tokens); each is one word, and on SD3 it holds CLIP's two columns and T5's two."""
+    handle = capture(family, positive="a 3d render of a cat, 4k", negative="3d, blurry", negative_words="3d")[1]
+    words = {w.text: w.columns for w in handle.recorder.prompts["positive"].words}
+    assert {"3d", "4k"} <= words.keys() and not {"3", "d", "4", "k"} & words.keys()
+    assert len(words["3d"]) == (4 if family == "sd3" else 2)
+    assert handle.words["negative"][0] == "3d"  # then the special tokens this capture adds

@@ -5,8 +5,9 @@ from operator import attrgetter
 import pytest
 from pack import module
 
-Token, Word, choose, default_words, prompt_words, special_words = attrgetter(
-    "Token", "Word", "choose", "default_words", "prompt_words", "special_words")(module("attention.words"))
+Token, Word, choose, default_words, prompt_words, special_words, typed_words = attrgetter(
+    "Token", "Word", "choose", "default_words", "prompt_words", "special_words", "typed_words")(
+    module("attention.words"))
 
 
 def tokens(pieces, groups=None, specials=None):
@@ -64,12 +65,15 @@ def test_choose_defaults_to_content_words_and_names_a_missing_one():
         choose(found, "dot, hat")
 
 
-def test_a_word_clip_splits_at_a_digit_is_found_as_its_adjacent_pieces():
-    """CLIP's pre-tokenizer splits '3d' into the words '3' and 'd': '3d' is found as each run of the two, adjacent
-    (it was refused as "not in the prompt"); '3' and 'd' apart, or in the other order, are not '3d'."""
+def test_a_word_clip_splits_at_a_digit_is_one_word_where_it_was_typed_as_one():
+    """CLIP's pre-tokenizer splits '3d' into the pieces '3</w>' and 'd</w>', like two typed words: the prompt as typed
+    joins them back (it was refused as "not in the prompt; its words are: 3, d"), at every adjacent run, so SD3's
+    CLIP and T5 columns of '3d' merge into one word. 'd' then 'x' stays apart ('dx' was not typed), and a '3' typed
+    on its own keeps its column."""
     pieces = ["a</w>", "3</w>", "d</w>", "render</w>", "of</w>", "3</w>", "d</w>", "x</w>", "d</w>", "3</w>"]
-    found = prompt_words(tokens(pieces), speller(pieces))
+    found = typed_words(prompt_words(tokens(pieces), speller(pieces)), "a 3d render of 3d x d 3")
+    assert [(w.text, w.columns) for w in found] == [("a", (0,)), ("3d", (1, 2, 5, 6)), ("render", (3,)),
+                                                    ("of", (4,)), ("x", (7,)), ("d", (8,)), ("3", (9,))]
     assert choose(found, "3d")[0].columns == (1, 2, 5, 6)
-    assert choose(found, "d3")[0].columns == (8, 9)
     with pytest.raises(KeyError, match="3dr"):
         choose(found, "3dr")
