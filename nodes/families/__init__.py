@@ -2,7 +2,7 @@
 reads that attention. Adding a family is one module here and its tests.
 
 A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, prompt) -> PromptTokens``,
-``layers(diffusion_model, latent_shape) -> [LayerId]``, ``token_grid(latent_shape)``, ``install(patched)``, its one
+``layers(diffusion_model, latent_shape) -> [LayerId]``, ``install(patched)``, its one
 attention site's hooks, which the capture and the attention-space negatives share (nodes/site.py; it returns the
 hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling).
 """

@@ -1,18 +1,18 @@
-"""Flux.1 and Chroma: joint attention over [text, image] in double-stream blocks, and over cat(text, image) in
-single-stream blocks.
+"""Flux.1, Flux.2 (Klein) and Chroma: joint attention over [text, image] in double-stream blocks, and over
+cat(text, image) in single-stream blocks.
 
-Text: T5-XXL only (Flux: at least 256 tokens, no BOS; Chroma: PixArt's T5, no padding); CLIP-L feeds only Flux's
-pooled vector. Image queries: the latent in 2×2 patches, first in the image tokens (Kontext reference latents
-follow and are not queries of the map). Hook: ``dit`` double_block/single_block replaces and the attention override
-(flux/model.py, chroma/model.py; flux/math.py hands q and k after RoPE, heads first).
+Text: T5-XXL only for Flux.1 (at least 256 tokens, no BOS; CLIP-L feeds only its pooled vector) and Chroma (PixArt's
+T5, no padding); Flux.2 Klein: Qwen3 (4B or 8B) reading the prompt in its chat template, which the context keeps
+whole, padded to 512 (text_encoders/flux.py ``KleinTokenizer``). Image queries: the latent in 2×2 patches (Flux.2:
+1×1), first in the image tokens (Kontext and Flux.2 reference latents follow and are not queries of the map). Hook:
+``dit`` double_block/single_block replaces and the attention override (flux/model.py, chroma/model.py; flux/math.py
+hands q and k after RoPE, heads first).
 
-Attention-space negatives (nodes/families/joint.py): each negative's T5 context goes through the model's own
-``txt_in`` and joins the text stream at the first double block; its RoPE rows are those of text id 0, as Flux and
-Chroma give every text token (``txt_ids = torch.zeros(...)`` in ``_forward``). The single blocks run on
-cat(txt⁺, txt⁻…, img), and the model's final ``img[:, txt.shape[1]:]`` cuts past the negatives, since ``txt`` is the
-extended stream.
+Attention-space negatives (nodes/families/joint.py): each negative's context goes through the model's own ``txt_in``
+and joins the text stream at the first double block; its RoPE rows are those ``_forward`` gives a prompt's text: id 0
+on every axis, but 0 … T⁻ − 1 on Flux.2's text axis. The single blocks run on cat(txt⁺, txt⁻…, img), and the
+model's final ``img[:, txt.shape[1]:]`` cuts past the negatives, since ``txt`` is the extended stream.
 """
-
 from __future__ import annotations
 
 import math
@@ -24,9 +24,11 @@ from comfy.ldm.flux.model import Flux
 
 from ...attention.store import LayerId
 from . import joint
-from .text import PromptTokens, single_encoder
+from .text import PromptTokens, UnsupportedText, chat_prompt, single_encoder
 
-NAME = "Flux.1 / Chroma"
+NAME = "Flux.1, Flux.2 Klein / Chroma"
+KLEIN = ("qwen3_4b", "qwen3_8b")  # Flux.2 Klein's text encoders
+FLUX2_CONTEXT = 512  # the text tokens Flux.2's model pads a shorter context to, on the left
 installed_hooks = joint.installed_hooks
 
 
@@ -36,7 +38,12 @@ def matches(diffusion_model) -> bool:
 
 
 def text(clip, prompt: str) -> PromptTokens:
-    return single_encoder(clip, prompt, "t5xxl")
+    """T5 for Flux.1 and Chroma; Flux.2 Klein's Qwen3 reads the prompt in its chat template, the whole of it kept."""
+    if hasattr(clip.tokenizer, "mistral3_24b"):
+        raise UnsupportedText("it is Flux.2 dev's Mistral 3, whose tokenizer travels only inside its text encoder's "
+                              "checkpoint, so its words are not mapped and checked yet (Flux.2 Klein's Qwen3 is)")
+    key = next((key for key in KLEIN if hasattr(clip.tokenizer, key)), None)
+    return single_encoder(clip, prompt, "t5xxl") if key is None else chat_prompt(clip, prompt, key)
 
 
 def blocks(diffusion_model) -> list[tuple[str, int]]:
@@ -58,8 +65,12 @@ def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> jo
 
 
 def dit(diffusion_model) -> joint.Dit:
+    # Flux.2 (global modulation) gets its context padded on the left to 512 tokens (model_base.Flux2.extra_conds)
+    length = FLUX2_CONTEXT if getattr(diffusion_model.params, "global_modulation", False) else 0
+
     def embed(contexts):
-        return [diffusion_model.txt_in(c) for c in contexts]
+        return [diffusion_model.txt_in(torch.nn.functional.pad(c, (0, 0, max(0, length - c.shape[1]), 0)))
+                for c in contexts]
 
     def extend_pe(pe, nag):
         """pe (B, 1, L, d/2, 2, 2) with each negative's text rows after the prompt's, positioned as ``_forward``
@@ -75,8 +86,9 @@ def dit(diffusion_model) -> joint.Dit:
             rows.append(diffusion_model.pe_embedder(ids).to(pe.dtype))
         return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
 
-    return joint.Dit(blocks(diffusion_model), locate, embed, extend_pe)
+    patch = diffusion_model.patch_size  # Flux.1 and Chroma: 2×2; Flux.2: 1×1
+    return joint.Dit(blocks(diffusion_model), locate, embed, extend_pe,
+                     token_grid=lambda shape: joint.patch_grid(shape[-2:], (patch, patch)))
 
 
-token_grid = joint.image_grid
 layers, install = joint.site(dit)

@@ -13,18 +13,15 @@ txt_start from the latent size exactly as ``_forward`` computes it, embedded by 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 import torch
 
 from comfy.ldm.qwen_image.model import QwenImageTransformer2DModel
 
 from . import joint
-from .text import Encoded, PromptTokens, encoded, encoder, rows_of
+from .text import IM_START, NEWLINE, USER, PromptTokens, chat_prompt
 
 NAME = "Qwen-Image"
 KEY = "qwen25_7b"
-IM_START, IM_END, USER, NEWLINE = "<|im_start|>", "<|im_end|>", "user", "Ċ"
 installed_hooks = joint.installed_hooks
 
 
@@ -42,14 +39,7 @@ def template_end(ids: list, ident) -> int:
 
 
 def text(clip, prompt: str) -> PromptTokens:
-    rows = rows_of(clip, prompt, KEY)
-    pieces = (IM_START, IM_END, USER, NEWLINE)
-    ident = {piece: i for i, piece in encoder(clip, KEY).inv_vocab.items() if piece in pieces}
-    row = rows[0][template_end([token for token, *_ in rows[0]], ident):]
-    closing = next((j for j, (token, *_) in enumerate(row) if token == ident[IM_END]), len(row))
-    user, tail = encoded(clip, prompt, KEY, [row[:closing]]), encoded(clip, prompt, KEY, [row[closing:]], closing)
-    template = Encoded([replace(t, special="<template>") for t in tail.tokens], tail.spell, [])
-    return PromptTokens([user, template], len(row))
+    return chat_prompt(clip, prompt, KEY, template_end)
 
 
 def blocks(diffusion_model) -> list[tuple[str, int]]:
@@ -82,5 +72,4 @@ def dit(diffusion_model) -> joint.Dit:
     return joint.Dit(blocks(diffusion_model), joint.text_then_image, embed, extend_pe)
 
 
-token_grid = joint.image_grid
 layers, install = joint.site(dit)

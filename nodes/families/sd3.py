@@ -56,5 +56,4 @@ def dit(diffusion_model) -> joint.Dit:
     return joint.Dit(blocks(diffusion_model), joint.text_then_image, embed)
 
 
-token_grid = joint.image_grid
 layers, install = joint.site(dit)

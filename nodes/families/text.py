@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
 from ...attention.words import Token, Word, merge_words, prompt_words, special_words, typed_words
 
 EMBEDDING = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+)")
+IM_START, IM_END, USER, NEWLINE = "<|im_start|>", "<|im_end|>", "user", "Ċ"  # Qwen's chat template (Ċ: a newline)
 
 
 @dataclass(frozen=True)
@@ -119,3 +120,25 @@ def single_encoder(clip, text: str, key: str) -> PromptTokens:
     """A context made of one encoder's rows, end to end (SD1/SD2/SDXL CLIP chunks, T5, umT5)."""
     rows = rows_of(clip, text, key)
     return PromptTokens([encoded(clip, text, key, rows)], sum(map(len, rows)))
+
+
+def chat_prompt(clip, text: str, key: str, cut: Callable[[list, dict], int] = lambda ids, ident: 0) -> PromptTokens:
+    """A prompt a Qwen LLM encoder reads inside its chat template. The context is the templated row from ``cut(ids,
+    ident)`` on (what the encoder keeps); the user's text, from after '<|im_start|>user\\n' (where the context still
+    holds it) to the next '<|im_end|>', gives the words; the rest of the context is <template> (padding stays
+    <pad>)."""
+    rows = rows_of(clip, text, key)
+    pieces = (IM_START, IM_END, USER, NEWLINE)
+    ident = {piece: i for i, piece in encoder(clip, key).inv_vocab.items() if piece in pieces}
+    row = rows[0][cut([token for token, *_ in rows[0]], ident):]
+    ids = [token for token, *_ in row]
+    header = [ident[IM_START], ident[USER], ident[NEWLINE]]
+    opening = next((j + 3 for j in range(len(ids) - 2) if ids[j:j + 3] == header), 0)
+    closing = next((j for j in range(opening, len(ids)) if ids[j] == ident[IM_END]), len(ids))
+    parts = [encoded(clip, text, key, [row[opening:closing]], opening)]
+    for start, stop in ((0, opening), (closing, len(row))):
+        if stop > start:
+            template = encoded(clip, text, key, [row[start:stop]], start)
+            parts.append(Encoded([t if t.special else replace(t, special="<template>") for t in template.tokens],
+                                 template.spell, []))
+    return PromptTokens(parts, len(row))

@@ -67,11 +67,6 @@ def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
     return found
 
 
-def token_grid(latent_shape: tuple[int, ...]) -> None:
-    """UNet layers carry their own size (``activations_shape``)."""
-    return None
-
-
 def replace_keys(patched) -> tuple[list, dict]:
     """The attn2 replace keys to hook: every cross-attention block, and every (block, index) replace already there
     (it wins over the block's own in ComfyUI, so both are wrapped); and the replaces in place, by key."""

@@ -10,7 +10,7 @@ import pytest
 import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
-CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "qwen_image", "wan21", "wan21_i2v"]
+CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v"]
 REFUSED = {"lumina2": "Lumina 2 has no dit block replace", "hidream": "its blocks have no dit replace",
            "hunyuan_video": "its Llama tokenizer", "auraflow": "AuraFlow's register tokens",
            "chroma_radiance": "Chroma Radiance samples pixels in 16×16 patches"}

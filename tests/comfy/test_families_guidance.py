@@ -45,7 +45,8 @@ import torch
 from comfy_helpers import Recorder, call_node, patched, sample
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "chroma_radiance", "wan21", "wan21_i2v", "qwen_image",
-            "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4")  # = tiny_families' (they need ComfyUI)
+            "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4", "flux2_klein")  # = tiny_families'
+# (the list needs ComfyUI to import)
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 STEPS = 6
@@ -58,6 +59,7 @@ EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixe
     "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream", "flux_rope4"),
     "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video"),
     "EmptyChromaRadianceLatentImage": ("chroma_radiance",),
+    "EmptyFlux2LatentImage": ("flux2_klein",),
 }
 
 
@@ -90,7 +92,7 @@ def family_graph(family, dtype="fp32"):
     conds = {name: g.node("CLIPTextEncode", text=text, clip=g.out(loader, 1)) for name, text in TEXTS.items()}
     node = next(name for name, names in EMPTY_LATENT.items() if family in names)
     frames = {"length": 1} if node == "EmptyHunyuanLatentVideo" else {}
-    size = tiny_families.LATENT_SIZE * 8
+    size = tiny_families.PIXELS
     return g, loader, conds, g.node(node, width=size, height=size, batch_size=2, **frames)
 
 

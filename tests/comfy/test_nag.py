@@ -14,7 +14,7 @@ import torch
 from comfy_helpers import Recorder, call_node, pack_module
 
 CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v"]
-JOINT = ["flux", "flux_rope4", "chroma", "sd3", "qwen_image"]
+JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image"]
 FAMILIES = CROSS + JOINT
 UNETS = ("sd1", "sdxl")
 TEXT, NEGATIVE, OTHER = "a photo of a cat", "blurry dog", "red chair"
@@ -230,18 +230,25 @@ def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg):
 AREAS = ["sd1", "flux", "qwen_image"]
 
 
-@pytest.mark.parametrize("family, area", [(f, False) for f in FAMILIES] + [(f, True) for f in AREAS],
-                         ids=FAMILIES + [f"{f}-area" for f in AREAS])
-def test_the_negative_is_projected_as_its_own_prompt_would_be(family, area):
+VARIANTS = [(f, None) for f in FAMILIES] + [(f, "area") for f in AREAS] + [("flux2_klein", "short")]
+
+
+@pytest.mark.parametrize("family, variant", VARIANTS, ids=[f + (f"-{v}" if v else "") for f, v in VARIANTS])
+def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     """cfg 1: at the first text attention the negative's keys and values are exactly those the layer computes when the
     negative is the prompt (same pooled vector and guidance for DiTs, whose text stream is modulated by them). With a
-    regional prompt (``area``) the layer runs on the area's crop, and the negative's text positions are those a
-    prompt gets there (Qwen-Image numbers its text after the image's own grid: it took the whole latent's)."""
+    regional prompt ("area") the layer runs on the area's crop, and the negative's text positions are those a
+    prompt gets there (Qwen-Image numbers its text after the image's own grid: it took the whole latent's). Flux.2
+    pads a context shorter than 512 tokens on the left ("short": 100 tokens, as Flux.2 dev's Mistral contexts are):
+    the negative is padded alike."""
     import tiny_families
 
     p, neg = encode(family, TEXT), encode(family, NEGATIVE)
-    t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
+    if variant == "short":
+        p, neg = ([[c[0][0][:, :100], c[0][1]]] for c in (p, neg))
+    t_pos, t_neg = (512, 512) if variant == "short" else (p[0][0].shape[1], neg[0][0].shape[1])
     as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output
+    area = variant == "area"
     if area:
         p, as_prompt = in_area(p), in_area(as_prompt)
     runs = {}

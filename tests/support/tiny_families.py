@@ -46,8 +46,8 @@ import comfy.text_encoders.sd3_clip
 import comfy.text_encoders.wan
 
 CPU = torch.device("cpu")
-LATENT_SIZE = 8  # latent height and width: 64×64 pixels
-PIXEL_SPACE = ("chroma_radiance",)  # families whose latent is the picture: 64×64
+PIXELS = 64  # every tiny picture is 64×64 pixels
+DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16}  # pixels per latent cell where it is not 8
 
 # Tiny text encoders, by ComfyUI model name (the <name>_model_config option); widths are the real models'.
 CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
@@ -65,6 +65,7 @@ TEXT_ENCODERS = {  # name: (tiny config, real width)
     "qwen25_7b": (LLM_TINY | {"num_hidden_layers": 2}, 3584),
     "gemma2_2b": (LLM_TINY | {"num_hidden_layers": 3, "vocab_size": SPM_VOCAB}, 2304),
     "llama": (LLM_TINY | {"num_hidden_layers": 4}, 4096),  # HunyuanVideo reads layer −3 (real: 32 layers)
+    "qwen3_4b": (LLM_TINY | {"num_hidden_layers": 28}, 2560),  # Flux.2 Klein reads layers 9, 18 and 27
 }
 SPM_TEXT = (
     "a photo of a cat sitting on a red chair next to a window, blurry, dog, low quality, watermark, text, "
@@ -327,6 +328,18 @@ FAMILIES = {
 }
 
 UNBUILDABLE: dict[str, str] = {}  # family → why this ComfyUI cannot build it
+if hasattr(comfy.supported_models, "Flux2") and hasattr(comfy.text_encoders.flux, "KleinTokenizer"):
+    class Flux2Klein(comfy.supported_models.Flux2):  # Flux.2's blocks (patch 1, 4 rope axes), Klein's Qwen3 context
+        unet_config = FLUX_BLOCKS | {
+            "image_model": "flux2", "in_channels": 128, "out_channels": 128, "patch_size": 1, "vec_in_dim": None,
+            "context_in_dim": 3 * 2560, "axes_dim": [8, 8, 8, 8], "theta": 2000, "mlp_ratio": 3.0, "qkv_bias": False,
+            "guidance_embed": False, "txt_ids_dims": [3], "global_modulation": True, "mlp_silu_act": True,
+            "ops_bias": False, "default_ref_method": "index", "ref_index_scale": 10.0}
+
+    FAMILIES["flux2_klein"] = Family(Flux2Klein, comfy.text_encoders.flux.KleinTokenizer,
+                                     comfy.text_encoders.flux.klein_te(), ("qwen3_4b",))
+else:
+    UNBUILDABLE["flux2_klein"] = "this ComfyUI has no Flux.2 (comfy.supported_models.Flux2, v0.4 on)"
 if "txt_ids_dims" in FluxRope4.unet_config:
     FAMILIES["flux_rope4"] = Family(FluxRope4, comfy.text_encoders.flux.FluxTokenizer,
                                     comfy.text_encoders.flux.flux_clip(), ("clip_l", "t5xxl"))
@@ -378,7 +391,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "sd1": ("l",), "sd2": ("h",), "sdxl": ("l",), "sd3": ("l", "t5xxl"), "flux": ("t5xxl",),
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
-    "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",),
+    "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
 }
 
 
@@ -406,10 +419,10 @@ def context_tokens(family: str, tokens: dict) -> list[int]:
 
 def latent_shape(family: str, batch: int = 1) -> tuple[int, ...]:
     """(B, C, H, W), or (B, C, T=1, H, W) for the video latent formats (Wan, Qwen-Image, HunyuanVideo); H = W =
-    LATENT_SIZE, or the 64 pixels themselves in PIXEL_SPACE."""
+    PIXELS over the family's downscale (8; 16 for Flux.2; 1 for Chroma Radiance, whose latent is the picture)."""
     latent_format = FAMILIES[family].config.latent_format
     frames = (1,) if latent_format.latent_dimensions == 3 else ()
-    size = LATENT_SIZE * 8 if family in PIXEL_SPACE else LATENT_SIZE
+    size = PIXELS // DOWNSCALE.get(family, 8)
     return (batch, latent_format.latent_channels, *frames, size, size)
 
 
