@@ -18,15 +18,21 @@ OFF = {name: found[0] for name, required in compat.FAMILIES.items() if (found :=
 FAMILIES: tuple[ModuleType, ...] = tuple(  # the families whose ComfyUI surface binds in this ComfyUI
     importlib.import_module(f".{name}", __package__) for name, required in compat.FAMILIES.items()
     if compat.usable(f"the attention capture of the {name} family", required))
-REFUSED: dict[str, str] = {  # diffusion model class → why the capture cannot read it
+REFUSED: dict[str, str] = {  # model class, else diffusion model class → why the pack cannot read it (yet)
+    "HunyuanVideo15": "HunyuanVideo 1.5's Qwen2.5-VL and ByT5 text layout is not mapped yet",
     "HunyuanVideo": "its Llama tokenizer is not in the ComfyUI the pack is tested against, so its words cannot "
                     "be mapped and checked",
     "HiDreamImageTransformer2DModel": "its blocks have no dit replace to name them, and each block reads its own "
                                       "Llama layer beside the T5 tokens",
-    "NextDiT": "Lumina 2 has no dit block replace to name its layers",
+    "NextDiT": "Lumina 2 and Z-Image (NextDiT) have no dit block replace: a negative's text cannot join their joint "
+               "stream without moving the image tokens' positions, and their padded caption is not mapped yet",
     "MMDiT": "AuraFlow's register tokens and pile-T5 layout are not mapped yet",
     "ChromaRadiance": "Chroma Radiance samples pixels in 16×16 patches, not Chroma's latent in 2×2 patches, and "
                       "the pack does not map its image tokens yet",
+    "LTXAVModel": "LTX-2 samples its video and audio latents together, and its Gemma 3 text layout is not mapped yet",
+    "LTXVModel": "LTXV's cross-attention blocks are not mapped yet",
+    "SingleStreamDiT": "Krea2's single-stream blocks are not mapped yet",
+    "Kandinsky5": "Kandinsky 5's blocks are not mapped yet",
 }
 
 
@@ -41,7 +47,7 @@ def family_of(model) -> ModuleType:
     if found is not None:
         return found
     name = type(diffusion_model).__name__
-    reason = REFUSED.get(name, "it is not a family the capture knows")
+    reason = REFUSED.get(type(model.model).__name__) or REFUSED.get(name, "it is not a family the capture knows")
     if OFF:
         off = "; ".join(f"{name}: {problem}" for name, problem in OFF.items())
         reason += f" (off in ComfyUI {compat.comfyui_version()}: {off})"

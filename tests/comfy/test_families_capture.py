@@ -11,8 +11,9 @@ import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
 CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v"]
-REFUSED = {"lumina2": "Lumina 2 has no dit block replace", "hidream": "its blocks have no dit replace",
-           "hunyuan_video": "its Llama tokenizer", "auraflow": "AuraFlow's register tokens",
+REFUSED = {"lumina2": r"Lumina 2 and Z-Image \(NextDiT\) have no dit block replace",
+           "hidream": "its blocks have no dit replace", "hunyuan_video": "its Llama tokenizer",
+           "auraflow": "AuraFlow's register tokens",
            "chroma_radiance": "Chroma Radiance samples pixels in 16×16 patches"}
 DITS = [f for f in CAPTURED if f not in ("sd1", "sd2", "sdxl")]
 TEXT, NEGATIVE = "a photo of a cat", "blurry dog"
