@@ -1,8 +1,8 @@
 """Cost of attention-space negatives (AttentionNegativeTerm, NAG) at cfg 1, against the same cfg-1 run without a
 negative and against the CFG route, measured side by side in one run.
 
-    python bench/bench_nag.py [--model tiny|sd15|sd35|flux] [--size 512] [--steps 2] [--rounds 3]
-                              [--device cuda --dtype bf16]
+    python bench/bench_nag.py [--model tiny|sd15|sd35|flux|wan] [--size 512] [--frames 17] [--steps 2]
+                              [--rounds 3] [--device cuda --dtype bf16]
 
 The models are bench/bench_models.py's: the random-weight full-size SD1.5 checkpoint, and random DiTs at full width
 with few blocks (SD3.5 medium's 1536, Flux's 3072). Runs in process (no server). Runs are interleaved round by round
@@ -31,9 +31,9 @@ NAG = dict(scale=4.0, tau=2.5, alpha=0.25, start=0.0, end=1.0, window_unit="step
 REFERENCE = "KSampler, cfg 1, no negative"
 
 
-def load(kind: str, size: int, dtype: str, device: str):
+def load(kind: str, size: int, dtype: str, device: str, frames: int):
     """(MODEL, p, n, n2, latent, noise) on bench_models' model of ``kind``."""
-    model, clip, latent, noise = models.load(kind, size, dtype, device)
+    model, clip, latent, noise = models.load(kind, size, dtype, device, frames)
     encode = lambda t: clip.encode_from_tokens_scheduled(clip.tokenize(t))  # noqa: E731
     p, n, n2 = encode("professional office woman"), encode("glasses"), encode("blurry, watermark")
     if kind == "flux":
@@ -85,7 +85,7 @@ def main():
     import nodes
 
     torch.manual_seed(0)
-    model, p, n, n2, latent, noise = load(args.model, args.size, args.dtype, args.device)
+    model, p, n, n2, latent, noise = load(args.model, args.size, args.dtype, args.device, args.frames)
     recorder = Recorder()
     recorded = model.clone()
     recorded.set_model_unet_function_wrapper(recorder)
@@ -100,7 +100,8 @@ def main():
     for run in runs.values():  # warm-up: load the weights, pick kernels
         run()
     times = models.interleaved(runs, args.rounds, args.steps)
-    print(f"\n{args.model} ({args.size}×{args.size}, {args.dtype}), {args.steps} euler steps, median of "
+    video = f", {args.frames} frames" if args.model == "wan" else ""
+    print(f"\n{args.model} ({args.size}×{args.size}{video}, {args.dtype}), {args.steps} euler steps, median of "
           f"{args.rounds} rounds, {args.device}, torch {torch.__version__}, {torch.get_num_threads()} threads\n")
     print(f"| configuration | model evaluations / step | s / step | ratio to '{REFERENCE}' | fastest rounds' ratio |")
     print("|---|---|---|---|---|")

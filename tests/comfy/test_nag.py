@@ -512,6 +512,37 @@ def test_the_attention_effect_map_is_every_layers_change_by_hand():
     assert expected.max() > 0
 
 
+@pytest.mark.parametrize("family", ["sd1", "flux"])
+def test_a_capture_beside_the_negatives_adds_no_attention_call(family):
+    """The capture and the negatives share one site: a capture records each text's maps from the queries and keys
+    the guided call already has, so a hook below sees the same attention calls with and without it at cfg 1 (in the
+    merged joint form the capture below the negatives' hooks needed one more call per text, whose output nobody read),
+    and one site's hooks are installed, whichever node comes first."""
+    import tiny_families
+
+    neg = encode(family, NEGATIVE)
+    site = pack_module("nodes.site")
+    counts, models = {}, {}
+    for name in ("negatives", "capture first", "capture last"):
+        seen = counts.setdefault(name, [])
+        below = hook(tiny_families.model(family), family, lambda *call, seen=seen: seen.append(1), above=False)
+        if name == "negatives":
+            model, p, n = guidance_cfg(below, attention_term(neg)), encode(family, TEXT), neg
+        elif name == "capture first":
+            captured, _, p, n = capture(family, below, NEGATIVE)
+            model = guidance_cfg(captured, attention_term(n))
+        else:
+            model, _, p, n = capture(family, guidance_cfg(below, attention_term(neg)), NEGATIVE)
+        sample(family, model, p, n, steps=2)
+        models[name] = model
+    assert len(counts["capture first"]) == len(counts["capture last"]) == len(counts["negatives"]) > 0
+    for name in ("capture first", "capture last"):
+        joined = site.site_of(models[name].model_options)
+        assert joined.recorder is not None and joined.negatives == "NegativeGuidanceCFG"
+        installed = joined.family.installed_hooks(models[name].model_options)
+        assert all(hook in site.wrapped_chain(installed.get(key)) for key, hook in joined.hooks.items())
+
+
 def test_a_capture_of_the_positive_alone_beside_an_attention_negative_changes_nothing():
     """AttentionCapture with an empty negative_text and an attention-space negative below it (it raised
     KeyError: 'negative' at the first step): the positive is recorded and the samples equal the uncaptured run."""
