@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 END_MARK, START_MARKS = "</w>", ("▁", "Ġ")
 SPECIAL = ("<bos>", "<eos>", "<pad>", "<template>")  # <template>: the part of an LLM's chat template in the context
-TYPED = re.compile(r"[^\W_]+")  # a typed word: a run of letters and digits
+TYPED = re.compile(r"[^\W_]+(?:[-'][^\W_]+)*")  # a typed word: letters and digits, inner hyphens and apostrophes
 
 
 @dataclass(frozen=True)

@@ -35,8 +35,8 @@ from ..attention.store import AttentionStore, LayerId
 from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
-from .contract import CALL, GUIDANCE, KEY
-from .site import join, lost_message, negpip_message, site_of, split_message
+from .contract import CALL, GUIDANCE, KEY, LATENT
+from .site import join, lost_message, negpip_message, site_of, split_message, whole
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -140,12 +140,11 @@ class Recorder:
         self.store = None
 
     def check_hooks(self, model_options: dict) -> None:
-        """A node applied after the capture must not have replaced its hooks (the maps would silently miss), unless
-        it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
+        """A node applied after the site was installed must not have replaced its hooks (the maps would silently
+        miss), unless it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
         lost = lost_message(model_options)
         if lost:
-            raise ValueError(f"{self.node}: {lost}, so that layer would record nothing. Apply {self.node} after it "
-                             "in the model chain.")
+            raise ValueError(f"{self.node}: {lost}; otherwise that layer would record nothing.")
 
     def begin_call(self, timestep: torch.Tensor, latent_shape: tuple[int, ...], conds: list) -> CallRecord | None:
         """The record of the guidance's own evaluation at ``timestep``, or None between a step's own sigmas."""
@@ -205,10 +204,17 @@ class CallRecord:
             select = self.recorder.select(branch, probs.shape[-1], probs.device)
             store.add(layer, branch, word_maps(probs[j * rows:(j + 1) * rows], select, layer.grid))
 
-    def record_texts(self, layer: LayerId, uuids: Sequence, q: torch.Tensor, k: torch.Tensor, heads: int,
+    def record_texts(self, layer: LayerId, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int,
                      texts: Sequence[tuple[int | None, slice, slice]], heads_split: bool = False) -> None:
         """``record`` for each text of an attention call: (the attention-space negative's chain index, or None for
-        the call's own branches; the image queries; the text's keys)."""
+        the call's own branches; the image queries; the text's keys). A captured prompt on part of the latent (a
+        node that samples it in tiles; an area prompt is refused before sampling) stops the run: the capture maps
+        the whole latent."""
+        uuids = options["uuids"]
+        if not whole(options, self.latent_shape) and any(self.recorder.branch_of.get(u) for u in uuids):
+            raise RuntimeError(f"{self.recorder.node}: a captured prompt ran on part of the latent "
+                               f"({options[LATENT][2:]} of {self.latent_shape[2:]}): a node samples the latent in "
+                               "tiles, and the capture maps the whole latent. Remove that node to capture this run.")
         for term, queries, keys in texts:
             self.record(layer, uuids, q, k, heads, queries, keys, heads_split, term=term)
 
@@ -257,7 +263,7 @@ def is_captured(model) -> bool:
 
 def capture_model(model, recorder: Recorder):
     """A clone of ``model`` whose sampling records the recorder's prompts; the incoming model is left untouched."""
-    patched = join(model, recorder.family, recorder=recorder)
+    patched = join(model, recorder.family, recorder.node, recorder=recorder)
 
     def outer_sample(executor, noise, latent_image, sampler, sigmas, *args, **kwargs):
         if (own := own_steps_sampler(sampler)) is not None:

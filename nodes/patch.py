@@ -141,7 +141,8 @@ class NegativeGuidance:
 @dataclass(frozen=True)
 class RunContext:
     """What the batch function needs from the guider, fixed for one sampling run; its running count of [model calls,
-    conditionings evaluated]; and the online gate's watch, when the main negative waits for the layout to settle.
+    conditionings evaluated, attention-space negatives computed]; and the online gate's watch, when the main negative
+    waits for the layout to settle.
 
     The terms are planned at the guider's cfg at each call (``terms_of(guider.cfg)``), so that a node that changes it
     for some steps (core CFGOverride) gets eq. 8 at that cfg there: cfg is s⁺ in both modes, and neg_scale stays s⁻
@@ -202,7 +203,7 @@ def patch_model(model, guidance: NegativeGuidance):
                          "from an earlier node. It expects ComfyUI's [positive, negative] batch, where this patch "
                          "batches positive, negative, empty and the terms, so the two cannot be combined: remove "
                          "that node, or apply its effect another way.")
-    patched = join(model, negatives_family(node, model), negatives=node) if guidance.attention else model.clone()
+    patched = join(model, negatives_family(node, model), node, negatives=node) if guidance.attention else model.clone()
     batch = make_batch_function()
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
@@ -249,7 +250,7 @@ def make_batch_function():
     def batch(args):
         ctx: RunContext = args["model_options"][RUN_CONTEXT]
         conds = {"positive": args["conds"][0], "negative": args["conds"][1], **ctx.conds}
-        sigma = float(args["sigma"][0])  # the one host sync of a model call
+        sigma = float(args["sigma"][0])  # a host sync per call (the online gate adds its per-image changes per step)
         step = step_index(ctx.sample_sigmas, sigma)
         plans = [(plan_call(terms, sigma, ctx.sample_sigmas, ctx.to_sigma), rows) for terms, rows in ctx.plans_at(step)]
         coefficients, images = plans[0][0], [rows for _, rows in plans]  # the plans differ in the main negative only
@@ -411,7 +412,7 @@ def carry_guidance(conds: dict) -> None:
 def watch_summary(watch: LayoutWatch, window: range) -> str:
     """What the online gate chose, for a negative whose window holds the steps ``window``: once when every image's
     gate opened at the same step, else per image."""
-    if len(set(watch.opened_at)) == 1:
+    if len(set(watch.opened_at)) <= 1:
         return gate_summary(watch, window, 0)
     return "; ".join(f"image {b}: {gate_summary(watch, window, b)}" for b in range(len(watch.opened_at)))
 
@@ -434,8 +435,8 @@ def check_negative_hooks(node: str, model_options: dict) -> None:
     that replaced one would attend over the negatives' tokens as if they were the prompt's."""
     lost = lost_message(model_options)
     if lost:
-        raise ValueError(f"{node}: {lost} of its attention-space negatives. Apply {node} after it in the model chain "
-                         "(AttentionCapture may go either side).")
+        raise ValueError(f"{node}: {lost}; otherwise its attention-space negatives would attend as part of the "
+                         "prompt.")
 
 
 def run_summary(calls: list[int], steps: int) -> str:

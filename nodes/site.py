@@ -20,16 +20,18 @@ from types import ModuleType
 
 import comfy.patcher_extension
 
-from .contract import KEY, LATENT, SITE
+from .contract import KEY, LATENT, NAG, SITE
 
 
 @dataclass(frozen=True)
 class Site:
-    """The hooks a family installed on a model chain (by key, to check at sampling) and who joined them: the
-    AttentionCapture's ``recorder`` and the node that carries attention-space ``negatives``."""
+    """The hooks a family installed on a model chain (by key, to check at sampling), the node that installed them
+    (the first to join), and who joined them: the AttentionCapture's ``recorder`` and the node that carries
+    attention-space ``negatives``."""
 
     family: ModuleType
     hooks: dict
+    installer: str
     recorder: object | None = None
     negatives: str | None = None
 
@@ -41,12 +43,12 @@ def site_of(model_options: dict) -> Site | None:
     return model_options.get("transformer_options", {}).get(SITE)
 
 
-def join(model, family: ModuleType, **participant):
-    """A clone of ``model`` whose site (installed now if the model has none) lists ``participant`` too."""
+def join(model, family: ModuleType, node: str, **participant):
+    """A clone of ``model`` whose site (installed now by ``node`` if the model has none) lists ``participant`` too."""
     patched = model.clone()
     site = site_of(patched.model_options)
     if site is None:
-        site = Site(family, family.install(patched))
+        site = Site(family, family.install(patched), node)
         patched.add_wrapper_with_key(comfy.patcher_extension.WrappersMP.APPLY_MODEL, f"{KEY}.site", forward_latent)
     options = patched.model_options.setdefault("transformer_options", {})
     patched.model_options["transformer_options"] = {**options, SITE: replace(site, **participant)}
@@ -55,7 +57,10 @@ def join(model, family: ModuleType, **participant):
 
 def forward_latent(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
     """APPLY_MODEL wrapper: the hooks of this forward learn the shape of the latent it runs on (contract ``LATENT``):
-    the sampled latent's, or the crop of an area prompt, whose image tokens are a grid of their own."""
+    the sampled latent's, or the crop of an area prompt, whose image tokens are a grid of their own. A new forward
+    has no negatives' text layout yet (its first block sets one)."""
+    if (nag := transformer_options.get(NAG)) is not None:
+        nag.layout = None
     options = {**transformer_options, LATENT: tuple(x.shape)}
     return executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
 
@@ -132,9 +137,12 @@ def replaced_by(hook) -> str:
 
 
 def lost_message(model_options: dict) -> str | None:
-    """'a node applied after it replaced the attention hook …' for the first lost hook, or None."""
+    """'a node applied after … replaced the attention hook …', naming who replaced the first lost hook and the fix,
+    or None."""
     lost = lost_hooks(model_options)
     if not lost:
         return None
-    found = site_of(model_options).family.installed_hooks(model_options).get(lost[0])
-    return f"a node applied after it replaced the attention hook {lost[0]} ({replaced_by(found)})"
+    site = site_of(model_options)
+    found = site.family.installed_hooks(model_options).get(lost[0])
+    return (f"a node applied after {site.installer} replaced the attention hook {lost[0]} ({replaced_by(found)}). "
+            f"Apply {site.installer} after that node in the model chain")

@@ -4,7 +4,8 @@ reads that attention. Adding a family is one module here and its tests.
 A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, prompt) -> PromptTokens``,
 ``layers(diffusion_model, latent_shape) -> [LayerId]``, ``install(patched)``, its one
 attention site's hooks, which the capture and the attention-space negatives share (nodes/site.py; it returns the
-hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling).
+hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class
+has variants it does not read, ``refusal(diffusion_model)`` says why.
 """
 
 from __future__ import annotations
@@ -47,7 +48,10 @@ def family_of(model) -> ModuleType:
     if found is not None:
         return found
     name = type(diffusion_model).__name__
-    reason = REFUSED.get(type(model.model).__name__) or REFUSED.get(name, "it is not a family the capture knows")
+    variant = next((why for family in FAMILIES if (why := getattr(family, "refusal", lambda _: None)(diffusion_model))),
+                   None)
+    reason = (variant or REFUSED.get(type(model.model).__name__)
+              or REFUSED.get(name, "it is not a family the capture knows"))
     if OFF:
         off = "; ".join(f"{name}: {problem}" for name, problem in OFF.items())
         reason += f" (off in ComfyUI {compat.comfyui_version()}: {off})"

@@ -68,8 +68,10 @@ def dit(diffusion_model) -> joint.Dit:
     # Flux.2 (global modulation) gets its context padded on the left to 512 tokens (model_base.Flux2.extra_conds)
     length = FLUX2_CONTEXT if getattr(diffusion_model.params, "global_modulation", False) else 0
 
+    norm = getattr(diffusion_model, "txt_norm", None) or (lambda c: c)  # Ovis-Image normalises its text first
+
     def embed(contexts):
-        return [diffusion_model.txt_in(torch.nn.functional.pad(c, (0, 0, max(0, length - c.shape[1]), 0)))
+        return [diffusion_model.txt_in(norm(torch.nn.functional.pad(c, (0, 0, max(0, length - c.shape[1]), 0))))
                 for c in contexts]
 
     def extend_pe(pe, nag):

@@ -34,7 +34,8 @@ OVERRIDE = "optimized_attention_override"
 @dataclass
 class Block:
     """Where the capture reads one run of one block: which of its attention calls is the text one, and where image
-    queries and text keys sit in that call's q and k (``length``: the call's q sequence length, checked). ``cross``:
+    queries and text keys sit in that call's q and k (``length``: the call's q sequence length, checked when no
+    negative rides in the call). ``cross``:
     the text call is a cross attention (Wan); else joint, with ``queries.start`` text tokens before the image."""
 
     layer: LayerId
@@ -154,7 +155,7 @@ def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads
         start = nag.layout.image_start
         image = slice(start, start + block.queries.stop - block.queries.start)
         texts = [(term, image, keys) for term, keys in nag.layout.spans(nag)]
-    run.record.record_texts(block.layer, options["uuids"], q, k, heads, texts, heads_split)
+    run.record.record_texts(block.layer, options, q, k, heads, texts, heads_split)
 
 
 def make_override(previous):
@@ -205,8 +206,6 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
         options = args["transformer_options"]
         call, nag = options.get(CALL), options.get(NAG)
         if nag is not None and not nag.applies(options["uuids"]):  # no row to guide in this forward
-            if first:
-                nag.layout = None
             nag = None
         if nag is not None and not (first or dit.cross) and nag.layout is None:
             nag = None  # the first block ran without them in this pass (SkipLayerGuidance skipped it): txt holds none

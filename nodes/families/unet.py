@@ -125,7 +125,7 @@ def make_attn2(previous):
         if call is not None:
             layer = LayerId(tuple(extra["block"]), extra.get("block_index", 0), grid)
             texts = [(None, slice(None))] if nag is None else nag.spans(k.shape[1] - sum(nag.tokens))
-            call.record_texts(layer, extra["uuids"], q, k, extra["n_heads"],
+            call.record_texts(layer, extra, q, k, extra["n_heads"],
                               [(term, slice(None), keys) for term, keys in texts])
         return out
 

@@ -27,7 +27,17 @@ installed_hooks = joint.installed_hooks
 
 
 def matches(diffusion_model) -> bool:
-    return isinstance(diffusion_model, WanModel)
+    """Wan 2.1 and 2.2 (t2v, i2v, ti2v): WanModel itself, not its variants (``refusal``)."""
+    return type(diffusion_model) is WanModel
+
+
+def refusal(diffusion_model) -> str | None:
+    """Why a Wan variant (VACE, S2V, HuMo, Animate, camera, causal …) is refused: its blocks make attention calls of
+    their own (reference, audio, pose or face inputs), so the text call is not where the site finds it."""
+    if isinstance(diffusion_model, WanModel) and type(diffusion_model) is not WanModel:
+        return ("it is a Wan variant whose blocks make attention calls of their own (reference, audio, pose or face "
+                "inputs), which the pack does not map yet")
+    return None
 
 
 def text(clip, prompt: str) -> PromptTokens:

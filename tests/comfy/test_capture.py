@@ -179,12 +179,12 @@ def test_a_later_node_that_replaces_a_hook_is_refused_before_sampling(tiny):
     model, _, p, n = capture(tiny.model(), tiny.clip)
     replaced = model.clone()
     replaced.set_model_attn2_replace(lambda q, k, v, extra: v, "middle", 0)
-    with pytest.raises(ValueError, match="^AttentionCapture: a node applied after it replaced the attention hook"):
+    lost = "^AttentionCapture: a node applied after AttentionCapture replaced the attention hook"
+    with pytest.raises(ValueError, match=lost):
         run(tiny, replaced, p, n)
     shadowed = model.clone()  # an IP-Adapter's key: one transformer index, looked up before the block's own
     shadowed.set_model_attn2_replace(lambda q, k, v, extra: v, "middle", 0, 0)
-    with pytest.raises(ValueError, match=r"^AttentionCapture: a node applied after it replaced the attention hook "
-                                         r"\('attn2', \('middle', 0, 0\)\)"):  # the layer was silently lost
+    with pytest.raises(ValueError, match=lost + r" \('attn2', \('middle', 0, 0\)\)"):  # the layer was silently lost
         run(tiny, shadowed, p, n)
 
 
@@ -310,3 +310,20 @@ def test_a_sampler_that_picks_its_own_steps_is_refused_before_the_first_step(tin
         with pytest.raises(ValueError, match=f"^AttentionCapture: the sampler {sampler} picks its own steps"):
             run(tiny, model, p, n, sampler=sampler)
         assert recorder.calls == []
+
+
+def test_a_capture_under_tiled_sampling_stops_with_a_clear_error(tiny):
+    """A node that samples the latent in tiles (a function wrapper calling the model on each half) puts the captured
+    prompt on part of the latent, where its maps would be a tile's: the run stops at the first such layer, naming
+    the cause, rather than storing the tile's maps as the picture's."""
+    model, _, p, n = capture(tiny.model(), tiny.clip)
+
+    def in_tiles(apply_model, args):
+        halves = args["input"].chunk(2, dim=-1)
+        return torch.cat([apply_model(half, args["timestep"], **args["c"]) for half in halves], dim=-1)
+
+    tiled = model.clone()
+    tiled.set_model_unet_function_wrapper(in_tiles)
+    with pytest.raises(RuntimeError, match=r"^AttentionCapture: a captured prompt ran on part of the latent "
+                                           r"\(\(8, 4\) of \(8, 8\)\): a node samples the latent in tiles"):
+        run(tiny, tiled, p, n)

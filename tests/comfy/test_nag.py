@@ -727,10 +727,9 @@ def test_an_attention_backend_applied_after_the_negatives_is_exact_on_unets_and_
         torch.testing.assert_close(sample(family, backend, p, n), sample(family, guided, p, n), rtol=0, atol=0)
         assert head_dims
         return
-    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: a node applied after it replaced the attention hook "
-                                         r"optimized_attention_override \(ModelAttentionBackend or a SageAttention "
-                                         r"patch .*\)\) of its attention-space negatives\. Apply "
-                                         r"NegativeGuidanceCFG after it"):
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: a node applied after NegativeGuidanceCFG replaced the "
+                                         r"attention hook optimized_attention_override \(ModelAttentionBackend or a "
+                                         r"SageAttention patch .*\)\)\. Apply NegativeGuidanceCFG after that node"):
         sample(family, backend, p, n, callback=lambda *a: steps.append(a))
     assert steps == [] and head_dims == []
 
@@ -742,12 +741,19 @@ def test_a_node_that_replaces_its_hooks_later_is_refused(comfy):
     model = guidance_cfg(tiny_families.model("sd1"), attention_term(n)).clone()
     key, _ = first_cross_block(model)
     model.set_model_attn2_replace(lambda q, k, v, extra: q, *key)  # an attn2 replace that does not chain
-    with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):
+    installed_by = "^NegativeGuidanceCFG: a node applied after NegativeGuidanceCFG replaced the attention hook"
+    with pytest.raises(ValueError, match=installed_by):
         sample("sd1", model, p, n)
     shadowed = guidance_cfg(tiny_families.model("sd1"), attention_term(n)).clone()
     shadowed.set_model_attn2_replace(lambda q, k, v, extra: q, *key, 0)  # IP-Adapter's (block, id, index) key
-    with pytest.raises(ValueError, match="a node applied after it replaced the attention hook"):  # [prompt, negative]
-        sample("sd1", shadowed, p, n)  # as one context: the negative became part of the prompt
+    with pytest.raises(ValueError, match=installed_by):  # [prompt, negative] as one context: the negative became
+        sample("sd1", shadowed, p, n)  # part of the prompt
+    captured, _, cp, cn = capture("sd1", tiny_families.model("sd1"), NEGATIVE)  # the capture installed the site,
+    between = captured.clone()  # a node replaced a hook, and the negatives joined after it: the fix names the capture
+    between.set_model_attn2_replace(lambda q, k, v, extra: q, *key)  # (which checks first, before the negatives)
+    with pytest.raises(ValueError, match=r"^AttentionCapture: a node applied after AttentionCapture replaced the "
+                                         r"attention hook .* Apply AttentionCapture after that node"):
+        sample("sd1", guidance_cfg(between, attention_term(cn)), cp, cn)
 
 
 @pytest.mark.parametrize("order", ["NAGuidance first", "NAGuidance last"])

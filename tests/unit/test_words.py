@@ -77,3 +77,11 @@ def test_a_word_clip_splits_at_a_digit_is_one_word_where_it_was_typed_as_one():
     assert choose(found, "3d")[0].columns == (1, 2, 5, 6)
     with pytest.raises(KeyError, match="3dr"):
         choose(found, "3dr")
+
+
+def test_a_hyphenated_word_is_one_word_where_it_was_typed_as_one():
+    """'close-up': tokenizers split off the hyphen; the word typed with it is one word, found by that name."""
+    pieces = ["a</w>", "close</w>", "-</w>", "up</w>", "of</w>", "a</w>", "cat</w>"]
+    found = typed_words(prompt_words(tokens(pieces), speller(pieces)), "a close-up of a cat")
+    assert choose(found, "close-up")[0].columns == (1, 2, 3)
+    assert [w.text for w in default_words(found)] == ["a", "close-up", "of", "cat"]
