@@ -158,7 +158,7 @@ def test_the_word_at_a_planted_column_takes_the_map(family):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
-@pytest.mark.parametrize("family", ["sd3", "flux", "chroma", "qwen_image", "wan21"])
+@pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 
