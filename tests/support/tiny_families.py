@@ -340,6 +340,23 @@ if hasattr(comfy.supported_models, "Flux2") and hasattr(comfy.text_encoders.flux
                                      comfy.text_encoders.flux.klein_te(), ("qwen3_4b",))
 else:
     UNBUILDABLE["flux2_klein"] = "this ComfyUI has no Flux.2 (comfy.supported_models.Flux2, v0.4 on)"
+REFUSED_MODELS: dict[str, type] = {}  # model-only tiny configs of models the pack refuses (no CLIP: refused first)
+if hasattr(comfy.supported_models, "WAN21_Vace"):
+    class Wan21Vace(comfy.supported_models.WAN21_Vace):  # VaceWanModel: WanModel plus VACE reference blocks
+        unet_config = WAN_BLOCKS | {"model_type": "vace", "in_dim": 16, "vace_layers": 1, "vace_in_dim": 96}
+
+    REFUSED_MODELS["wan21_vace"] = Wan21Vace
+if hasattr(comfy.supported_models, "HunyuanVideo15"):
+    import comfy.ldm.hunyuan_video.model
+
+    class HunyuanVideo15(comfy.supported_models.HunyuanVideo15):  # HunyuanVideo's blocks, Qwen2.5-VL context
+        unet_config = {"image_model": "hunyuan_video", **harness.required_fields(
+            comfy.ldm.hunyuan_video.model.HunyuanVideoParams, **HunyuanVideo.unet_config | {
+                "use_cond_type_embedding": False, "vision_in_dim": 32, "meanflow_sum": False, "in_channels": 65,
+                "out_channels": 32})}
+
+    REFUSED_MODELS["hunyuan_video15"] = HunyuanVideo15
+
 if "txt_ids_dims" in FluxRope4.unet_config:
     FAMILIES["flux_rope4"] = Family(FluxRope4, comfy.text_encoders.flux.FluxTokenizer,
                                     comfy.text_encoders.flux.flux_clip(), ("clip_l", "t5xxl"))
@@ -355,7 +372,12 @@ def model(family: str, seed: int = 0, dtype: torch.dtype = torch.float32,
     Built afresh on every call (at most 26 ms), so that, as with a loader's output, the weights die with the last
     patcher: a model kept alive by a cache outlives the clones ComfyUI loaded it by, and ComfyUI then runs a full
     garbage collection at every later load ("Potential memory leak detected"), 0.4 s each in this suite."""
-    config_class = FAMILIES[family].config
+    return build(FAMILIES[family].config, seed, dtype, manual_cast)
+
+
+def build(config_class: type, seed: int = 0, dtype: torch.dtype = torch.float32,
+          manual_cast: torch.dtype | None = None) -> comfy.model_patcher.ModelPatcher:
+    """A tiny diffusion model of ``config_class`` (a config above, or a model-only one of REFUSED_MODELS)."""
     config = config_class(config_class.unet_config)
     config.set_inference_dtype(dtype, manual_cast)
     base = config.get_model({}, device=CPU)
