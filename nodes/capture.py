@@ -36,7 +36,7 @@ from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
 from .contract import CALL, GUIDANCE, KEY, LATENT
-from .site import join, lost_message, negpip_message, site_of, split_message, whole
+from .site import check, join, site_of, whole
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -110,7 +110,6 @@ class Recorder:
 
     def begin_run(self, guider, latent_shape: tuple[int, ...], sigmas: torch.Tensor) -> None:
         """Check the run and plan its store, before its first step."""
-        self.check_hooks(guider.model_options)
         self.branch_of = branch_uuids(self.node, guider.conds, self.prompts)
         self.sample_sigmas = sigmas.tolist()
         steps = len(self.sample_sigmas) - 1
@@ -138,13 +137,6 @@ class Recorder:
         self.runs.pop(self.store.fingerprint, None)
         self.runs[self.store.fingerprint] = FinishedRun(self.store, self.facts)
         self.store = None
-
-    def check_hooks(self, model_options: dict) -> None:
-        """A node applied after the site was installed must not have replaced its hooks (the maps would silently
-        miss), unless it wraps them and says so with ``__wrapped__`` (functools.wraps)."""
-        lost = lost_message(model_options)
-        if lost:
-            raise ValueError(f"{self.node}: {lost}; otherwise that layer would record nothing.")
 
     def begin_call(self, timestep: torch.Tensor, latent_shape: tuple[int, ...], conds: list) -> CallRecord | None:
         """The record of the guidance's own evaluation at ``timestep``, or None between a step's own sigmas."""
@@ -271,10 +263,7 @@ def capture_model(model, recorder: Recorder):
                              "the capture would record its first step only. Use a sampler that steps through the "
                              "schedule (euler, dpmpp_2m, …).")
         guider = executor.class_obj
-        for refusal in (split_message(recorder.node, guider.model_patcher),
-                        negpip_message(recorder.node, guider.model_options, "the model")):
-            if refusal is not None:
-                raise ValueError(refusal)
+        check(recorder.node, guider, "that layer would record nothing")
         shapes = latent_shapes(latent_image, kwargs)
         if len(shapes) > 1:
             raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "

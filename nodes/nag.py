@@ -40,7 +40,7 @@ import torch.nn.functional as F
 from ..attention.maps import heads_first
 from ..guidance import AttentionTerm, Window, normalized_attention_guidance
 from ..guidance.merged_attention import merged, text_attention, with_sink
-from .contract import attention_key
+from .contract import NAG, attention_key
 
 Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (q, k, v, options) → out
 
@@ -222,6 +222,13 @@ class NagCall:
 
     def mean_effect(self) -> torch.Tensor | None:
         return None if self.effect is None else self.effect / self.effect_layers
+
+
+def active(options: dict) -> NagCall | None:
+    """The NagCall of this forward (transformer_options), or None when no attention-space negative is active or none
+    applies to its rows (u or the CFG negative batched apart: exactly ComfyUI's computation)."""
+    nag = options.get(NAG)
+    return nag if nag is not None and nag.applies(options["uuids"]) else None
 
 
 def part_options(options: dict, rows: Rows | None = None) -> dict:

@@ -52,7 +52,7 @@ from .compat import own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
-from .site import hook_name, join, lost_message, negpip_message, site_of, split_message
+from .site import check, hook_name, join, site_of
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -378,12 +378,8 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
                              "the schedule's ends, so the online gate, which reads the schedule's steps, would never "
                              "open. Set auto_start to 0 and start the negative with neg_start, or use another "
                              "sampler.")
-        if guidance.attention:
-            check_negative_hooks(guidance.node_id, guider.model_options)
-            for refusal in (split_message(guidance.node_id, guider.model_patcher),
-                            negpip_message(guidance.node_id, guider.model_options, "the model")):
-                if refusal is not None:
-                    raise ValueError(refusal)
+        if guidance.attention:  # a hook replaced later would attend over the negatives as if they were the prompt's
+            check(guidance.node_id, guider, "its attention-space negatives would attend as part of the prompt")
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         carry_guidance(guider.conds)
@@ -428,15 +424,6 @@ def gate_summary(watch: LayoutWatch, window: range, image: int) -> str:
                 "never ran")
     return (f"the layout settled at step {opened - 1} (change {watch.changes[opened - 1][image]:.4f} < "
             f"{watch.epsilon:g}): the negative ran from step {opened} to step {window.stop - 1}")
-
-
-def check_negative_hooks(node: str, model_options: dict) -> None:
-    """The attention site's hooks must still be in place (or wrapped, with ``__wrapped__``): a node applied later
-    that replaced one would attend over the negatives' tokens as if they were the prompt's."""
-    lost = lost_message(model_options)
-    if lost:
-        raise ValueError(f"{node}: {lost}; otherwise its attention-space negatives would attend as part of the "
-                         "prompt.")
 
 
 def run_summary(calls: list[int], steps: int) -> str:

@@ -136,6 +136,17 @@ def replaced_by(hook) -> str:
     return hook_name(hook)
 
 
+def check(node: str, guider, lost: str) -> None:
+    """Refuse, before the first step, a run the site cannot make exact for ``node``: a hook replaced since the site
+    was installed (``lost``: what would go wrong then), MultiGPU CFG Split over several devices, ppm's NegPip."""
+    if (replaced := lost_message(guider.model_options)) is not None:
+        raise ValueError(f"{node}: {replaced}; otherwise {lost}.")
+    for refusal in (split_message(node, guider.model_patcher),
+                    negpip_message(node, guider.model_options, "the model")):
+        if refusal is not None:
+            raise ValueError(refusal)
+
+
 def lost_message(model_options: dict) -> str | None:
     """'a node applied after … replaced the attention hook …', naming who replaced the first lost hook and the fix,
     or None."""

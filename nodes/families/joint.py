@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 import torch
 
 from ...attention.store import LayerId
-from ..contract import BLOCK, CALL, LATENT, NAG
-from ..nag import JointLayout, NagCall, guide_cross, guide_joint, merges
+from ..contract import BLOCK, CALL, LATENT
+from ..nag import JointLayout, NagCall, active, guide_cross, guide_joint, merges
 from ..site import whole
 
 OVERRIDE = "optimized_attention_override"
@@ -204,9 +204,7 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
 
     def replace(args, extra):
         options = args["transformer_options"]
-        call, nag = options.get(CALL), options.get(NAG)
-        if nag is not None and not nag.applies(options["uuids"]):  # no row to guide in this forward
-            nag = None
+        call, nag = options.get(CALL), active(options)
         if nag is not None and not (first or dit.cross) and nag.layout is None:
             nag = None  # the first block ran without them in this pass (SkipLayerGuidance skipped it): txt holds none
         if call is not None or nag is not None:

@@ -22,8 +22,8 @@ from comfy.ldm.modules.attention import SpatialTransformer
 from comfy.ldm.modules.diffusionmodules.openaimodel import Downsample, UNetModel
 
 from ...attention.store import LayerId
-from ..contract import CALL, NAG
-from ..nag import guide_cross
+from ..contract import CALL
+from ..nag import active, guide_cross
 from ..site import whole
 from .text import PromptTokens, UnsupportedText, single_encoder
 
@@ -114,9 +114,7 @@ def make_attn2(previous):
     attend = attention_below(previous)
 
     def attn2(q, k, v, extra):
-        call, nag = extra.get(CALL), extra.get(NAG)
-        if nag is not None and not nag.applies(extra["uuids"]):
-            nag = None
+        call, nag = extra.get(CALL), active(extra)
         grid = tuple(extra["activations_shape"][-2:])
         if nag is not None:  # the effect map is recorded from forwards over the whole latent only
             out = guide_cross(attend, q, k, v, extra, nag, grid if whole(extra, nag.latent_shape) else None)
@@ -138,8 +136,8 @@ def make_append_negatives(hooked: set):
     tokens, only in blocks whose attn2 replace splits them again (``hooked``)."""
 
     def append_negatives(n, context, value, extra):
-        nag = extra.get(NAG)
-        if nag is None or tuple(extra.get("block") or ()) not in hooked or not nag.applies(extra["uuids"]):
+        nag = active(extra)
+        if nag is None or tuple(extra.get("block") or ()) not in hooked:
             return n, context, value
         negatives = torch.cat(nag.contexts(like=context), dim=1).expand(context.shape[0], -1, -1)
         return n, torch.cat([context, negatives], dim=1), torch.cat([value, negatives.to(value.dtype)], dim=1)
