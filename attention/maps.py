@@ -22,17 +22,20 @@ def heads_first(x: torch.Tensor, heads: int, heads_split: bool) -> torch.Tensor:
 
 
 def text_attention(q: torch.Tensor, k: torch.Tensor, heads: int, queries: slice, keys: slice,
-                   heads_split: bool = False, chunk: int = QUERY_CHUNK) -> torch.Tensor:
-    """softmax over the text keys of (Q_img K_txtᵀ)/√d (Vaswani et al. 2017, eq. 1), averaged over heads.
+                   heads_split: bool = False, chunk: int = QUERY_CHUNK, bias: torch.Tensor | None = None
+                   ) -> torch.Tensor:
+    """softmax over the text keys of (Q_img K_txtᵀ)/√d + b (Vaswani et al. 2017, eq. 1), averaged over heads.
 
     q, k: the layer's projected queries and keys, (B, L, heads·d) or (B, heads, L, d); ``queries`` and ``keys``
-    pick the image rows and the text columns. Returns (B, N, T) in fp32, each row summing to 1.
+    pick the image rows and the text columns; ``bias``: an additive mask over those columns, (B or 1, 1, 1, T)
+    (a padded key gets −max and no share). Returns (B, N, T) in fp32, each row summing to 1.
     """
     qh, kh = heads_first(q, heads, heads_split), heads_first(k, heads, heads_split)
     kt = kh[:, :, keys].float().transpose(-1, -2)  # (B, heads, d, T)
     scale = kh.shape[-1] ** -0.5
     image = qh[:, :, queries]
-    maps = [(image[:, :, s:s + chunk].float() @ kt * scale).softmax(dim=-1).mean(dim=1)
+    b = 0.0 if bias is None else bias.float()
+    maps = [(image[:, :, s:s + chunk].float() @ kt * scale + b).softmax(dim=-1).mean(dim=1)
             for s in range(0, image.shape[2], chunk)]
     return torch.cat(maps, dim=1)
 
@@ -42,9 +45,11 @@ def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int) -> t
 
     ``columns`` index a context of ``length`` tokens. When ComfyUI batches it with a longer one, it repeats the
     context up to their least common multiple (comfy/conds.py), so each copy of a column carries part of the word's
-    attention: every copy j + r·length counts.
+    attention: every copy j + r·length counts. A context cut to its unmasked tokens (an LTXV attention-space
+    negative) is shorter and still holds every column.
     """
-    if tokens % length:
+    cut = tokens < length and all(c < tokens for cols in columns for c in cols)
+    if tokens % length and not cut:
         raise ValueError(f"a context of {tokens} tokens is not a repeat of the prompt's {length}")
     matrix = torch.zeros(tokens, len(columns))
     for word, cols in enumerate(columns):

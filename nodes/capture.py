@@ -175,10 +175,12 @@ class CallRecord:
     negative_evaluated: bool = False  # the CFG negative is in this call's batch
 
     def record(self, layer: LayerId, uuids: Sequence, q: torch.Tensor, k: torch.Tensor, heads: int,
-               queries: slice, keys: slice, heads_split: bool = False, term: int | None = None) -> None:
+               queries: slice, keys: slice, heads_split: bool = False, term: int | None = None,
+               mask: torch.Tensor | None = None) -> None:
         """Store the word maps of every captured chunk of this layer's batch (no host sync). With ``term``, the keys
         are that attention-space negative's text: its maps from the positive rows are the "negative" branch's when
-        it is the capture's negative prompt and the CFG negative is not evaluated."""
+        it is the capture's negative prompt and the CFG negative is not evaluated. ``mask``: the call's additive key
+        mask (B or 1, 1, 1, keys), applied as the layer's attention applied it."""
         branches = [self.recorder.branch_of.get(u) for u in uuids]
         if term is not None:
             if term != self.recorder.attention_negative or self.negative_evaluated:
@@ -190,14 +192,18 @@ class CallRecord:
         rows = q.shape[0] // len(branches)
         pick = lambda x: x if len(wanted) == len(branches) else torch.cat(  # noqa: E731
             [x[i * rows:(i + 1) * rows] for i, _ in wanted])
-        probs = text_attention(pick(q), pick(k), heads, queries, keys, heads_split)
+        bias = None if mask is None else mask[..., keys]
+        if bias is not None and bias.shape[0] == q.shape[0]:
+            bias = pick(bias)
+        probs = text_attention(pick(q), pick(k), heads, queries, keys, heads_split, bias=bias)
         store = self.recorder.store
         for j, (_, branch) in enumerate(wanted):
             select = self.recorder.select(branch, probs.shape[-1], probs.device)
             store.add(layer, branch, word_maps(probs[j * rows:(j + 1) * rows], select, layer.grid))
 
     def record_texts(self, layer: LayerId, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int,
-                     texts: Sequence[tuple[int | None, slice, slice]], heads_split: bool = False) -> None:
+                     texts: Sequence[tuple[int | None, slice, slice]], heads_split: bool = False,
+                     mask: torch.Tensor | None = None) -> None:
         """``record`` for each text of an attention call: (the attention-space negative's chain index, or None for
         the call's own branches; the image queries; the text's keys). A captured prompt on part of the latent (a
         node that samples it in tiles; an area prompt is refused before sampling) stops the run: the capture maps
@@ -208,7 +214,7 @@ class CallRecord:
                                f"({options[LATENT][2:]} of {self.latent_shape[2:]}): a node samples the latent in "
                                "tiles, and the capture maps the whole latent. Remove that node to capture this run.")
         for term, queries, keys in texts:
-            self.record(layer, uuids, q, k, heads, queries, keys, heads_split, term=term)
+            self.record(layer, uuids, q, k, heads, queries, keys, heads_split, term=term, mask=mask)
 
 
 def branch_uuids(node: str, conds: dict, prompts: dict[str, Prompt]) -> dict:

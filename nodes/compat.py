@@ -90,6 +90,8 @@ def keys(module: str, setter: str, *names: str) -> tuple[Key, ...]:
 
 BATCH_KEYS = keys("comfy.samplers", "_calc_cond_batch", "cond_or_uncond", "uuids", "sigmas")  # transformer_options
 DIT_BLOCK_KEYS = ("img", "txt", "pe", "original_block")  # a dit double_block replace's args and extra
+LTXV_SETTERS = ("LTXVModel._process_transformer_blocks", "LTXVModel._forward")  # v0.3.64 ran its blocks in _forward
+LTXV_BLOCKS = next((name for name in LTXV_SETTERS if resolve("comfy.ldm.lightricks.model", name)), LTXV_SETTERS[-1])
 
 
 SAMPLING = (
@@ -155,6 +157,9 @@ FAMILIES = {
     "wan": (*needs("comfy.ldm.wan.model", "WanModel", "WanI2VCrossAttention"),
             Need("comfy.ldm.wan.model", "WanT2VCrossAttention.forward", ("transformer_options",)),
             *keys("comfy.ldm.wan.model", "WanModel.forward_orig", *DIT_BLOCK_KEYS)),
+    "ltxv": (*needs("comfy.ldm.lightricks.model", "LTXVModel"),
+             Need("comfy.ldm.lightricks.model", "CrossAttention.forward", ("mask", "transformer_options")),
+             *keys("comfy.ldm.lightricks.model", LTXV_BLOCKS, "img", "txt", "attention_mask", "original_block")),
 }
 TOY = (
     *needs("comfy.model_base", "BaseModel"), *needs("comfy.supported_models_base", "BASE", "ClipTarget"),

@@ -42,7 +42,7 @@ from ..guidance import AttentionTerm, Window, normalized_attention_guidance
 from ..guidance.merged_attention import merged, text_attention, with_sink
 from .contract import NAG, attention_key
 
-Attend = Callable[[torch.Tensor, torch.Tensor, torch.Tensor, dict], torch.Tensor]  # (q, k, v, options) → out
+Attend = Callable[..., torch.Tensor]  # (q, k, v, options[, mask]) → out; mask: additive, over these keys
 
 
 @dataclass(frozen=True)
@@ -254,16 +254,24 @@ def text_spans(text: int, tokens: Sequence[int], indices: Sequence[int]) -> list
 
 
 def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
-                grid: Sequence[int] | None) -> torch.Tensor:
+                grid: Sequence[int] | None, mask: torch.Tensor | None = None) -> torch.Tensor:
     """Cross attention whose k/v hold [ctx⁺, ctx⁻₁ … ctx⁻ₖ] along the tokens (B, L, C): Z⁺ over ctx⁺ for every row,
-    Z⁻ᵢ over ctx⁻ᵢ for the NAG rows, combined there. Returns (B, N, C) like the layer's own attention."""
+    Z⁻ᵢ over ctx⁻ᵢ for the NAG rows, combined there. Returns (B, N, C) like the layer's own attention. ``mask``: the
+    call's additive key mask over all those tokens (LTXV's text mask), cut to each text's keys."""
     text = k.shape[1] - sum(nag.tokens)
-    z_pos = attend(q, k[:, :text], v[:, :text], options)
     rows = nag.rows(options["uuids"], q.shape[0])
+
+    def masked(keys: slice, picked: bool) -> tuple:  # the mask argument of one text's attention, if the call has one
+        if mask is None:
+            return ()
+        part = mask[..., keys]
+        return (rows.pick(part) if picked and part.shape[0] == q.shape[0] else part,)
+
+    z_pos = attend(q, k[:, :text], v[:, :text], options, *masked(slice(0, text), False))
     if rows.none:
         return z_pos
     q_nag, negative_options = rows.pick(q), part_options(options, rows)
-    z_negs = [attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]), negative_options)
+    z_negs = [attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]), negative_options, *masked(keys, True))
               for _, keys in nag.spans(text)[1:]]
     return rows.merge(z_pos, nag.combine(rows.pick(z_pos), z_negs, rows, options["uuids"], grid))
 

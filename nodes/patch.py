@@ -355,7 +355,7 @@ def make_sampler_sample(guidance: NegativeGuidance):
             to_sigma=to_sigma,
             watch=watch,
             attention=guidance.attention_terms(),
-            contexts=[term.context for term in guidance.attention],
+            contexts=negative_contexts(guidance.attention, extra_args["model_options"]),
         )
         model_options = {**extra_args["model_options"], RUN_CONTEXT: ctx}
         samples = executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
@@ -365,6 +365,13 @@ def make_sampler_sample(guidance: NegativeGuidance):
         return samples
 
     return sampler_sample
+
+
+def negative_contexts(negatives: list[AttentionNegative], model_options: dict) -> list[torch.Tensor]:
+    """Each attention-space negative's context as its family's blocks take it (LTXV: cut to its unmasked tokens)."""
+    site = site_of(model_options)
+    context_of = getattr(site.family, "negative_context", None) if site is not None else None
+    return [term.context if context_of is None else context_of(term.conditioning) for term in negatives]
 
 
 def make_outer_sample(guidance: NegativeGuidance, batch):

@@ -5,7 +5,8 @@ A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, pr
 ``layers(diffusion_model, latent_shape) -> [LayerId]``, ``install(patched)``, its one
 attention site's hooks, which the capture and the attention-space negatives share (nodes/site.py; it returns the
 hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class
-has variants it does not read, ``refusal(diffusion_model)`` says why.
+has variants it does not read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space
+negative's context other than as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ REFUSED: dict[str, str] = {  # model class, else diffusion model class → why t
     "ChromaRadiance": "Chroma Radiance samples pixels in 16×16 patches, not Chroma's latent in 2×2 patches, and "
                       "the pack does not map its image tokens yet",
     "LTXAVModel": "LTX-2 samples its video and audio latents together, and its Gemma 3 text layout is not mapped yet",
-    "LTXVModel": "LTXV's cross-attention blocks are not mapped yet",
     "SingleStreamDiT": "Krea2's single-stream blocks are not mapped yet",
     "Kandinsky5": "Kandinsky 5's blocks are not mapped yet",
 }

@@ -113,15 +113,24 @@ def attention_args(args: tuple, kwargs: dict):
     return args[0], args[1], heads, kwargs.get("skip_reshape", False)
 
 
-def attention_call(func, previous, args: tuple, kwargs: dict):
-    """``attend(q, k, v, options)``: this attention call with its q/k/v and transformer_options replaced, through the
-    earlier override (or ComfyUI's own function)."""
+def attention_mask(args: tuple, kwargs: dict) -> torch.Tensor | None:
+    """The mask of an optimized_attention call (a keyword on v0.33, the fifth argument on v0.3.64)."""
+    return kwargs.get("mask", args[4] if len(args) > 4 else None)
 
-    def attend(q, k, v, options):
-        call_kwargs = {**kwargs, "transformer_options": options}
+
+def attention_call(func, previous, args: tuple, kwargs: dict):
+    """``attend(q, k, v, options[, mask])``: this attention call with its q/k/v, transformer_options (and mask)
+    replaced, through the earlier override (or ComfyUI's own function)."""
+
+    def attend(q, k, v, options, *mask):
+        rest, call_kwargs = args[3:], {**kwargs, "transformer_options": options}
+        if mask and len(args) > 4:
+            rest = (args[3], *mask, *args[5:])
+        elif mask:
+            call_kwargs["mask"] = mask[0]
         if previous is not None:
-            return previous(func, q, k, v, *args[3:], **call_kwargs)
-        return func(q, k, v, *args[3:], **call_kwargs)
+            return previous(func, q, k, v, *rest, **call_kwargs)
+        return func(q, k, v, *rest, **call_kwargs)
 
     return attend
 
@@ -129,19 +138,21 @@ def attention_call(func, previous, args: tuple, kwargs: dict):
 def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun) -> torch.Tensor:
     """The block's text attention guided by the run's negatives."""
     q, k, heads, heads_split = attention_args(args, kwargs)
-    mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
-    if mask is not None or kwargs.get("skip_output_reshape", False):
-        raise RuntimeError("AttentionNegativeTerm: this model's text attention uses an attention mask (or a "
+    mask = attention_mask(args, kwargs)
+    if (mask is not None and not run.cross) or kwargs.get("skip_output_reshape", False):
+        raise RuntimeError("AttentionNegativeTerm: this model's joint text attention uses an attention mask (or a "
                            "heads-first output), which attention-space negatives do not support yet")
     attend, options = attention_call(func, previous, args, kwargs), kwargs["transformer_options"]
     if run.cross:
-        return guide_cross(attend, q, k, args[2], options, run.nag, run.grid)
+        return guide_cross(attend, q, k, args[2], options, run.nag, run.grid, mask)
     merge = previous is None and merges(func, q.dtype)  # an override below (a backend's) gets plain attentions only
     return guide_joint(attend, q, k, args[2], options, run.nag, heads, heads_split, run.grid, merge)
 
 
-def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int, heads_split: bool) -> None:
-    """The capture's maps of every text of the block's text call: the prompt's, and with negatives each one's."""
+def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int, heads_split: bool,
+           mask: torch.Tensor | None) -> None:
+    """The capture's maps of every text of the block's text call: the prompt's, and with negatives each one's
+    (``mask``: the call's additive key mask, which the maps apply as the attention did)."""
     block, nag, axis = run.block, run.nag, 2 if heads_split else 1
     if nag is None:
         if q.shape[axis] != block.length:
@@ -155,7 +166,7 @@ def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads
         start = nag.layout.image_start
         image = slice(start, start + block.queries.stop - block.queries.start)
         texts = [(term, image, keys) for term, keys in nag.layout.spans(nag)]
-    run.record.record_texts(block.layer, options, q, k, heads, texts, heads_split)
+    run.record.record_texts(block.layer, options, q, k, heads, texts, heads_split, mask)
 
 
 def make_override(previous):
@@ -173,7 +184,7 @@ def make_override(previous):
         else:
             out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
         if run.block is not None and index == run.block.call:
-            record(run, kwargs["transformer_options"], q, k, heads, heads_split)
+            record(run, kwargs["transformer_options"], q, k, heads, heads_split, attention_mask(args, kwargs))
         return out
 
     override.__wrapped__ = previous
@@ -182,8 +193,9 @@ def make_override(previous):
 
 def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall, latent: tuple[int, ...]) -> dict:
     """The block's args with the negatives' texts: appended to txt at the first block of a joint forward, to every
-    block's context for cross attention; and the positional embedding extended, once per forward (``latent``: the
-    shape of the latent this forward runs on)."""
+    block's context for cross attention (and a text mask the context has extended by 0s: the family cuts each
+    negative to its unmasked tokens, ``negative_context``); and the positional embedding extended, once per forward
+    (``latent``: the shape of the latent this forward runs on)."""
     args = dict(args)
     if first or dit.cross:
         txt = args["txt"]
@@ -191,6 +203,8 @@ def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall, latent: tupl
         if first:
             nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts), latent)
         args["txt"] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in texts)], dim=1)
+        if dit.cross and (mask := args.get("attention_mask")) is not None:
+            args["attention_mask"] = torch.cat([mask, mask.new_zeros(*mask.shape[:-1], sum(nag.tokens))], dim=-1)
     if dit.extend_pe is not None and args.get("pe") is not None:
         if nag.layout.pe is None or nag.layout.pe[0] is not args["pe"]:  # once per forward
             nag.layout.pe = (args["pe"], dit.extend_pe(args["pe"], nag))
@@ -213,7 +227,8 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
             run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call, nag)
             if nag is not None:
                 args = with_negatives(dit, first, args, nag, latent)
-                run.grid = grid if whole(options, nag.latent_shape) else None  # the effect map: whole forwards only
+                whole_image = whole(options, nag.latent_shape) and args["img"].shape[1] >= math.prod(grid)
+                run.grid = grid if whole_image else None  # the effect map: forwards over the whole latent only
                 run.calls, run.cross = dit.calls((kind, index)), dit.cross
                 if dit.cross:
                     tokens = args["txt"].shape[1]

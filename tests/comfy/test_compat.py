@@ -58,7 +58,7 @@ def test_a_missing_hook_unregisters_only_the_nodes_that_need_it(tmp_path):
 def test_a_changed_signature_turns_off_only_that_family(tmp_path):
     _, families, log = boot_without(
         tmp_path, "import comfy.ldm.flux.math as m; m.attention = lambda q, k, v, pe, mask=None: None")
-    assert families == ["unet", "sd3", "qwen_image", "wan"]
+    assert families == ["unet", "sd3", "qwen_image", "wan", "ltxv"]
     version = pack_module("nodes.compat").comfyui_version()
     assert (f"the attention capture of the flux family not registered: ComfyUI {version}: "
             "comfy.ldm.flux.math.attention no longer takes transformer_options") in log
@@ -74,7 +74,7 @@ def test_a_key_comfyui_no_longer_sets_turns_off_only_that_family(tmp_path):
         tmp_path, f"import sys, comfy.ldm.modules.attention as attention; sys.path.insert(0, {str(tmp_path)!r}); "
                   "import hidden_key; hidden_key.ORIGINAL = attention.SpatialTransformer.forward; "
                   "attention.SpatialTransformer.forward = hidden_key.forward")
-    assert families == ["sd3", "flux", "qwen_image", "wan"]
+    assert families == ["sd3", "flux", "qwen_image", "wan", "ltxv"]
     version = pack_module("nodes.compat").comfyui_version()
     assert (f"the attention capture of the unet family not registered: ComfyUI {version}: "
             "comfy.ldm.modules.attention.SpatialTransformer.forward no longer sets 'activations_shape'") in log

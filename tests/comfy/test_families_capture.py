@@ -1,5 +1,5 @@
-"""The attention capture on tiny models of every family it reads: SD1, SD2, SDXL, SD3.5, Flux, Chroma, Qwen-Image,
-Wan 2.1 t2v and i2v; and a clear refusal for the families it does not read.
+"""The attention capture on tiny models of every family it reads: SD1, SD2, SDXL, SD3.5, Flux, Flux.2 Klein, Chroma,
+Qwen-Image, Wan 2.1 t2v and i2v, LTXV; and a clear refusal for the families it does not read.
 
 Every test runs the family's real model, tokenizer and text-encoder classes (tests/support/tiny_families.py).
 """
@@ -10,7 +10,7 @@ import pytest
 import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
-CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v"]
+CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv"]
 REFUSED = {"lumina2": r"Lumina 2 and Z-Image \(NextDiT\) have no dit block replace",
            "hidream": "its blocks have no dit replace", "hunyuan_video": "its Llama tokenizer",
            "auraflow": "AuraFlow's register tokens",
@@ -157,8 +157,25 @@ def test_the_word_at_a_planted_column_takes_the_map(family):
         assert maps[:, words.index("cat")].float().min() > 0.9, (layer, maps[:, words.index("cat")].mean())
 
 
+def test_ltxv_padding_takes_no_share_of_the_maps():
+    """LTXV masks its T5 padding (−max on the logits): the <pad> column's map is exactly 0 at every layer and step,
+    as in the layer's own attention, and the prompt's words and <eos> share all of it. Without the mask the 123
+    pads would take most of each map."""
+    model, handle, p, n = capture("ltxv")
+    sample("ltxv", model, p, n)
+    store = handle.recorder.finished
+    for branch in ("positive", "negative"):
+        words = handle.words[branch]
+        assert words[-2:] == ["<eos>", "<pad>"]
+        for step in store.steps():
+            for layer, maps in store.layers(step, branch).items():
+                assert torch.equal(maps[:, -1], torch.zeros_like(maps[:, -1])), (branch, step, layer)
+                torch.testing.assert_close(maps[:, :-1].float().sum(1), torch.ones(2, *layer.grid), rtol=0,
+                                           atol=4e-3)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
-@pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21"])
+@pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 

@@ -13,13 +13,14 @@ import pytest
 import torch
 from comfy_helpers import Recorder, call_node, pack_module
 
-CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v"]
+CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v", "ltxv"]
 JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image"]
 FAMILIES = CROSS + JOINT
 UNETS = ("sd1", "sdxl")
 TEXT, NEGATIVE, OTHER = "a photo of a cat", "blurry dog", "red chair"
 PHI, TAU, ALPHA = 4.0, 2.5, 0.25
 OVERRIDE = "optimized_attention_override"
+MASK = "test: the call's attention mask"  # where ``hook`` hands a record the call's mask, in a copy of its options
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -72,7 +73,8 @@ def first_cross_block(model):
 def hook(model, family, record, above):
     """A clone of ``model`` with a hook that sees each text-attention call and its output: ``above`` wraps the
     pack's hooks (it sees the layer's own call), below them it sees the calls the pack makes. ``record(q, k, v,
-    options, out, heads, heads_split)``: q/k/v heads-first for joint DiTs that hand them so."""
+    options, out, heads, heads_split)``: q/k/v heads-first for joint DiTs that hand them so; a DiT call's mask (LTXV's
+    text mask) is ``options[MASK]``."""
     import comfy.ldm.modules.attention as comfy_attention
 
     hooked = model.clone()
@@ -96,7 +98,8 @@ def hook(model, family, record, above):
     def override(func, *args, **kwargs):
         out = inner(func, *args, **kwargs) if inner is not None else func(*args, **kwargs)
         heads = args[3] if len(args) > 3 else kwargs["heads"]
-        record(args[0], args[1], args[2], kwargs.get("transformer_options") or {}, out, heads,
+        mask = kwargs.get("mask", args[4] if len(args) > 4 else None)
+        record(args[0], args[1], args[2], {**(kwargs.get("transformer_options") or {}), MASK: mask}, out, heads,
                kwargs.get("skip_reshape", False))
         return out
 
@@ -109,9 +112,10 @@ def heads_first(x, heads, split):
     return x if split else x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
 
 
-def attention(q, k, v):
-    """softmax(QKᵀ/√d)·V per head, (B, heads, L, d) → (B, L, heads·d)."""
-    weights = (q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5).softmax(dim=-1)
+def attention(q, k, v, mask=None):
+    """softmax(QKᵀ/√d + mask)·V per head, (B, heads, L, d) → (B, L, heads·d); mask additive, (B, 1, 1, L_k)."""
+    bias = 0.0 if mask is None else mask.double()
+    weights = (q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5 + bias).softmax(dim=-1)
     out = weights @ v.double()
     return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
 
@@ -147,6 +151,14 @@ def computed_steps(family, terms, p, n, steps):
     return [step for step, count in enumerate(calls_per_step(terms)) if count > plain[step]]
 
 
+def tokens(family, conditioning):
+    """The tokens a conditioning's text adds to a text-attention call as an attention-space negative: LTXV's are cut
+    to the tokens its attention mask keeps."""
+    if family == "ltxv":
+        return int(conditioning[0][1]["attention_mask"].sum())
+    return conditioning[0][0].shape[1]
+
+
 def text_calls(family, text_tokens, image_tokens):
     """Whether a hooked call is the layer's text attention, by its sequence lengths."""
     if family in CROSS:
@@ -180,7 +192,7 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family, 
 def check_one_layer(family, cfg, base):
     """The first text attention of each forward of step 0, seen from above the pack's hooks, against the reference."""
     p, n, neg = encode(family, TEXT), encode(family, OTHER), encode(family, NEGATIVE)
-    t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
+    t_pos, t_neg = p[0][0].shape[1], tokens(family, neg)
     seen = {}
     nag_key = pack_module("nodes.contract").NAG
 
@@ -191,7 +203,7 @@ def check_one_layer(family, cfg, base):
         else:  # n alone (Chroma, Qwen-Image: contexts of other lengths are batched apart): no negative at all
             text, extra = n[0][0].shape[1], 0
         if slots not in seen and nag_key in options and text_calls(family, text + extra, image_tokens(family))(q, k):
-            seen[slots] = (q, k, v, out, heads, split, text, extra)
+            seen[slots] = (q, k, v, out, heads, split, text, extra, options.get(MASK))
 
     model = hook(guidance_cfg(base, attention_term(neg)), family, record, above=True)
     sample(family, model, p, n, steps=1, cfg=cfg)
@@ -200,14 +212,17 @@ def check_one_layer(family, cfg, base):
         check_layer(family, slots, *layer)
 
 
-def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg):
+def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg, mask):
+    """``mask``: the layer's additive text mask over [ctx⁺, ctx⁻] (LTXV), or None."""
     q, k, v = (heads_first(x, heads, split) for x in (q, k, v))
     guided = torch.tensor(slots).repeat_interleave(q.shape[0] // len(slots)) == 0  # p's rows
     if not guided.any():  # a forward of n alone is exactly ComfyUI's attention
-        torch.testing.assert_close(out.double(), attention(q, k, v), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(out.double(), attention(q, k, v, mask), rtol=1e-5, atol=1e-6)
         return
     if family in CROSS:
-        z_pos = attention(q, k[:, :, :t_pos], v[:, :, :t_pos])
+        if mask is not None:  # the negative is cut to its unmasked tokens: it adds 0s to the mask
+            assert torch.equal(mask[..., t_pos:], torch.zeros_like(mask[..., t_pos:]))
+        z_pos = attention(q, k[:, :, :t_pos], v[:, :, :t_pos], None if mask is None else mask[..., :t_pos])
         z_neg = attention(q, k[:, :, t_pos:], v[:, :, t_pos:])
         expected = torch.where(guided[:, None, None], nag_reference(z_pos, [z_neg], [PHI], TAU, ALPHA), z_pos)
         unguided = z_pos
@@ -246,7 +261,8 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     p, neg = encode(family, TEXT), encode(family, NEGATIVE)
     if variant == "short":
         p, neg = ([[c[0][0][:, :100], c[0][1]]] for c in (p, neg))
-    t_pos, t_neg = (512, 512) if variant == "short" else (p[0][0].shape[1], neg[0][0].shape[1])
+    t_pos, t_neg, t_alone = ((512, 512, 512) if variant == "short"
+                             else (p[0][0].shape[1], tokens(family, neg), neg[0][0].shape[1]))
     as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output
     area = variant == "area"
     if area:
@@ -266,11 +282,11 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     base = tiny_families.model(family)
     sample(family, hook(guidance_cfg(base, attention_term(neg)), family, recorder("nag", t_pos + t_neg), True),
            p, p, steps=1)
-    sample(family, hook(guidance_cfg(base), family, recorder("alone", t_neg), True), as_prompt, p, steps=1)
+    sample(family, hook(guidance_cfg(base), family, recorder("alone", t_alone), True), as_prompt, p, steps=1)
     (q, k, v), (q1, k1, v1) = runs["nag"], runs["alone"]
-    if family in CROSS:
-        torch.testing.assert_close(k[:, :, t_pos:], k1, rtol=1e-6, atol=1e-6)
-        torch.testing.assert_close(v[:, :, t_pos:], v1, rtol=1e-6, atol=1e-6)
+    if family in CROSS:  # LTXV's negative is its unmasked tokens, the first t_neg of its context
+        torch.testing.assert_close(k[:, :, t_pos:], k1[:, :, :t_neg], rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(v[:, :, t_pos:], v1[:, :, :t_neg], rtol=1e-6, atol=1e-6)
     else:
         for x, x1 in ((q, q1), (k, k1), (v, v1)):
             torch.testing.assert_close(x[:, :, t_pos:t_pos + t_neg], x1[:, :, :t_neg], rtol=1e-5, atol=1e-5)
@@ -603,6 +619,25 @@ def test_perturbed_attention_guidance_perturbs_the_negative_guided_positive():
     a, b, ours = (sample("sd1", m, p, p, steps=1) for m in (guided, perturbed, pag))
     oracle = a + scale * (a - b)
     assert ((ours - oracle).abs().max() / oracle.abs().max()).item() <= 1e-5
+
+
+def test_self_attention_guidance_adds_its_own_term_unchanged_beside_the_negatives():
+    """SAG (allowed where ū = n: standard mode, here at cfg 3) re-evaluates the sampler's negative, blurred where its
+    middle-block self-attention looks, and adds s·(n − n_blurred). The negatives never guide n's rows, so SAG's term
+    is the same with them and without. Oracle, one Euler step (the output is the prediction):
+    x̂(SAG, NAG) − x̂(NAG) = x̂(SAG) − x̂(plain), to 1e-5 of the prediction, and the negatives still act."""
+    import tiny_families
+
+    p, n, neg = encode("sd1", TEXT), encode("sd1", OTHER), encode("sd1", NEGATIVE)
+    base = tiny_families.model("sd1")
+    runs = {}
+    for name, model in (("plain", guidance_cfg(base)), ("nag", guidance_cfg(base, attention_term(neg)))):
+        sag = call_node("SelfAttentionGuidance", model=model, scale=0.5, blur_sigma=2.0)[0]
+        runs[name], runs[f"sag {name}"] = (sample("sd1", m, p, n, steps=1, cfg=3.0) for m in (model, sag))
+    sag_term, oracle = runs["sag nag"] - runs["nag"], runs["sag plain"] - runs["plain"]
+    assert sag_term.abs().max() > 1e-2 * runs["plain"].abs().max()  # SAG acts
+    assert (sag_term - oracle).abs().max() <= 1e-5 * runs["plain"].abs().max()
+    assert (runs["nag"] - runs["plain"]).abs().max() > 1e-2 * runs["plain"].abs().max()  # and so do the negatives
 
 
 def test_a_captured_negative_whose_attention_term_never_runs_is_explained_by_that_term():

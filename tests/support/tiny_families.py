@@ -38,6 +38,7 @@ import comfy.text_encoders.aura_t5
 import comfy.text_encoders.flux
 import comfy.text_encoders.hidream
 import comfy.text_encoders.hunyuan_video
+import comfy.text_encoders.lt
 import comfy.text_encoders.lumina2
 import comfy.text_encoders.pixart_t5
 import comfy.text_encoders.qwen_image
@@ -47,7 +48,7 @@ import comfy.text_encoders.wan
 
 CPU = torch.device("cpu")
 PIXELS = 64  # every tiny picture is 64×64 pixels
-DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16}  # pixels per latent cell where it is not 8
+DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16, "ltxv": 32}  # pixels per latent cell where it is not 8
 
 # Tiny text encoders, by ComfyUI model name (the <name>_model_config option); widths are the real models'.
 CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
@@ -284,6 +285,11 @@ class HunyuanVideo(comfy.supported_models.HunyuanVideo):
                                  "meanflow": False, "guidance_embed": True}
 
 
+class LTXV(comfy.supported_models.LTXV):  # LTX-Video: self-attention, then cross-attention to the T5 context
+    unet_config = {"image_model": "ltxv", "in_channels": 128, "cross_attention_dim": 64, "attention_head_dim": 32,
+                   "num_attention_heads": 2, "caption_channels": 4096, "num_layers": 2}
+
+
 @dataclass(frozen=True)
 class Family:
     """One model family: its tiny config, and its tokenizer and text encoder with the encoders' model names."""
@@ -325,6 +331,7 @@ FAMILIES = {
                       text_configs={"llama": {"num_hidden_layers": 2}}),  # conditioning_llama3: 2 layers (real 32)
     "hunyuan_video": Family(HunyuanVideo, HunyuanVideoTokenizer, comfy.text_encoders.hunyuan_video.hunyuan_video_clip(),
                             ("clip_l", "llama")),
+    "ltxv": Family(LTXV, comfy.text_encoders.lt.LTXVT5Tokenizer, comfy.text_encoders.lt.ltxv_te(), ("t5xxl",)),
 }
 
 UNBUILDABLE: dict[str, str] = {}  # family → why this ComfyUI cannot build it
@@ -414,6 +421,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
+    "ltxv": ("t5xxl",),
 }
 
 
