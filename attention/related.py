@@ -3,13 +3,20 @@
 ``choose`` decides, in this order, and says why:
 
 1. the negative word itself, when the positive has it as a content word (r = 1 for equal prompts);
-2. in an English prompt, its **subject** (``subject``): the head noun of the first phrase that names a thing. A
+2. the maps, where they are informative (``informative``): one content word's time-aggregated map correlates
+   strongly with the negative word's (Pearson ρ ≥ STRONG, over pixels) and better than the subject's by MARGIN or
+   more, so the negative acts where that word is and the subject is elsewhere ("a woman at a desk", "glasses" lying on
+   the desk). An adjective whose map covers the subject's region ("a red car", "rust") does not separate from it, and
+   the subject stays. On the toy model, whose part negatives sit beside
+   the shape rather than on it, the maps are not: "hat" against "a red circle with eyes" correlates 0.39 with "red",
+   −0.12 with "circle" (bench/bench_related_maps.py);
+3. in an English prompt, its **subject** (``subject``): the head noun of the first phrase that names a thing. A
    negative such as "glasses" or "hat" is an attribute of the prompt's subject, which is what Ban et al.'s related
    word is. The prompt is read as users write it: comma tags ("masterpiece, best quality, 1girl, solo" → girl: tags
    of quality, framing and setting name no subject), framing words ("photo of a dog" → dog, "a close-up of" …,
    "a group of people" → people), and sentences whose noun phrase ends at a verb or participle ("a man holding an
    umbrella" → man, "a car parked on the street" → car; "a naked woman" and "a tall building" keep their head);
-3. otherwise ``related_word``, by the maps: candidates are the positive's content words (function words: articles,
+4. otherwise ``related_word``, by the maps: candidates are the positive's content words (function words: articles,
    prepositions, conjunctions, pronouns, auxiliaries, FUNCTION_WORDS in the prompt's language when it can be told;
    punctuation and special tokens never are). The word whose time-aggregated map correlates best with the negative
    word's (Pearson, over pixels) wins. When the best two correlations are within TIE of each other, the maps do not
@@ -26,6 +33,8 @@ from dataclasses import dataclass
 import torch
 
 TIE = 0.05  # correlations closer than this do not separate two candidates
+STRONG = 0.5  # a correlation this high singles out the word where the negative acts (a "strong" Pearson ρ)
+MARGIN = 0.2  # and this far above the subject's, the maps place the negative away from the subject
 
 def listed(text: str) -> frozenset[str]:
     return frozenset(text.split())
@@ -222,5 +231,20 @@ def choose(negative: str, negative_map: torch.Tensor, positive_maps: torch.Tenso
         return Choice(positives.index(negative), "the same word is in the positive")
     head = subject_of(positive_text, positives)
     if head is not None:
-        return Choice(head, "the subject of the positive prompt")
+        return (informative(negative_map, positive_maps, positives, head)
+                or Choice(head, "the subject of the positive prompt"))
     return related_word(negative_map, positive_maps, positives, negative_embedding, positive_embeddings)
+
+
+def informative(negative_map: torch.Tensor, positive_maps: torch.Tensor, positives: Sequence[str],
+                head: int) -> Choice | None:
+    """The content word the maps single out over the subject ``head``, or None: its map correlates with the negative
+    word's by STRONG or more, and by MARGIN or more above the subject's."""
+    candidates = content_words(positives)
+    corr = pearson(negative_map, positive_maps[candidates])
+    best = int(corr.argmax())
+    subject_corr = pearson(negative_map, positive_maps[head:head + 1])[0].item()
+    if candidates[best] == head or corr[best] < STRONG or corr[best] - subject_corr < MARGIN:
+        return None
+    return Choice(candidates[best], f"map correlation {corr[best]:.2f} (the subject, {positives[head]}: "
+                                    f"{subject_corr:.2f})")

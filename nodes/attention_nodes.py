@@ -209,7 +209,8 @@ class AttentionRt(io.ComfyNode):
             category=CATEGORY,
             description="r_t = Σ_k s(A_k,neg(i)) / Σ_k s(A_k,pos(r(i))) per step (Ban et al. 2024): how strongly "
                         "each negative word attends compared with its most related positive word r(i). r(i) is "
-                        "the same word when the positive has it; else, in an English prompt, its subject (\"photo of "
+                        "the same word when the positive has it; else the word the maps single out (correlation "
+                        "≥ 0.5, 0.2 above the subject's); else, in an English prompt, its subject (\"photo of "
                         "a dog\" → dog, \"masterpiece, 1girl, solo\" → girl); else the content word whose map "
                         "correlates best. "
                         "Every image of the batch gets its own curve; the gate reads their mean.",

@@ -11,10 +11,10 @@ online = module("guidance.online")
 NAN = math.nan
 
 
-def blob(y: int, x: int, size: int = 16) -> torch.Tensor:
+def blob(y: int, x: int, size: int = 16, spread: float = 8.0) -> torch.Tensor:
     """A map peaked at (y, x)."""
     yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
-    return torch.exp(-((yy - y) ** 2 + (xx - x) ** 2) / 8.0)
+    return torch.exp(-((yy - y) ** 2 + (xx - x) ** 2) / spread)
 
 
 def test_function_words_are_never_candidates_in_the_prompts_language():
@@ -86,14 +86,24 @@ def test_rule_c_settles_when_the_low_pass_layout_stops_moving():
     assert watch.opened_at == [5] and watch.open_images(5) == [True] and watch.open_images(4) == [False]
 
 
-def test_r_i_is_the_same_word_else_the_subject_of_the_prompt():
-    """'professional office woman' / 'glasses': r(i) is woman, the prompt's subject, even where a map of another
-    word correlates better; a word the positive has is its own r(i); another language falls back to the maps."""
+def test_r_i_is_the_same_word_else_the_subject_of_the_prompt_unless_the_maps_place_it_elsewhere():
+    """'professional office woman' / 'glasses': r(i) is woman, the prompt's subject, where the maps do not single out
+    another word: the glasses on her (ρ 1 with her map), over her and the other words' region (ρ 0.63 with hers,
+    0.62 with theirs), weak (best ρ 0.36 < 0.5), or on a desk whose map overlaps hers (ρ 0.96 with both: within 0.2).
+    Where the glasses' map is the desk's (ρ 1) and far from hers (−0.22), the maps win: desk. A word the positive has
+    is its own r(i); another language falls back to the maps."""
     text = "a professional office woman at a desk"
     positives = ["a", "professional", "office", "woman", "at", "desk"]  # as captured: each word once
-    maps = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(4, 9)])
-    choice = related.choose("glasses", blob(4, 9), maps, positives, text)
-    assert positives[choice.index] == "woman" and choice.reason == "the subject of the positive prompt"
+    maps = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(4, 12)])
+    subject = "the subject of the positive prompt"
+    for glasses in (blob(12, 4), blob(4, 8) + blob(12, 4), blob(8, 8, spread=60.0)):  # on her; her and others; weak
+        choice = related.choose("glasses", glasses, maps, positives, text)
+        assert positives[choice.index] == "woman" and choice.reason == subject, choice
+    near = torch.stack([blob(4, 8)] * 3 + [blob(12, 4), blob(4, 8), blob(11, 5)])  # "office" … "desk" beside her
+    choice = related.choose("glasses", blob(12, 4) + blob(11, 5), near, positives, text)
+    assert positives[choice.index] == "woman" and choice.reason == subject, choice
+    choice = related.choose("glasses", blob(4, 12), maps, positives, text)
+    assert positives[choice.index] == "desk" and choice.reason.startswith("map correlation 1.00 (the subject, woman: ")
     assert positives[related.choose("desk", blob(4, 9), maps, positives, text).index] == "desk"
     assert [related.subject(w) for w in (["a", "red", "circle", "with", "eyes"], ["a", "the"])] == [2, None]
     french = ["une", "femme", "avec", "des", "lunettes"]
