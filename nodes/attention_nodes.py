@@ -195,6 +195,8 @@ def never_evaluated(facts) -> str:
                 "NegativeGuidanceCFG, which evaluates the negative at any cfg")
     if facts.negative_off is not None:
         return f"NegativeGuidance switched it off at every step: {facts.negative_off}"
+    if facts.out_of_range is not None:
+        return facts.out_of_range
     return f"its guider {facts.guider} did not evaluate it"
 
 

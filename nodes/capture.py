@@ -63,6 +63,7 @@ class RunFacts:
     guider: str
     cfg1_skips_negative: bool
     negative_off: str | None  # under the pack's guidance patch: why its negative is off at every step
+    out_of_range: str | None = None  # why the sampler's negative, limited to a timestep range, holds no step of the run
 
 
 @dataclass(frozen=True)
@@ -250,7 +251,25 @@ def run_facts(guider, sample_sigmas: list[float], attention_negative: int | None
     skips = (type(guider).predict_noise is comfy.samplers.CFGGuider.predict_noise and guider.cfg == 1.0
              and not options.get("disable_cfg1_optimization", False))
     off = None if guidance is None else guidance.negative_off(guider, sample_sigmas, attention_negative)
-    return RunFacts(type(guider).__name__, skips, off)
+    return RunFacts(type(guider).__name__, skips, off, out_of_range(guider, sample_sigmas))
+
+
+def out_of_range(guider, sample_sigmas: list[float]) -> str | None:
+    """Why no step of this run evaluates the sampler's negative, when ConditioningSetTimestepRange limits each of its
+    entries to a part of the schedule the run does not reach (a KSamplerAdvanced sampling another part); else None.
+    An entry runs at σ when σ(end) ≤ σ ≤ σ(start), as ComfyUI's get_area_and_mult decides."""
+    ranges = [(e.get("start_percent", 0.0), e.get("end_percent", 1.0)) for e in guider.conds.get("negative") or ()]
+    if not ranges or all(r == (0.0, 1.0) for r in ranges):
+        return None
+    to_sigma = guider.model_patcher.get_model_object("model_sampling").percent_to_sigma
+    steps = sample_sigmas[:-1]
+    if any(to_sigma(end) <= sigma <= to_sigma(start) for start, end in ranges for sigma in steps):
+        return None
+    spans = ", ".join(f"{start:g}–{end:g}" for start, end in dict.fromkeys(ranges))
+    return (f"ConditioningSetTimestepRange limits the sampler's negative to {spans} of the schedule, and this run's "
+            f"{len(steps)} steps (σ {steps[0]:.4g} to {steps[-1]:.4g}) lie outside it: a sampler that runs part of "
+            "the schedule (KSamplerAdvanced's start_at_step and end_at_step) never reached it. Capture the part "
+            "where the negative runs")
 
 
 def is_captured(model) -> bool:

@@ -224,6 +224,25 @@ def test_a_negative_that_was_never_evaluated_says_why(tiny):
             analyse(*captured_run(tiny, model=model))
 
 
+def test_a_split_run_past_the_negatives_timestep_range_says_so(tiny):
+    """A KSamplerAdvanced-style run of steps 3–6 of 6, the negative limited to 0–0.5 by ConditioningSetTimestepRange:
+    ComfyUI never evaluates it, and the message names the range and the run's steps (it blamed CFGGuider)."""
+    import comfy.sample
+
+    captured, handle, p, n = call_node("AttentionCapture", model=tiny.model(), clip=tiny.clip, positive_text=TEXT,
+                                       negative_text="glasses", **CAPTURE)
+    early = call_node("ConditioningSetTimestepRange", conditioning=n, start=0.0, end=0.5)[0]
+    samples = comfy.sample.sample(captured, tiny.noise, 6, 7.0, "euler", "normal", p, early, tiny.latent, seed=42,
+                                  disable_pbar=True, start_step=3, last_step=6)
+    with pytest.raises(ValueError, match=r"^AttentionRt: the negative prompt was never evaluated in this run: "
+                                         r"ConditioningSetTimestepRange limits the sampler's negative to 0–0.5 of the "
+                                         r"schedule, and this run's 3 steps \(σ .* to .*\) lie outside it"):
+        analyse(handle, samples)
+    first_half = comfy.sample.sample(captured, tiny.noise, 6, 7.0, "euler", "normal", p, early, tiny.latent, seed=42,
+                                     disable_pbar=True, start_step=0, last_step=3, force_full_denoise=False)
+    assert analyse(handle, first_half)[0]["curves"]  # the part where it runs is measured
+
+
 def test_exports_are_numbered_per_run_whatever_dots_the_prefix_has(tiny):
     import folder_paths
 
