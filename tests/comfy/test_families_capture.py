@@ -157,6 +157,32 @@ def test_the_word_at_a_planted_column_takes_the_map(family):
         assert maps[:, words.index("cat")].float().min() > 0.9, (layer, maps[:, words.index("cat")].mean())
 
 
+@pytest.mark.parametrize("method", [None, "index_timestep_zero"])
+def test_qwen_image_edit_reference_latents_are_not_queries_of_the_maps(method):
+    """Qwen-Image-Edit: the prompts carry a reference latent (ReferenceLatent; the 2511 model's
+    index_timestep_zero too), whose tokens follow the image's. The maps are the image's grid and sum to 1; the samples
+    equal the uncaptured run's bit for bit."""
+    import tiny_families
+
+    reference = {"samples": torch.randn(tiny_families.latent_shape("qwen_image"),
+                                        generator=torch.Generator().manual_seed(7))}
+
+    def edit(conditioning):
+        conditioning = call_node("ReferenceLatent", conditioning=conditioning, latent=reference)[0]
+        if method is None:
+            return conditioning
+        return call_node("FluxKontextMultiReferenceLatentMethod", conditioning=conditioning,
+                         reference_latents_method=method)[0]
+
+    base = tiny_families.model("qwen_image")
+    model, handle, p, n = capture("qwen_image", model=base)
+    samples = sample("qwen_image", model, edit(p), edit(n))
+    assert torch.equal(samples, sample("qwen_image", base, edit(p), edit(n)))
+    for (_, layer, _), maps in handle.recorder.finished.records.items():
+        assert layer.grid == (4, 4)
+        torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
+
+
 def test_ltxv_padding_takes_no_share_of_the_maps():
     """LTXV masks its T5 padding (−max on the logits): the <pad> column's map is exactly 0 at every layer and step,
     as in the layer's own attention, and the prompt's words and <eos> share all of it. Without the mask the 123

@@ -166,16 +166,41 @@ def text_calls(family, text_tokens, image_tokens):
     return lambda q, k: q.shape[-2 if q.ndim == 4 else 1] == text_tokens + image_tokens
 
 
-def image_tokens(family, area=False):
-    """DiTs: 8×8 latents in 2×2 patches, or the 4×4 crop of ``in_area`` (cross attention is told apart by its keys
-    alone)."""
-    return 4 if area else 16
+def image_tokens(family, variant=None):
+    """DiTs: 8×8 latents in 2×2 patches, or the 4×4 crop of ``in_area``, or with ``with_reference``'s latent after
+    them (cross attention is told apart by its keys alone)."""
+    return {"area": 4, "edit": 32, "edit-zero": 32}.get(variant, 16)
+
+
+def with_reference(conditioning, method=None):
+    """Qwen-Image-Edit: ``conditioning`` with a reference latent (ReferenceLatent; a seeded latent of Qwen-Image's
+    shape), whose tokens follow the image's in the joint stream; ``method``: FluxKontextMultiReferenceLatentMethod's
+    (index_timestep_zero: the 2511 edit model's, the reference modulated at timestep 0)."""
+    import tiny_families
+
+    reference = torch.randn(tiny_families.latent_shape("qwen_image"), generator=torch.Generator().manual_seed(7))
+    conditioning = call_node("ReferenceLatent", conditioning=conditioning, latent={"samples": reference})[0]
+    if method is not None:
+        conditioning = call_node("FluxKontextMultiReferenceLatentMethod", conditioning=conditioning,
+                                 reference_latents_method=method)[0]
+    return conditioning
 
 
 def in_area(conditioning):
     """A regional prompt: ``conditioning`` set to the 32×32-pixel bottom-right quarter of the 64×64 image."""
     return call_node("ConditioningSetArea", conditioning=conditioning, width=32, height=32, x=32, y=32,
                      strength=1.0)[0]
+
+
+@pytest.mark.parametrize("method", [None, "index_timestep_zero"])
+@pytest.mark.parametrize("cfg", [1.0, 2.0])
+def test_qwen_image_edit_reference_latents_are_image_tokens_of_every_text(cfg, method):
+    """Qwen-Image-Edit: a reference latent's tokens follow the image's in the joint stream, and every text attends
+    over them, the negatives' as the prompt's: the one-layer oracle with 32 image tokens (16 of the image, 16 of the
+    reference), at cfg 1 (merged form) and 2, with the reference modulated as the image or at timestep 0."""
+    import tiny_families
+
+    check_one_layer("qwen_image", cfg, tiny_families.model("qwen_image"), lambda c: with_reference(c, method), 32)
 
 
 @pytest.mark.parametrize("family, cfg", [(f, 2.0) for f in FAMILIES] + [(f, 1.0) for f in JOINT])
@@ -189,9 +214,11 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family, 
     check_one_layer(family, cfg, tiny_families.model(family))
 
 
-def check_one_layer(family, cfg, base):
-    """The first text attention of each forward of step 0, seen from above the pack's hooks, against the reference."""
-    p, n, neg = encode(family, TEXT), encode(family, OTHER), encode(family, NEGATIVE)
+def check_one_layer(family, cfg, base, condition=lambda c: c, image=None):
+    """The first text attention of each forward of step 0, seen from above the pack's hooks, against the reference.
+    ``condition``: applied to the sampler's prompts; ``image``: the image tokens of a call."""
+    p, n, neg = condition(encode(family, TEXT)), condition(encode(family, OTHER)), encode(family, NEGATIVE)
+    image = image_tokens(family) if image is None else image
     t_pos, t_neg = p[0][0].shape[1], tokens(family, neg)
     seen = {}
     nag_key = pack_module("nodes.contract").NAG
@@ -202,7 +229,7 @@ def check_one_layer(family, cfg, base):
             text, extra = t_pos, t_neg
         else:  # n alone (Chroma, Qwen-Image: contexts of other lengths are batched apart): no negative at all
             text, extra = n[0][0].shape[1], 0
-        if slots not in seen and nag_key in options and text_calls(family, text + extra, image_tokens(family))(q, k):
+        if slots not in seen and nag_key in options and text_calls(family, text + extra, image)(q, k):
             seen[slots] = (q, k, v, out, heads, split, text, extra, options.get(MASK))
 
     model = hook(guidance_cfg(base, attention_term(neg)), family, record, above=True)
@@ -245,7 +272,9 @@ def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg, mask):
 AREAS = ["sd1", "flux", "qwen_image"]
 
 
-VARIANTS = [(f, None) for f in FAMILIES] + [(f, "area") for f in AREAS] + [("flux2_klein", "short")]
+VARIANTS = [(f, None) for f in FAMILIES] + [(f, "area") for f in AREAS] + [("flux2_klein", "short"),
+                                                                         ("qwen_image", "edit"),
+                                                                         ("qwen_image", "edit-zero")]
 
 
 @pytest.mark.parametrize("family, variant", VARIANTS, ids=[f + (f"-{v}" if v else "") for f, v in VARIANTS])
@@ -255,7 +284,8 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     regional prompt ("area") the layer runs on the area's crop, and the negative's text positions are those a
     prompt gets there (Qwen-Image numbers its text after the image's own grid: it took the whole latent's). Flux.2
     pads a context shorter than 512 tokens on the left ("short": 100 tokens, as Flux.2 dev's Mistral contexts are):
-    the negative is padded alike."""
+    the negative is padded alike. Qwen-Image-Edit's reference latents ("edit"; "edit-zero": modulated at timestep 0,
+    as the 2511 model does) follow the image in the stream, for the negative as for the prompt."""
     import tiny_families
 
     p, neg = encode(family, TEXT), encode(family, NEGATIVE)
@@ -264,14 +294,16 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     t_pos, t_neg, t_alone = ((512, 512, 512) if variant == "short"
                              else (p[0][0].shape[1], tokens(family, neg), neg[0][0].shape[1]))
     as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output
-    area = variant == "area"
-    if area:
+    if variant == "area":
         p, as_prompt = in_area(p), in_area(as_prompt)
+    if variant in ("edit", "edit-zero"):
+        method = "index_timestep_zero" if variant == "edit-zero" else None
+        p, as_prompt = with_reference(p, method), with_reference(as_prompt, method)
     runs = {}
     nag_key = pack_module("nodes.contract").NAG
 
     def recorder(name, text_tokens):
-        is_text = text_calls(family, text_tokens, image_tokens(family, area))
+        is_text = text_calls(family, text_tokens, image_tokens(family, variant))
 
         def record(q, k, v, options, out, heads, split):
             if name not in runs and is_text(q, k) and (name == "alone" or nag_key in options):
