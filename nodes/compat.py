@@ -20,7 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
@@ -160,6 +160,12 @@ FAMILIES = {
     "ltxv": (*needs("comfy.ldm.lightricks.model", "LTXVModel"),
              Need("comfy.ldm.lightricks.model", "CrossAttention.forward", ("mask", "transformer_options")),
              *keys("comfy.ldm.lightricks.model", LTXV_BLOCKS, "img", "txt", "attention_mask", "original_block")),
+    "kandinsky5": (*needs("comfy.ldm.kandinsky5.model", "Kandinsky5", "Kandinsky5.rope_encode_1d"),
+                   Need("comfy.ldm.kandinsky5.model", "CrossAttention.forward", ("transformer_options",)),
+                   Need("comfy.ldm.kandinsky5.model", "TransformerEncoderBlock.forward",
+                        ("x", "time_embed", "freqs", "transformer_options")),
+                   *keys("comfy.ldm.kandinsky5.model", "Kandinsky5.forward_orig", "x", "context", "time_embed",
+                         "transformer_options", "original_block")),
 }
 TOY = (
     *needs("comfy.model_base", "BaseModel"), *needs("comfy.supported_models_base", "BASE", "ClipTarget"),
@@ -177,6 +183,12 @@ def comfyui_version() -> str:
         return importlib.import_module("comfyui_version").__version__
     except (ImportError, AttributeError):
         return "of unknown version"
+
+
+def has_model(required: Sequence[Need | Key]) -> bool:
+    """Whether this ComfyUI has the model a family's surface starts with (v0.3.64 had no Kandinsky 5): a family it
+    lacks is left out without a warning, since no model of it can be loaded."""
+    return resolve(required[0].module, required[0].name) is not None
 
 
 def usable(what: str, required: Iterable[Need | Key]) -> bool:

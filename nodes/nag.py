@@ -116,12 +116,14 @@ class Rows:
 
 @dataclass
 class JointLayout:
-    """Where the texts sit in one forward of a joint-attention model: T⁺ (the positive's text tokens) and T⁻ᵢ, laid
-    out [txt⁺, txt⁻₁ … txt⁻ₖ, img]. Set by the family's first block of each forward, before any attention call."""
+    """Where the texts sit in one forward of a DiT: T⁺ (the positive's text tokens) and T⁻ᵢ, laid out [txt⁺, txt⁻₁ …
+    txt⁻ₖ, img] (a cross-attention context: [ctx⁺, ctx⁻₁ … ctx⁻ₖ]), and the negatives' texts as the blocks take them.
+    Set by the family's first block of each forward, before any attention call."""
 
     text: int
     negatives: tuple[int, ...]
     latent: tuple[int, ...]  # the shape of the latent this forward runs on (an area prompt's crop, or the whole)
+    texts: list[torch.Tensor] = field(default_factory=list)  # each negative's embedded text, (1 or B, T⁻ᵢ, width)
     pe: tuple | None = None  # (the model's positional embedding of this forward, it extended by the negatives' rows)
 
     @property
@@ -155,7 +157,6 @@ class NagCall:
     layout: JointLayout | None = None
     effect: torch.Tensor | None = None
     effect_layers: int = 0
-    cache: dict = field(default_factory=dict)  # per call: e.g. the negatives' embedded texts
     run_cache: dict = field(default_factory=dict)  # per sampling run: the contexts on the model's device and dtype
 
     def __deepcopy__(self, memo):
@@ -178,12 +179,6 @@ class NagCall:
                 self.run_cache[key] = n.context.to(like.device, like.dtype)
             found.append(self.run_cache[key])
         return found
-
-    def cached(self, key, make: Callable[[], object]):
-        """A value computed once per call (e.g. the negatives' embedded texts)."""
-        if key not in self.cache:
-            self.cache[key] = make()
-        return self.cache[key]
 
     def spans(self, text: int) -> list[tuple[int | None, slice]]:
         """Each text's tokens in a cross-attention context [ctx⁺ (``text`` tokens), ctx⁻₁ … ctx⁻ₖ]."""
@@ -254,12 +249,18 @@ def text_spans(text: int, tokens: Sequence[int], indices: Sequence[int]) -> list
 
 
 def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, options: dict, nag: NagCall,
-                grid: Sequence[int] | None, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross attention whose k/v hold [ctx⁺, ctx⁻₁ … ctx⁻ₖ] along the tokens (B, L, C): Z⁺ over ctx⁺ for every row,
-    Z⁻ᵢ over ctx⁻ᵢ for the NAG rows, combined there. Returns (B, N, C) like the layer's own attention. ``mask``: the
-    call's additive key mask over all those tokens (LTXV's text mask), cut to each text's keys."""
-    text = k.shape[1] - sum(nag.tokens)
+                grid: Sequence[int] | None, mask: torch.Tensor | None = None, heads_split: bool = False
+                ) -> torch.Tensor:
+    """Cross attention whose k/v hold [ctx⁺, ctx⁻₁ … ctx⁻ₖ] along the tokens (B, L, C), or (B, heads, L, d) with
+    ``heads_split``: Z⁺ over ctx⁺ for every row, Z⁻ᵢ over ctx⁻ᵢ for the NAG rows, combined there. Returns (B, N, C)
+    like the layer's own attention. ``mask``: the call's additive key mask over all those tokens (LTXV's text mask),
+    cut to each text's keys."""
+    axis = 2 if heads_split else 1
+    text = k.shape[axis] - sum(nag.tokens)
     rows = nag.rows(options["uuids"], q.shape[0])
+
+    def keys_of(x: torch.Tensor, keys: slice) -> torch.Tensor:
+        return x.narrow(axis, keys.start, keys.stop - keys.start)
 
     def masked(keys: slice, picked: bool) -> tuple:  # the mask argument of one text's attention, if the call has one
         if mask is None:
@@ -267,12 +268,13 @@ def guide_cross(attend: Attend, q: torch.Tensor, k: torch.Tensor, v: torch.Tenso
         part = mask[..., keys]
         return (rows.pick(part) if picked and part.shape[0] == q.shape[0] else part,)
 
-    z_pos = attend(q, k[:, :text], v[:, :text], options, *masked(slice(0, text), False))
+    prompt = slice(0, text)
+    z_pos = attend(q, keys_of(k, prompt), keys_of(v, prompt), options, *masked(prompt, False))
     if rows.none:
         return z_pos
     q_nag, negative_options = rows.pick(q), part_options(options, rows)
-    z_negs = [attend(q_nag, rows.pick(k[:, keys]), rows.pick(v[:, keys]), negative_options, *masked(keys, True))
-              for _, keys in nag.spans(text)[1:]]
+    z_negs = [attend(q_nag, rows.pick(keys_of(k, keys)), rows.pick(keys_of(v, keys)), negative_options,
+                     *masked(keys, True)) for _, keys in nag.spans(text)[1:]]
     return rows.merge(z_pos, nag.combine(rows.pick(z_pos), z_negs, rows, options["uuids"], grid))
 
 

@@ -224,7 +224,7 @@ def same_step_negatives(executor, model, conds, x_in, timestep, model_options):
     options = model_options.get("transformer_options", {})
     sigma, nag = (None, None) if ctx is None else ctx.step_negatives
     if nag is not None and sigma is timestep and NAG not in options:
-        nag = replace(nag, record_effect=False, layout=None, effect=None, effect_layers=0, cache={})
+        nag = replace(nag, record_effect=False, layout=None, effect=None, effect_layers=0)
         model_options = {**model_options, "transformer_options": {**options, NAG: nag}}
     return executor(model, conds, x_in, timestep, model_options)
 

@@ -16,9 +16,10 @@ from types import ModuleType
 
 from .. import compat
 
-OFF = {name: found[0] for name, required in compat.FAMILIES.items() if (found := compat.problems(required))}
+PRESENT = {name: required for name, required in compat.FAMILIES.items() if compat.has_model(required)}
+OFF = {name: found[0] for name, required in PRESENT.items() if (found := compat.problems(required))}
 FAMILIES: tuple[ModuleType, ...] = tuple(  # the families whose ComfyUI surface binds in this ComfyUI
-    importlib.import_module(f".{name}", __package__) for name, required in compat.FAMILIES.items()
+    importlib.import_module(f".{name}", __package__) for name, required in PRESENT.items()
     if compat.usable(f"the attention capture of the {name} family", required))
 REFUSED: dict[str, str] = {  # model class, else diffusion model class → why the pack cannot read it (yet)
     "HunyuanVideo15": "HunyuanVideo 1.5's Qwen2.5-VL and ByT5 text layout is not mapped yet",
@@ -33,7 +34,6 @@ REFUSED: dict[str, str] = {  # model class, else diffusion model class → why t
                       "the pack does not map its image tokens yet",
     "LTXAVModel": "LTX-2 samples its video and audio latents together, and its Gemma 3 text layout is not mapped yet",
     "SingleStreamDiT": "Krea2's single-stream blocks are not mapped yet",
-    "Kandinsky5": "Kandinsky 5's blocks are not mapped yet",
 }
 
 

@@ -70,7 +70,7 @@ def dit(diffusion_model) -> joint.Dit:
 
     norm = getattr(diffusion_model, "txt_norm", None) or (lambda c: c)  # Ovis-Image normalises its text first
 
-    def embed(contexts):
+    def embed(contexts, args):
         return [diffusion_model.txt_in(norm(torch.nn.functional.pad(c, (0, 0, max(0, length - c.shape[1]), 0))))
                 for c in contexts]
 

@@ -72,20 +72,26 @@ def text_then_image(kind: str, index: int, args: dict, call, grid: tuple[int, ..
 @dataclass(frozen=True)
 class Dit:
     """What a DiT family tells its site. ``blocks``: the dit replace keys, in the order a forward runs them;
-    ``locate``: where the capture reads a block; ``embed(contexts)``: the negatives' texts as a block's text stream
-    holds them (the model's own embedder); ``extend_pe(pe, nag)``: the positional embedding with the negatives' rows
-    after the prompt's. ``cross``: the text is a cross-attention context given to every block (Wan); then
+    ``locate``: where the capture reads a block; ``embed(contexts, args)``: the negatives' texts as a block's text
+    stream holds them (the model's own embedder; ``args``: the first block's, for an embedder that reads the time
+    embedding), once per forward; ``extend_pe(pe, nag)``: the positional embedding with the negatives' rows after the
+    prompt's. ``keys``: the names of the image and the text in a block's args. ``cross``: the text is a
+    cross-attention context given to every block (Wan), which ``embed`` keeps at each text's length; then
     ``calls(block)`` are the block's attention calls that may read it, guided where their keys are the whole
-    extended context or it less the ``cut(block)`` tokens the layer cuts off its front (Wan i2v: CLIP-vision)."""
+    extended context or it less the ``cut(block)`` tokens the layer cuts off its front (Wan i2v: CLIP-vision).
+    ``original_block(index)``: the block as the replace's ``extra`` should hand it, where ComfyUI's is broken
+    (Kandinsky 5)."""
 
     blocks: list[tuple[str, int]]
     locate: Locate
-    embed: Callable[[list[torch.Tensor]], list[torch.Tensor]]
+    embed: Callable[[list[torch.Tensor], dict], list[torch.Tensor]]
     extend_pe: Callable | None = None
     token_grid: Callable[[tuple[int, ...]], tuple[int, ...]] = image_grid
+    keys: tuple[str, str] = ("img", "txt")
     cross: bool = False
     calls: Callable[[tuple[str, int]], tuple[int, ...]] = lambda block: (0,)
     cut: Callable[[tuple[str, int]], int] = lambda block: 0
+    original_block: Callable[[int], Callable[[dict], dict]] | None = None
 
 
 @dataclass
@@ -144,7 +150,7 @@ def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun) -> torch.Ten
                            "heads-first output), which attention-space negatives do not support yet")
     attend, options = attention_call(func, previous, args, kwargs), kwargs["transformer_options"]
     if run.cross:
-        return guide_cross(attend, q, k, args[2], options, run.nag, run.grid, mask)
+        return guide_cross(attend, q, k, args[2], options, run.nag, run.grid, mask, heads_split)
     merge = previous is None and merges(func, q.dtype)  # an override below (a backend's) gets plain attentions only
     return guide_joint(attend, q, k, args[2], options, run.nag, heads, heads_split, run.grid, merge)
 
@@ -196,15 +202,15 @@ def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall, latent: tupl
     block's context for cross attention (and a text mask the context has extended by 0s: the family cuts each
     negative to its unmasked tokens, ``negative_context``); and the positional embedding extended, once per forward
     (``latent``: the shape of the latent this forward runs on)."""
-    args = dict(args)
+    args, text_key = dict(args), dit.keys[1]
     if first or dit.cross:
-        txt = args["txt"]
-        texts = nag.cached(("text", txt.device, txt.dtype), lambda: dit.embed(nag.contexts(like=txt)))
-        if first:
-            nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts), latent)
-        args["txt"] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in texts)], dim=1)
+        txt = args[text_key]
+        if nag.layout is None:  # the first block this forward runs (a cross family's first may be skipped, by SLG)
+            texts = dit.embed(nag.contexts(like=txt), args)
+            nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts), latent, texts)
+        args[text_key] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in nag.layout.texts)], dim=1)
         if dit.cross and (mask := args.get("attention_mask")) is not None:
-            args["attention_mask"] = torch.cat([mask, mask.new_zeros(*mask.shape[:-1], sum(nag.tokens))], dim=-1)
+            args["attention_mask"] = torch.cat([mask, mask.new_zeros(*mask.shape[:-1], nag.layout.extra)], dim=-1)
     if dit.extend_pe is not None and args.get("pe") is not None:
         if nag.layout.pe is None or nag.layout.pe[0] is not args["pe"]:  # once per forward
             nag.layout.pe = (args["pe"], dit.extend_pe(args["pe"], nag))
@@ -217,6 +223,8 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
     or negatives apply to this forward; else the block as it was."""
 
     def replace(args, extra):
+        if dit.original_block is not None:
+            extra = {**extra, "original_block": dit.original_block(index)}
         options = args["transformer_options"]
         call, nag = options.get(CALL), active(options)
         if nag is not None and not (first or dit.cross) and nag.layout is None:
@@ -227,11 +235,11 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
             run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call, nag)
             if nag is not None:
                 args = with_negatives(dit, first, args, nag, latent)
-                whole_image = whole(options, nag.latent_shape) and args["img"].shape[1] >= math.prod(grid)
+                whole_image = whole(options, nag.latent_shape) and args[dit.keys[0]].shape[1] >= math.prod(grid)
                 run.grid = grid if whole_image else None  # the effect map: forwards over the whole latent only
                 run.calls, run.cross = dit.calls((kind, index)), dit.cross
                 if dit.cross:
-                    tokens = args["txt"].shape[1]
+                    tokens = args[dit.keys[1]].shape[1]
                     run.keys = (tokens, tokens - dit.cut((kind, index)))
             args = {**args, "transformer_options": {**options, BLOCK: run}}
         return previous(args, extra) if previous is not None else extra["original_block"](args)

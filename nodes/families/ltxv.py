@@ -65,7 +65,7 @@ def dit(diffusion_model) -> joint.Dit:
                                "the capture does not map. Capture a run without them.")
         return joint.Block(LayerId((kind, index), 0, grid), 1, tokens, slice(None), slice(None), cross=True)
 
-    def embed(contexts):
+    def embed(contexts, args):
         return [diffusion_model.caption_projection(c) if projects else c for c in contexts]
 
     return joint.Dit(blocks(diffusion_model), locate, embed, token_grid=token_grid, cross=True, calls=lambda _: (1,))

@@ -53,7 +53,7 @@ def text_start(latent_shape: tuple[int, ...], patch: int) -> int:
 
 
 def dit(diffusion_model) -> joint.Dit:
-    def embed(contexts):
+    def embed(contexts, args):
         return [diffusion_model.txt_in(diffusion_model.txt_norm(c)) for c in contexts]
 
     def extend_pe(pe, nag):

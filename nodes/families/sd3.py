@@ -49,7 +49,7 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
 
 
 def dit(diffusion_model) -> joint.Dit:
-    def embed(contexts):
+    def embed(contexts, args):
         processor = diffusion_model.context_processor
         return [diffusion_model.context_embedder(processor(c) if processor is not None else c) for c in contexts]
 

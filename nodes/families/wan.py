@@ -61,7 +61,7 @@ def dit(diffusion_model) -> joint.Dit:
         return joint.Block(LayerId((kind, index), 0, grid), 1 + (clip_tokens > 0), image_tokens, slice(None),
                            slice(None), cross=True)
 
-    def embed(contexts):
+    def embed(contexts, args):
         return [diffusion_model.text_embedding(c) for c in contexts]
 
     def calls(block):  # i2v: the CLIP-vision call reads the whole context too when the model gets no CLIP features

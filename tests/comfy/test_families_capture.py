@@ -10,7 +10,8 @@ import pytest
 import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
-CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv"]
+CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv",
+            "kandinsky5"]
 REFUSED = {"lumina2": r"Lumina 2 and Z-Image \(NextDiT\) have no dit block replace",
            "hidream": "its blocks have no dit replace", "hunyuan_video": "its Llama tokenizer",
            "auraflow": "AuraFlow's register tokens",
@@ -201,7 +202,8 @@ def test_ltxv_padding_takes_no_share_of_the_maps():
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
-@pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv"])
+@pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv",
+                                    "kandinsky5"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 

@@ -45,8 +45,8 @@ import torch
 from comfy_helpers import Recorder, call_node, patched, sample
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "chroma_radiance", "wan21", "wan21_i2v", "qwen_image",
-            "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4", "flux2_klein", "ltxv")  # = tiny_families'
-# (the list needs ComfyUI to import)
+            "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4", "flux2_klein", "ltxv",
+            "kandinsky5")  # = tiny_families' (the list needs ComfyUI to import)
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 STEPS = 6
@@ -57,7 +57,7 @@ LOW_PRECISION_RTOL = 5e-2  # bf16 and fp16 after STEPS steps: rounding flips of 
 EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixels, batch 2)
     "EmptyLatentImage": ("sd1", "sd2", "sdxl", "auraflow"),
     "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream", "flux_rope4"),
-    "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video"),
+    "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video", "kandinsky5"),
     "EmptyChromaRadianceLatentImage": ("chroma_radiance",),
     "EmptyFlux2LatentImage": ("flux2_klein",),
     "EmptyLTXVLatentVideo": ("ltxv",),

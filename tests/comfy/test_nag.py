@@ -13,7 +13,7 @@ import pytest
 import torch
 from comfy_helpers import Recorder, call_node, pack_module
 
-CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v", "ltxv"]
+CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v", "ltxv", "kandinsky5"]
 JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image"]
 FAMILIES = CROSS + JOINT
 UNETS = ("sd1", "sdxl")
@@ -160,9 +160,11 @@ def tokens(family, conditioning):
 
 
 def text_calls(family, text_tokens, image_tokens):
-    """Whether a hooked call is the layer's text attention, by its sequence lengths."""
+    """Whether a hooked call is the layer's text attention, by its sequence lengths (cross attention: the keys are
+    the text and the queries are not; Kandinsky 5's text blocks attend over the text alone)."""
     if family in CROSS:
-        return lambda q, k: k.shape[-2 if q.ndim == 4 else 1] == text_tokens
+        axis = lambda x: x.shape[-2 if x.ndim == 4 else 1]  # noqa: E731
+        return lambda q, k: axis(k) == text_tokens and axis(q) != text_tokens
     return lambda q, k: q.shape[-2 if q.ndim == 4 else 1] == text_tokens + image_tokens
 
 

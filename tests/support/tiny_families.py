@@ -347,6 +347,18 @@ if hasattr(comfy.supported_models, "Flux2") and hasattr(comfy.text_encoders.flux
                                      comfy.text_encoders.flux.klein_te(), ("qwen3_4b",))
 else:
     UNBUILDABLE["flux2_klein"] = "this ComfyUI has no Flux.2 (comfy.supported_models.Flux2, v0.4 on)"
+if hasattr(comfy.supported_models, "Kandinsky5"):
+    import comfy.text_encoders.kandinsky5
+
+    class Kandinsky5(comfy.supported_models.Kandinsky5):  # text blocks refine the context; visual blocks cross-attend
+        unet_config = {"image_model": "kandinsky5", "in_visual_dim": 16, "out_visual_dim": 16, "in_text_dim": 3584,
+                       "in_text_dim2": 768, "time_dim": 32, "model_dim": 64, "ff_dim": 128, "visual_embed_dim": 132,
+                       "patch_size": (1, 2, 2), "num_text_blocks": 1, "num_visual_blocks": 2, "axes_dims": (8, 12, 12)}
+
+    FAMILIES["kandinsky5"] = Family(Kandinsky5, comfy.text_encoders.kandinsky5.Kandinsky5Tokenizer,
+                                    comfy.text_encoders.kandinsky5.te(), ("qwen25_7b", "clip_l"))
+else:
+    UNBUILDABLE["kandinsky5"] = "this ComfyUI has no Kandinsky 5 (comfy.supported_models.Kandinsky5; v0.3.64 had none)"
 REFUSED_MODELS: dict[str, type] = {}  # model-only tiny configs of models the pack refuses (no CLIP: refused first)
 if hasattr(comfy.supported_models, "WAN21_Vace"):
     class Wan21Vace(comfy.supported_models.WAN21_Vace):  # VaceWanModel: WanModel plus VACE reference blocks
@@ -421,14 +433,15 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
-    "ltxv": ("t5xxl",),
+    "ltxv": ("t5xxl",), "kandinsky5": ("qwen25_7b",),
 }
 
 
 def template_cut(family: str, ids: list[int]) -> slice:
     """The part of a templated LLM prompt its text encoder keeps (comfy/text_encoders/qwen_image.py and
-    hunyuan_video.py): Qwen-Image from the user text to the end, HunyuanVideo the user text and its <|eot_id|>."""
-    if family == "qwen_image":  # after the second <|im_start|>, "user", "\n"
+    hunyuan_video.py): Qwen-Image and Kandinsky 5 from the user text to the end, HunyuanVideo the user text and its
+    <|eot_id|>."""
+    if family in ("qwen_image", "kandinsky5"):  # after the second <|im_start|>, "user", "\n"
         start = [i for i, t in enumerate(ids) if t == 151644][1]
         return slice(start + 3 if ids[start + 1:start + 3] == [872, 198] else start, None)
     if family == "hunyuan_video":  # after <|start_header_id|> user <|end_header_id|> "\n\n", to <|eot_id|>
