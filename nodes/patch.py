@@ -387,6 +387,9 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
                              "sampler.")
         if guidance.attention:  # a hook replaced later would attend over the negatives as if they were the prompt's
             check(guidance.node_id, guider, "its attention-space negatives would attend as part of the prompt")
+            refusal = getattr(site_of(guider.model_options).family, "negatives_refusal", lambda _: None)(guider)
+            if refusal is not None:
+                raise ValueError(f"{guidance.node_id}: input 'terms' holds an AttentionNegativeTerm, but {refusal}.")
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         carry_guidance(guider.conds)

@@ -6,7 +6,8 @@ A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, pr
 attention site's hooks, which the capture and the attention-space negatives share (nodes/site.py; it returns the
 hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class
 has variants it does not read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space
-negative's context other than as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV).
+negative's context other than as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV); where
+a run's conditionings keep its negatives from being exact, ``negatives_refusal(guider)`` says why (Krea 2).
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ REFUSED: dict[str, str] = {  # model class, else diffusion model class → why t
     "ChromaRadiance": "Chroma Radiance samples pixels in 16×16 patches, not Chroma's latent in 2×2 patches, and "
                       "the pack does not map its image tokens yet",
     "LTXAVModel": "LTX-2 samples its video and audio latents together, and its Gemma 3 text layout is not mapped yet",
-    "SingleStreamDiT": "Krea2's single-stream blocks are not mapped yet",
 }
 
 

@@ -11,7 +11,7 @@ import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
 CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv",
-            "kandinsky5"]
+            "kandinsky5", "krea2"]
 REFUSED = {"lumina2": r"Lumina 2 and Z-Image \(NextDiT\) have no dit block replace",
            "hidream": "its blocks have no dit replace", "hunyuan_video": "its Llama tokenizer",
            "auraflow": "AuraFlow's register tokens",
@@ -158,14 +158,18 @@ def test_the_word_at_a_planted_column_takes_the_map(family):
         assert maps[:, words.index("cat")].float().min() > 0.9, (layer, maps[:, words.index("cat")].mean())
 
 
-@pytest.mark.parametrize("method", [None, "index_timestep_zero"])
-def test_qwen_image_edit_reference_latents_are_not_queries_of_the_maps(method):
-    """Qwen-Image-Edit: the prompts carry a reference latent (ReferenceLatent; the 2511 model's
-    index_timestep_zero too), whose tokens follow the image's. The maps are the image's grid and sum to 1; the samples
-    equal the uncaptured run's bit for bit."""
+EDITS = [("qwen_image", None), ("qwen_image", "index_timestep_zero"), ("krea2", "index"),
+         ("krea2", "index_timestep_zero")]
+
+
+@pytest.mark.parametrize("family, method", EDITS, ids=[f"{f}-{m}" for f, m in EDITS])
+def test_edit_reference_latents_are_not_queries_of_the_maps(family, method):
+    """Qwen-Image-Edit and Krea 2: the prompts carry a reference latent (ReferenceLatent, with a method), whose
+    tokens follow the image's. The maps are the image's grid and sum to 1; the samples equal the uncaptured run's
+    bit for bit."""
     import tiny_families
 
-    reference = {"samples": torch.randn(tiny_families.latent_shape("qwen_image"),
+    reference = {"samples": torch.randn(tiny_families.latent_shape(family),
                                         generator=torch.Generator().manual_seed(7))}
 
     def edit(conditioning):
@@ -175,10 +179,10 @@ def test_qwen_image_edit_reference_latents_are_not_queries_of_the_maps(method):
         return call_node("FluxKontextMultiReferenceLatentMethod", conditioning=conditioning,
                          reference_latents_method=method)[0]
 
-    base = tiny_families.model("qwen_image")
-    model, handle, p, n = capture("qwen_image", model=base)
-    samples = sample("qwen_image", model, edit(p), edit(n))
-    assert torch.equal(samples, sample("qwen_image", base, edit(p), edit(n)))
+    base = tiny_families.model(family)
+    model, handle, p, n = capture(family, model=base)
+    samples = sample(family, model, edit(p), edit(n))
+    assert torch.equal(samples, sample(family, base, edit(p), edit(n)))
     for (_, layer, _), maps in handle.recorder.finished.records.items():
         assert layer.grid == (4, 4)
         torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
@@ -203,7 +207,7 @@ def test_ltxv_padding_takes_no_share_of_the_maps():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv",
-                                    "kandinsky5"])
+                                    "kandinsky5", "krea2"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 

@@ -30,7 +30,9 @@ stay ≤ 1.0e-6 after six steps (sd3), so 1e-5. Eq. 8 is tested on every family 
 other three dtypes.
 
 Two NegativeTerms of weight w/2 against one of weight w (fp32): ≤ 7.3e-7 at the first call, up to 1.6e-6 after six
-steps (x̂ = … − (w/2)(n − u) − (w/2)(n − u) rounds differently and compounds), so 1e-6 and 1e-5.
+steps (x̂ = … − (w/2)(n − u) − (w/2)(n − u) rounds differently and compounds), so 1e-6 and 1e-5. Krea 2's tiny
+single-stream model, whose p, n and u lie farther apart than x̂'s size, rounds them to 1.05e-6 and 1.33e-5: twice
+the tolerances (HALVES_SLACK); its eq. 8 stays within 1e-5 (6.2e-6).
 
 A percent gate is bit-identical to its ConditioningSetTimestepRange back-fill except where a step's σ equals the
 gate's σ exactly: there the back-fill averages n and u (both ranges include the boundary) and the gate takes n. SD1,
@@ -46,18 +48,19 @@ from comfy_helpers import Recorder, call_node, patched, sample
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "chroma_radiance", "wan21", "wan21_i2v", "qwen_image",
             "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4", "flux2_klein", "ltxv",
-            "kandinsky5")  # = tiny_families' (the list needs ComfyUI to import)
+            "kandinsky5", "krea2")  # = tiny_families' (the list needs ComfyUI to import)
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 STEPS = 6
 CFG, NEG_SCALE = 5.0, 3.0
 RTOL = 1e-5  # fp32 after STEPS steps
+HALVES_SLACK = {"krea2": 2.0}  # two half terms against one whole, where the rounding measured above exceeds the rest
 FIRST_STEP_RTOL = 1e-6  # one model call, any dtype: the combination's own rounding
 LOW_PRECISION_RTOL = 5e-2  # bf16 and fp16 after STEPS steps: rounding flips of the cast latent
 EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixels, batch 2)
     "EmptyLatentImage": ("sd1", "sd2", "sdxl", "auraflow"),
     "EmptySD3LatentImage": ("sd3", "flux", "chroma", "qwen_image", "lumina2", "hidream", "flux_rope4"),
-    "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video", "kandinsky5"),
+    "EmptyHunyuanLatentVideo": ("wan21", "wan21_i2v", "hunyuan_video", "kandinsky5", "krea2"),
     "EmptyChromaRadianceLatentImage": ("chroma_radiance",),
     "EmptyFlux2LatentImage": ("flux2_klein",),
     "EmptyLTXVLatentVideo": ("ltxv",),
@@ -192,7 +195,7 @@ def setup(name):
     clip = tiny_families.clip(name)
     conds = {key: tiny_families.encode(clip, text) for key, text in (TEXTS | {"c": "green"}).items()}
     latent = tiny_families.latent(name, 2)
-    return types.SimpleNamespace(model=lambda: tiny_families.model(name), latent=latent,
+    return types.SimpleNamespace(name=name, model=lambda: tiny_families.model(name), latent=latent,
                                  noise=comfy.sample.prepare_noise(latent, 42),
                                  contexts={key: cond[0][0] for key, cond in conds.items()}, **conds)
 
@@ -262,8 +265,9 @@ def test_two_half_terms_are_one_whole_term_and_a_zero_term_is_never_evaluated(fa
     model, recorder = recorded(family)
     whole, whole_x0 = guided(model, term(family.c, 0.0, term(family.n, NEG_SCALE)))
     assert recorder.per_step() == [["n", "p", "u"]] * STEPS
-    assert relative_error(halves_x0, whole_x0) <= FIRST_STEP_RTOL
-    assert relative_error(halves, whole) <= RTOL
+    slack = HALVES_SLACK.get(family.name, 1.0)
+    assert relative_error(halves_x0, whole_x0) <= FIRST_STEP_RTOL * slack
+    assert relative_error(halves, whole) <= RTOL * slack
 
 
 def text_ids(clip, key, text):

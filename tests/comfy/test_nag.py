@@ -14,7 +14,7 @@ import torch
 from comfy_helpers import Recorder, call_node, pack_module
 
 CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v", "ltxv", "kandinsky5"]
-JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image"]
+JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image", "krea2"]
 FAMILIES = CROSS + JOINT
 UNETS = ("sd1", "sdxl")
 TEXT, NEGATIVE, OTHER = "a photo of a cat", "blurry dog", "red chair"
@@ -108,6 +108,15 @@ def hook(model, family, record, above):
     return hooked
 
 
+def joint_order(family, x, t_pos, t_neg, axis):
+    """A layer's call in the order the oracles read, [txt⁺, txt⁻, img]: Krea 2's stream is [txt⁺, img, txt⁻]."""
+    if family != "krea2" or not t_neg:
+        return x
+    image = x.shape[axis] - t_pos - t_neg
+    return torch.cat([x.narrow(axis, 0, t_pos), x.narrow(axis, t_pos + image, t_neg), x.narrow(axis, t_pos, image)],
+                     dim=axis)
+
+
 def heads_first(x, heads, split):
     return x if split else x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
 
@@ -175,9 +184,10 @@ def image_tokens(family, variant=None):
 
 
 def with_reference(conditioning, method=None):
-    """Qwen-Image-Edit: ``conditioning`` with a reference latent (ReferenceLatent; a seeded latent of Qwen-Image's
-    shape), whose tokens follow the image's in the joint stream; ``method``: FluxKontextMultiReferenceLatentMethod's
-    (index_timestep_zero: the 2511 edit model's, the reference modulated at timestep 0)."""
+    """An edit: ``conditioning`` with a reference latent (ReferenceLatent; a seeded latent of Qwen-Image's shape, which
+    Krea 2's is too), whose tokens follow the image's in the stream; ``method``: FluxKontextMultiReferenceLatentMethod's
+    (index_timestep_zero: Qwen-Image-Edit 2511's, the reference modulated at timestep 0; Krea 2 reads a reference
+    only with a method)."""
     import tiny_families
 
     reference = torch.randn(tiny_families.latent_shape("qwen_image"), generator=torch.Generator().manual_seed(7))
@@ -194,15 +204,31 @@ def in_area(conditioning):
                      strength=1.0)[0]
 
 
-@pytest.mark.parametrize("method", [None, "index_timestep_zero"])
+EDITS = [("qwen_image", None), ("qwen_image", "index_timestep_zero"), ("krea2", "index")]
+
+
+@pytest.mark.parametrize("family, method", EDITS, ids=[f"{f}-{m}" for f, m in EDITS])
 @pytest.mark.parametrize("cfg", [1.0, 2.0])
-def test_qwen_image_edit_reference_latents_are_image_tokens_of_every_text(cfg, method):
-    """Qwen-Image-Edit: a reference latent's tokens follow the image's in the joint stream, and every text attends
-    over them, the negatives' as the prompt's: the one-layer oracle with 32 image tokens (16 of the image, 16 of the
-    reference), at cfg 1 (merged form) and 2, with the reference modulated as the image or at timestep 0."""
+def test_edit_reference_latents_are_image_tokens_of_every_text(cfg, family, method):
+    """Qwen-Image-Edit and Krea 2: a reference latent's tokens follow the image's in the stream, and every text
+    attends over them, the negatives' as the prompt's: the one-layer oracle with 32 image tokens (16 of the image, 16
+    of the reference), at cfg 1 (merged form) and 2, with the reference modulated as the image or (Qwen-Image-Edit
+    2511) at timestep 0."""
     import tiny_families
 
-    check_one_layer("qwen_image", cfg, tiny_families.model("qwen_image"), lambda c: with_reference(c, method), 32)
+    check_one_layer(family, cfg, tiny_families.model(family), lambda c: with_reference(c, method), 32)
+
+
+def test_krea2_refuses_negatives_beside_a_reference_modulated_at_timestep_0():
+    """Krea 2 modulates an index_timestep_zero reference at timestep 0 from its first token to the stream's end,
+    where the negatives ride: refused before the first step, naming the method and the fix."""
+    import tiny_families
+
+    p, neg = with_reference(encode("krea2", TEXT), "index_timestep_zero"), encode("krea2", NEGATIVE)
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         r"Krea 2 modulates a reference latent of method index_timestep_zero .* Use "
+                                         r"the 'index' method"):
+        sample("krea2", guidance_cfg(tiny_families.model("krea2"), attention_term(neg)), p, p, steps=1)
 
 
 @pytest.mark.parametrize("family, cfg", [(f, 2.0) for f in FAMILIES] + [(f, 1.0) for f in JOINT])
@@ -243,10 +269,12 @@ def check_one_layer(family, cfg, base, condition=lambda c: c, image=None):
 
 def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg, mask):
     """``mask``: the layer's additive text mask over [ctx⁺, ctx⁻] (LTXV), or None."""
-    q, k, v = (heads_first(x, heads, split) for x in (q, k, v))
+    q, k, v = (joint_order(family, heads_first(x, heads, split), t_pos, t_neg, 2) for x in (q, k, v))
+    out = joint_order(family, out, t_pos, t_neg, 1)
     guided = torch.tensor(slots).repeat_interleave(q.shape[0] // len(slots)) == 0  # p's rows
-    if not guided.any():  # a forward of n alone is exactly ComfyUI's attention
-        torch.testing.assert_close(out.double(), attention(q, k, v, mask), rtol=1e-5, atol=1e-6)
+    if not guided.any():  # a forward of n alone is exactly ComfyUI's attention (fp32 against fp64: 1e-6 of its scale)
+        plain = attention(q, k, v, mask)
+        torch.testing.assert_close(out.double(), plain, rtol=1e-5, atol=1e-6 * plain.abs().max().item())
         return
     if family in CROSS:
         if mask is not None:  # the negative is cut to its unmasked tokens: it adds 0s to the mask
@@ -317,7 +345,7 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     sample(family, hook(guidance_cfg(base, attention_term(neg)), family, recorder("nag", t_pos + t_neg), True),
            p, p, steps=1)
     sample(family, hook(guidance_cfg(base), family, recorder("alone", t_alone), True), as_prompt, p, steps=1)
-    (q, k, v), (q1, k1, v1) = runs["nag"], runs["alone"]
+    (q, k, v), (q1, k1, v1) = (joint_order(family, x, t_pos, t_neg, 2) for x in runs["nag"]), runs["alone"]
     if family in CROSS:  # LTXV's negative is its unmasked tokens, the first t_neg of its context
         torch.testing.assert_close(k[:, :, t_pos:], k1[:, :, :t_neg], rtol=1e-6, atol=1e-6)
         torch.testing.assert_close(v[:, :, t_pos:], v1[:, :, :t_neg], rtol=1e-6, atol=1e-6)

@@ -28,7 +28,7 @@ VAE_CONFIG = {"double_z": True, "z_channels": 4, "resolution": 64, "in_channels"
               "ch_mult": [1, 2, 2, 2], "num_res_blocks": 1, "attn_resolutions": [], "dropout": 0.0}
 
 
-def fill_(module: torch.nn.Module, seed: int, skip: str | None = None) -> None:
+def fill_(module: torch.nn.Module, seed: int, skip: str | tuple[str, ...] | None = None) -> None:
     """Deterministic weights: ComfyUI's ops skip init, so every parameter and float buffer (SD3's pos_embed) is set
     from one seeded generator; names starting with ``skip`` stay as they are."""
     generator = torch.Generator().manual_seed(seed)

@@ -67,6 +67,7 @@ TEXT_ENCODERS = {  # name: (tiny config, real width)
     "gemma2_2b": (LLM_TINY | {"num_hidden_layers": 3, "vocab_size": SPM_VOCAB}, 2304),
     "llama": (LLM_TINY | {"num_hidden_layers": 4}, 4096),  # HunyuanVideo reads layer −3 (real: 32 layers)
     "qwen3_4b": (LLM_TINY | {"num_hidden_layers": 28}, 2560),  # Flux.2 Klein reads layers 9, 18 and 27
+    "qwen3vl_4b": (LLM_TINY | {"num_hidden_layers": 36}, 64),  # Krea 2 reads 12 layers, 2 … 35 (tiny: 64 wide)
 }
 SPM_TEXT = (
     "a photo of a cat sitting on a red chair next to a window, blurry, dog, low quality, watermark, text, "
@@ -359,6 +360,18 @@ if hasattr(comfy.supported_models, "Kandinsky5"):
                                     comfy.text_encoders.kandinsky5.te(), ("qwen25_7b", "clip_l"))
 else:
     UNBUILDABLE["kandinsky5"] = "this ComfyUI has no Kandinsky 5 (comfy.supported_models.Kandinsky5; v0.3.64 had none)"
+if hasattr(comfy.supported_models, "Krea2"):
+    import comfy.text_encoders.krea2
+
+    class Krea2(comfy.supported_models.Krea2):  # one stream [text, image]; text fused from 12 Qwen3-VL layers
+        unet_config = {"image_model": "krea2", "features": 128, "tdim": 32, "txtdim": 64, "heads": 4, "kvheads": 2,
+                       "multiplier": 2, "layers": 1, "patch": 2, "channels": 16, "txtlayers": 12, "txtheads": 2,
+                       "txtkvheads": 2}
+
+    FAMILIES["krea2"] = Family(Krea2, comfy.text_encoders.krea2.Krea2Tokenizer, comfy.text_encoders.krea2.te(),
+                               ("qwen3vl_4b",))
+else:
+    UNBUILDABLE["krea2"] = "this ComfyUI has no Krea 2 (comfy.supported_models.Krea2; v0.3.64 had none)"
 REFUSED_MODELS: dict[str, type] = {}  # model-only tiny configs of models the pack refuses (no CLIP: refused first)
 if hasattr(comfy.supported_models, "WAN21_Vace"):
     class Wan21Vace(comfy.supported_models.WAN21_Vace):  # VaceWanModel: WanModel plus VACE reference blocks
@@ -412,7 +425,7 @@ def _clip(family: str, seed: int) -> comfy.sd.CLIP:
     target = comfy.supported_models_base.ClipTarget(spec.tokenizer, spec.text_encoder)
     built = comfy.sd.CLIP(target, tokenizer_data=spec.tokenizer_data(), model_options=options)
     encoder = built.cond_stage_model
-    tiny.fill_(encoder, seed, skip="qwen25_7b.transformer.visual")
+    tiny.fill_(encoder, seed, skip=("qwen25_7b.transformer.visual", "qwen3vl_4b.transformer.visual"))
     for name in spec.encoders:
         getattr(encoder, name).register_forward_hook(widen(TEXT_ENCODERS[name][1]))
     return built
@@ -433,7 +446,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
-    "ltxv": ("t5xxl",), "kandinsky5": ("qwen25_7b",),
+    "ltxv": ("t5xxl",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",),
 }
 
 
@@ -441,7 +454,7 @@ def template_cut(family: str, ids: list[int]) -> slice:
     """The part of a templated LLM prompt its text encoder keeps (comfy/text_encoders/qwen_image.py and
     hunyuan_video.py): Qwen-Image and Kandinsky 5 from the user text to the end, HunyuanVideo the user text and its
     <|eot_id|>."""
-    if family in ("qwen_image", "kandinsky5"):  # after the second <|im_start|>, "user", "\n"
+    if family in ("qwen_image", "kandinsky5", "krea2"):  # after the second <|im_start|>, "user", "\n"
         start = [i for i, t in enumerate(ids) if t == 151644][1]
         return slice(start + 3 if ids[start + 1:start + 3] == [872, 198] else start, None)
     if family == "hunyuan_video":  # after <|start_header_id|> user <|end_header_id|> "\n\n", to <|eot_id|>
