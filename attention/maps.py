@@ -40,16 +40,16 @@ def text_attention(q: torch.Tensor, k: torch.Tensor, heads: int, queries: slice,
     return torch.cat(maps, dim=1)
 
 
-def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int) -> torch.Tensor:
+def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int, cut: bool = False) -> torch.Tensor:
     """(tokens, words): 1 where a context column belongs to a word.
 
     ``columns`` index a context of ``length`` tokens. When ComfyUI batches it with a longer one, it repeats the
     context up to their least common multiple (comfy/conds.py), so each copy of a column carries part of the word's
-    attention: every copy j + r·length counts. A context cut to its unmasked tokens (an LTXV attention-space
-    negative) is shorter and still holds every column.
+    attention: every copy j + r·length counts. With ``cut``, the context may be cut to its unmasked tokens (an LTXV
+    attention-space negative): shorter, and still holding every column.
     """
-    cut = tokens < length and all(c < tokens for cols in columns for c in cols)
-    if tokens % length and not cut:
+    shorter = cut and tokens < length and all(c < tokens for cols in columns for c in cols)
+    if tokens % length and not shorter:
         raise ValueError(f"a context of {tokens} tokens is not a repeat of the prompt's {length}")
     matrix = torch.zeros(tokens, len(columns))
     for word, cols in enumerate(columns):

@@ -149,12 +149,13 @@ class Recorder:
         negative = any(self.branch_of.get(e.get("uuid")) == "negative" for cond in conds if cond for e in cond)
         return CallRecord(self, latent_shape, negative_evaluated=negative)
 
-    def select(self, branch: str, tokens: int, device: torch.device) -> torch.Tensor:
-        """The (tokens, words) column matrix of a branch in a context of ``tokens``, built once per run and device."""
+    def select(self, branch: str, tokens: int, device: torch.device, cut: bool = False) -> torch.Tensor:
+        """The (tokens, words) column matrix of a branch in a context of ``tokens`` (``cut``: an attention-space
+        negative's, which a family may cut to its unmasked tokens), built once per run and device."""
         key = (branch, tokens, device)
         if key not in self.selects:
             prompt = self.prompts[branch]
-            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens)
+            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut)
             self.selects[key] = matrix.to(device, non_blocking=True)
         return self.selects[key]
 
@@ -199,7 +200,7 @@ class CallRecord:
         probs = text_attention(pick(q), pick(k), heads, queries, keys, heads_split, bias=bias)
         store = self.recorder.store
         for j, (_, branch) in enumerate(wanted):
-            select = self.recorder.select(branch, probs.shape[-1], probs.device)
+            select = self.recorder.select(branch, probs.shape[-1], probs.device, cut=term is not None)
             store.add(layer, branch, word_maps(probs[j * rows:(j + 1) * rows], select, layer.grid))
 
     def record_texts(self, layer: LayerId, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int,
@@ -261,7 +262,11 @@ def out_of_range(guider, sample_sigmas: list[float]) -> str | None:
     ranges = [(e.get("start_percent", 0.0), e.get("end_percent", 1.0)) for e in guider.conds.get("negative") or ()]
     if not ranges or all(r == (0.0, 1.0) for r in ranges):
         return None
-    to_sigma = guider.model_patcher.get_model_object("model_sampling").percent_to_sigma
+    model_sampling = guider.model_patcher.get_model_object("model_sampling")
+
+    def to_sigma(percent: float) -> float:  # in the schedule's fp32, as get_area_and_mult compares (host side)
+        return torch.tensor(model_sampling.percent_to_sigma(percent), dtype=torch.float32).item()
+
     steps = sample_sigmas[:-1]
     if any(to_sigma(end) <= sigma <= to_sigma(start) for start, end in ranges for sigma in steps):
         return None
@@ -289,6 +294,8 @@ def capture_model(model, recorder: Recorder):
                              "schedule (euler, dpmpp_2m, …).")
         guider = executor.class_obj
         check(recorder.node, guider, "that layer would record nothing")
+        if (refusal := getattr(recorder.family, "capture_refusal", lambda _: None)(guider)) is not None:
+            raise ValueError(f"{recorder.node}: {refusal}.")
         shapes = latent_shapes(latent_image, kwargs)
         if len(shapes) > 1:
             raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "

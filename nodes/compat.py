@@ -170,7 +170,7 @@ FAMILIES = {
                    Need("comfy.ldm.kandinsky5.model", "TransformerEncoderBlock.forward",
                         ("x", "time_embed", "freqs", "transformer_options")),
                    *keys("comfy.ldm.kandinsky5.model", "Kandinsky5.forward_orig", "x", "context", "time_embed",
-                         "transformer_options", "original_block")),
+                         "freqs", "transformer_options", "original_block")),
 }
 TOY = (
     *needs("comfy.model_base", "BaseModel"), *needs("comfy.supported_models_base", "BASE", "ClipTarget"),

@@ -13,16 +13,16 @@ core NAGuidance and KJNodes' NAG nodes guide the conditional pass only.
 
 Z⁻ᵢ is formed from this layer's own queries over the i-th negative's keys and values, projected by this layer's own
 weights (the negative's context rides beside the positive's, see the family modules):
-- cross attention (UNets, Wan): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per layer;
-- joint attention (Flux, Chroma, SD3.5, Qwen-Image): the call holds [txt⁺, txt⁻₁ … txt⁻ₖ, img]. Z⁻ᵢ is the image
-  queries' attention over [txt⁻ᵢ, img] (the negative's text keys/values beside the same image keys/values), and the
-  negative's own text stream is updated by its queries over [txt⁻ᵢ, img], as if it were the prompt. NAG then acts on
-  the image rows. When every row of the call is guided (cfg 1), Z⁺ and every Z⁻ᵢ are merged from one image
-  attention (guidance/merged_attention.py): the image half is computed once, and each negative adds its text stream
-  and an fp32 attention over its text keys alone. Otherwise (u or a CFG negative in the same batch, whose rows must
-  stay exactly ComfyUI's; SageAttention, whose kernels do not take the sink's channels, and any attention override set
-  before the pack's, such as ModelAttentionBackend's; fp16, whose range would flush the shares) Z⁻ᵢ is a second
-  attention over [txt⁻ᵢ, img].
+- cross attention (UNets, Wan, LTXV, Kandinsky 5): Z⁻ᵢ = Attn(Q, K⁻ᵢ, V⁻ᵢ), one more attention per layer;
+- joint attention (Flux, Flux.2 Klein, Chroma, SD3.5, Qwen-Image, Krea 2): the call holds [txt⁺, txt⁻₁ … txt⁻ₖ, img].
+  Z⁻ᵢ is the image queries' attention over [txt⁻ᵢ, img] (the negative's text keys/values beside the same image
+  keys/values), and the negative's own text stream is updated by its queries over [txt⁻ᵢ, img], as if it were the
+  prompt. NAG then acts on the image rows. When every row of the call is guided (cfg 1), Z⁺ and every Z⁻ᵢ are merged
+  from one image attention (guidance/merged_attention.py): the image half is computed once, and each negative adds its
+  text stream and an fp32 attention over its text keys alone. Otherwise (u or a CFG negative in the same batch, whose
+  rows must stay exactly ComfyUI's; SageAttention, whose kernels do not take the sink's channels, and any attention
+  override set before the pack's, such as ModelAttentionBackend's; fp16, whose range would flush the shares) Z⁻ᵢ is a
+  second attention over [txt⁻ᵢ, img].
 
 Every attention is computed by the attention chain below (an earlier override, or ComfyUI's own function). No host
 sync happens here: the rows come from the call's uuids, on the host.
@@ -117,8 +117,9 @@ class Rows:
 @dataclass
 class JointLayout:
     """Where the texts sit in one forward of a DiT: T⁺ (the positive's text tokens) and T⁻ᵢ, laid out [txt⁺, txt⁻₁ …
-    txt⁻ₖ, img] (a cross-attention context: [ctx⁺, ctx⁻₁ … ctx⁻ₖ]), and the negatives' texts as the blocks take them.
-    Set by the family's first block of each forward, before any attention call."""
+    txt⁻ₖ, img] (a cross-attention context: [ctx⁺, ctx⁻₁ … ctx⁻ₖ]; Krea 2's one stream: [txt⁺, img, txt⁻₁ …]), and
+    the negatives' texts as the blocks take them. Set once per forward, before any attention call, by the family's
+    first block (Krea 2: its post_input patch)."""
 
     text: int
     negatives: tuple[int, ...]

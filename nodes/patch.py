@@ -367,6 +367,16 @@ def make_sampler_sample(guidance: NegativeGuidance):
     return sampler_sample
 
 
+def check_guided_entries(node: str, guider) -> None:
+    """Refuse, before the first step, conditionings beside which the family's negatives would not be exact: those
+    of the rows the negatives guide (the positive and the terms; never the CFG negative nor u)."""
+    refusal = getattr(site_of(guider.model_options).family, "negatives_refusal", None)
+    entries = [e for key, found in guider.conds.items() if key not in ("negative", EMPTY_KEY) for e in found or ()]
+    if refusal is not None and (why := refusal(guider.model_patcher.get_model_object("diffusion_model"),
+                                               entries)) is not None:
+        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {why}.")
+
+
 def negative_contexts(negatives: list[AttentionNegative], model_options: dict) -> list[torch.Tensor]:
     """Each attention-space negative's context as its family's blocks take it (LTXV: cut to its unmasked tokens)."""
     site = site_of(model_options)
@@ -387,11 +397,10 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
                              "sampler.")
         if guidance.attention:  # a hook replaced later would attend over the negatives as if they were the prompt's
             check(guidance.node_id, guider, "its attention-space negatives would attend as part of the prompt")
-            refusal = getattr(site_of(guider.model_options).family, "negatives_refusal", lambda _: None)(guider)
-            if refusal is not None:
-                raise ValueError(f"{guidance.node_id}: input 'terms' holds an AttentionNegativeTerm, but {refusal}.")
         for key, conditioning in guidance.extra_conditionings().items():
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
+        if guidance.attention:
+            check_guided_entries(guidance.node_id, guider)
         carry_guidance(guider.conds)
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)

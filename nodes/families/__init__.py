@@ -7,7 +7,8 @@ attention site's hooks, which the capture and the attention-space negatives shar
 hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class
 has variants it does not read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space
 negative's context other than as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV); where
-a run's conditionings keep its negatives from being exact, ``negatives_refusal(guider)`` says why (Krea 2).
+a run's conditionings keep its negatives or its capture from being exact, ``negatives_refusal(guider)`` and
+``capture_refusal(guider)`` say why (Krea 2, LTXV).
 """
 
 from __future__ import annotations

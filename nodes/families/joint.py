@@ -3,10 +3,11 @@
 
 The block replace starts a ``BlockRun`` (transformer_options, contract ``BLOCK``) for the block's attention calls:
 where the capture reads its text call, and, with attention-space negatives active, the negatives' texts beside the
-prompt's. Joint families embed each negative with the model's own text embedder once per call and append it to the
-text stream at the first block ([txt⁺, txt⁻₁ … txt⁻ₖ]: every later block carries it through its token-wise text
-weights, and the model's final cut of the image, e.g. Flux's ``img[:, txt.shape[1]:]``, falls past it), extending the
-positional embedding by the negatives' own rows; Wan appends them to each block's cross-attention context.
+prompt's. Each negative is embedded with the model's own text embedder once per forward, at its first block. Joint
+families append it to the text stream there ([txt⁺, txt⁻₁ … txt⁻ₖ]: every later block carries it through its
+token-wise text weights, and the model's final cut of the image, e.g. Flux's ``img[:, txt.shape[1]:]``, falls past
+it), extending the positional embedding by the negatives' own rows; cross families (Wan, LTXV, Kandinsky 5) append it
+to each block's cross-attention context.
 
 The override takes the block's attention calls in the order the block makes them (its family says which read the
 text). On a text call it returns the layer's own attention or, with negatives, the guided one (nodes/nag.py), through
@@ -35,8 +36,8 @@ OVERRIDE = "optimized_attention_override"
 class Block:
     """Where the capture reads one run of one block: which of its attention calls is the text one, and where image
     queries and text keys sit in that call's q and k (``length``: the call's q sequence length, checked when no
-    negative rides in the call). ``cross``:
-    the text call is a cross attention (Wan); else joint, with ``queries.start`` text tokens before the image."""
+    negative rides in the call). ``cross``: the text call is a cross attention (Wan, LTXV, Kandinsky 5); else joint,
+    with ``queries.start`` text tokens before the image."""
 
     layer: LayerId
     call: int
@@ -190,7 +191,8 @@ def make_override(previous):
         else:
             out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
         if run.block is not None and index == run.block.call:
-            record(run, kwargs["transformer_options"], q, k, heads, heads_split, attention_mask(args, kwargs))
+            mask = attention_mask(args, kwargs) if run.block.cross else None  # a cross family's text key mask (LTXV)
+            record(run, kwargs["transformer_options"], q, k, heads, heads_split, mask)
         return out
 
     override.__wrapped__ = previous

@@ -3,7 +3,8 @@ self-attention over the video tokens and a cross-attention from them to that con
 
 Text: Qwen2.5-VL tokens of the templated prompt, cut as Qwen-Image's are (text_encoders/kandinsky5.py uses Qwen-Image's
 encoder); CLIP-L feeds only the pooled vector. Image queries: the latent in 1×2×2 patches, maps [frame, H, W]. Hook:
-the ``dit`` double_block replaces of the visual blocks (kandinsky5/model.py) and the attention override; in a block,
+the ``dit`` double_block replaces of the visual blocks (kandinsky5/model.py) and the attention override (Kandinsky 5
+Image's latent is one frame: maps [H, W]); in a block,
 the self-attention comes first, then the text's. Calls are heads-first (B, heads, L, d). ComfyUI v0.33's own
 ``block_wrap`` calls a visual block with keywords it does not take (``x=``, ``context=``) and returns a tensor
 where the replace must return {"x": …}, so any dit replace crashed there: the site hands every replace below it,
@@ -43,16 +44,18 @@ def blocks(diffusion_model) -> list[tuple[str, int]]:
 def dit(diffusion_model) -> joint.Dit:
     patch = tuple(diffusion_model.patch_size)
 
-    def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:  # an image latent is one frame
-        dims = tuple(latent_shape[-3:]) if len(latent_shape) == 5 else (1, *latent_shape[-2:])
-        return joint.patch_grid(dims, patch)
+    def token_grid(latent_shape: tuple[int, ...]) -> tuple[int, ...]:  # Kandinsky 5 Image: (h, w), as Flux's
+        if len(latent_shape) == 5:
+            return joint.patch_grid(latent_shape[-3:], patch)
+        return joint.patch_grid(latent_shape[-2:], patch[1:])
 
     def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
         return joint.Block(LayerId((kind, index), 0, grid), 1, args["x"].shape[1], slice(None), slice(None),
                            cross=True)
 
-    def embed(contexts, args):
-        time_embed, options = args["time_embed"], args["transformer_options"]
+    def embed(contexts, args):  # the text blocks' attention is not visual block 0's (its block_index and type)
+        time_embed = args["time_embed"]
+        options = {k: v for k, v in args["transformer_options"].items() if k not in ("block_index", "block_type")}
         texts = []
         for context in contexts:
             text_embed = diffusion_model.text_embeddings(context).expand(time_embed.shape[0], -1, -1)

@@ -7,11 +7,12 @@ queries of the map). Hooks: the attention override, which tells a block's call b
 ``dit`` replace.
 
 Attention-space negatives: a ``post_input`` patch passes each negative's context through the model's own
-``txtfusion`` and ``txtmlp`` and appends it to the stream after the image (the final cut keeps the text length it
-measured before the patch, so the negatives may not come before the image), with the text's RoPE position 0, as
-the prompt's. The override reorders a block's q/k/v [txt⁺, img, txt⁻₁ …] to [txt⁺, txt⁻₁ …, img], guides them as a
-joint family's (nodes/nag.py ``guide_joint``) and puts the output back in the stream's order. A reference latent
-modulated at timestep 0 (index_timestep_zero) would modulate the negatives, which follow it, as a reference: refused.
+``txtfusion`` and ``txtmlp`` (once per sampling run) and appends it to the stream after the image (the final cut
+keeps the text length it measured before the patch, so the negatives may not come before the image), with the text's
+RoPE position 0, as the prompt's. The override reorders a block's q/k/v [txt⁺, img, txt⁻₁ …] to [txt⁺, txt⁻₁ …, img],
+guides them as a joint family's (nodes/nag.py ``guide_joint``) and puts the output back in the stream's order. A
+reference latent modulated at timestep 0 (index_timestep_zero) would modulate the negatives, which follow it, as a
+reference: refused.
 """
 
 from __future__ import annotations
@@ -47,17 +48,17 @@ def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
     return [LayerId(("single_block", i), 0, grid) for i in range(len(diffusion_model.blocks))]
 
 
-def negatives_refusal(guider) -> str | None:
-    """Why this run's attention-space negatives cannot be exact: a reference latent modulated at timestep 0."""
-    default = getattr(guider.model_patcher.get_model_object("diffusion_model"), "default_ref_method", None)
-    for entries in guider.conds.values():
-        for entry in entries or ():
-            method = entry.get("reference_latents_method", default)
-            if entry.get("reference_latents") is not None and method == "index_timestep_zero":
-                return ("Krea 2 modulates a reference latent of method index_timestep_zero (ReferenceLatent with "
-                        "FluxKontextMultiReferenceLatentMethod) at timestep 0 from its first token to the stream's "
-                        "end, where the negatives' texts ride, so they would be modulated as a reference. Use the "
-                        "'index' method, or no attention-space negative, with that reference")
+def negatives_refusal(diffusion_model, entries) -> str | None:
+    """Why the attention-space negatives cannot be exact beside the conditioning ``entries`` they guide: a reference
+    latent modulated at timestep 0."""
+    default = getattr(diffusion_model, "default_ref_method", None)
+    for entry in entries:
+        method = entry.get("reference_latents_method", default)
+        if entry.get("reference_latents") is not None and method == "index_timestep_zero":
+            return ("Krea 2 modulates a reference latent of method index_timestep_zero (ReferenceLatent with "
+                    "FluxKontextMultiReferenceLatentMethod) at timestep 0 from its first token to the stream's "
+                    "end, where the negatives' texts ride, so they would be modulated as a reference. Use the "
+                    "'index' method, or no attention-space negative, with that reference")
     return None
 
 
@@ -70,9 +71,13 @@ def make_append_negatives(diffusion_model):
         if nag is None:
             return args
         txt, img = args["txt"], args["img"]
-        texts = [diffusion_model.txtmlp(diffusion_model.txtfusion(diffusion_model._unpack_context(c), mask=None,
-                                                                  transformer_options=options))
-                 for c in nag.contexts(like=txt)]
+        texts = []
+        for negative, context in zip(nag.negatives, nag.contexts(like=txt), strict=True):
+            key = ("krea2 fused", negative.index, txt.device, txt.dtype)  # it depends on its context alone
+            if key not in nag.run_cache:
+                nag.run_cache[key] = diffusion_model.txtmlp(diffusion_model.txtfusion(
+                    diffusion_model._unpack_context(context), mask=None, transformer_options=options))
+            texts.append(nag.run_cache[key])
         nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts), options.get(LATENT) or
                                  nag.latent_shape, texts)
         stream = torch.cat([img, *(t.expand(img.shape[0], -1, -1) for t in texts)], dim=1)

@@ -8,15 +8,14 @@ mask. Image queries: the latent in 1×1×1 patches, so maps are [frame, H, W]. H
 
 Attention-space negatives: each negative is cut to its unmasked tokens (``negative_context``: a masked key has
 exactly no share, so the cut attention is the masked one), goes through the model's own ``caption_projection`` once
-per call, and is appended to every block's context, after the prompt's; the call's mask is extended by 0s for it,
+per forward, and is appended to every block's context, after the prompt's; the call's mask is extended by 0s for it,
 and the override splits the text call's k/v and mask (nodes/nag.py ``guide_cross``). Keyframe guides
-(LTXVAddGuide) change the video's tokens: the capture refuses them; the negatives guide every token, and the effect
-map leaves such forwards out.
+(LTXVAddGuide) change the video's tokens, and below strength 1 (or with a pixel mask) split the self-attention into
+several calls, so the text call is no longer the second: the capture and the negatives refuse them before sampling
+(``capture_refusal``, ``negatives_refusal``). LTXVImgToVideo's first frame (a noise mask) is fine.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 
@@ -46,6 +45,23 @@ def negative_context(conditioning: list) -> torch.Tensor:
     return context if mask is None else context[:, mask[0].bool()]
 
 
+def keyframe_refusal(entries) -> str | None:
+    """Why the site cannot read a run with keyframe guides among ``entries`` (conditioning entries)."""
+    if any(entry.get("keyframe_idxs") is not None for entry in entries):
+        return ("LTXV's keyframe guides (LTXVAddGuide) change the video's tokens (the guide frames join them, masked "
+                "frames leave) and, below strength 1, split its self-attention into calls of their own. Run it "
+                "without keyframe guides (LTXVImgToVideo's first frame works)")
+    return None
+
+
+def capture_refusal(guider) -> str | None:
+    return keyframe_refusal([entry for entries in guider.conds.values() for entry in entries or ()])
+
+
+def negatives_refusal(diffusion_model, entries) -> str | None:
+    return keyframe_refusal(entries)
+
+
 def blocks(diffusion_model) -> list[tuple[str, int]]:
     return [("double_block", i) for i in range(len(diffusion_model.transformer_blocks))]
 
@@ -58,12 +74,8 @@ def dit(diffusion_model) -> joint.Dit:
     projects = not getattr(diffusion_model, "caption_proj_before_connector", False)  # as _prepare_context does
 
     def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
-        tokens = args["img"].shape[1]
-        if tokens != math.prod(grid):
-            raise RuntimeError(f"{call.recorder.node}: LTXV ran {tokens} video tokens where the latent has "
-                               f"{math.prod(grid)}: keyframe guides (LTXVAddGuide) add tokens of their own, which "
-                               "the capture does not map. Capture a run without them.")
-        return joint.Block(LayerId((kind, index), 0, grid), 1, tokens, slice(None), slice(None), cross=True)
+        return joint.Block(LayerId((kind, index), 0, grid), 1, args["img"].shape[1], slice(None), slice(None),
+                           cross=True)
 
     def embed(contexts, args):
         return [diffusion_model.caption_projection(c) if projects else c for c in contexts]

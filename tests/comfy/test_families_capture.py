@@ -188,6 +188,18 @@ def test_edit_reference_latents_are_not_queries_of_the_maps(family, method):
         torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
 
 
+def test_ltxv_keyframe_guides_are_refused_before_sampling():
+    """LTXVAddGuide's keyframe_idxs change the video's tokens: the capture refuses the run before the first step."""
+    import node_helpers
+
+    model, handle, p, n = capture("ltxv")
+    guided = node_helpers.conditioning_set_values(p, {"keyframe_idxs": torch.zeros(1, 3, 4, 2)})
+    with pytest.raises(ValueError, match=r"^AttentionCapture: LTXV's keyframe guides \(LTXVAddGuide\) change the "
+                                         r"video's tokens"):
+        sample("ltxv", model, guided, n)
+    assert not handle.recorder.runs
+
+
 def test_ltxv_padding_takes_no_share_of_the_maps():
     """LTXV masks its T5 padding (−max on the logits): the <pad> column's map is exactly 0 at every layer and step,
     as in the layer's own attention, and the prompt's words and <eos> share all of it. Without the mask the 123

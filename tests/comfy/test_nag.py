@@ -219,7 +219,41 @@ def test_edit_reference_latents_are_image_tokens_of_every_text(cfg, family, meth
     check_one_layer(family, cfg, tiny_families.model(family), lambda c: with_reference(c, method), 32)
 
 
-def test_krea2_refuses_negatives_beside_a_reference_modulated_at_timestep_0():
+def test_ltxv_refuses_negatives_beside_keyframe_guides():
+    """LTXVAddGuide's keyframes change the video's tokens and, below strength 1, split its self-attention into calls
+    of their own, so the text call is no longer the block's second: refused before the first step."""
+    import tiny_families
+
+    import node_helpers
+
+    p = node_helpers.conditioning_set_values(encode("ltxv", TEXT), {"keyframe_idxs": torch.zeros(1, 3, 4, 2)})
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         r"LTXV's keyframe guides \(LTXVAddGuide\) change the video's tokens"):
+        sample("ltxv", guidance_cfg(tiny_families.model("ltxv"), attention_term(encode("ltxv", NEGATIVE))), p, p,
+               steps=1)
+
+
+@pytest.mark.parametrize("family", ["kandinsky5"])  # skipped where this ComfyUI has no Kandinsky 5
+def test_kandinsky5_image_latents_are_one_frame(family):
+    """Kandinsky 5 Image samples a 4-D latent: the capture's maps and the negatives' effect map are (H, W), as every
+    image family's (a 3-D token grid made the effect map crash)."""
+    import tiny_families
+
+    import comfy.sample
+
+    base = tiny_families.model("kandinsky5")
+    captured, handle, p, n = capture("kandinsky5", guidance_cfg(base, attention_term(encode("kandinsky5", NEGATIVE))),
+                                     NEGATIVE)
+    latent = torch.zeros(2, 16, 8, 8)
+    comfy.sample.sample(captured, comfy.sample.prepare_noise(latent, 1), 2, 1.0, "euler", "normal", p, n, latent,
+                        seed=1, disable_pbar=True)
+    store = handle.recorder.finished
+    assert {layer.grid for (_, layer, _) in store.records} == {(4, 4)}
+    assert store.effects[(0, "attention")].shape == (2, 8, 8)
+
+
+@pytest.mark.parametrize("family", ["krea2"])  # skipped where this ComfyUI has no Krea 2
+def test_krea2_refuses_negatives_beside_a_reference_modulated_at_timestep_0(family):
     """Krea 2 modulates an index_timestep_zero reference at timestep 0 from its first token to the stream's end,
     where the negatives ride: refused before the first step, naming the method and the fix."""
     import tiny_families
