@@ -40,20 +40,24 @@ def text_attention(q: torch.Tensor, k: torch.Tensor, heads: int, queries: slice,
     return torch.cat(maps, dim=1)
 
 
-def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int, cut: bool = False) -> torch.Tensor:
+def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int, cut: bool = False,
+                  padded: bool = False) -> torch.Tensor:
     """(tokens, words): 1 where a context column belongs to a word.
 
     ``columns`` index a context of ``length`` tokens. When ComfyUI batches it with a longer one, it repeats the
     context up to their least common multiple (comfy/conds.py), so each copy of a column carries part of the word's
     attention: every copy j + r·length counts. With ``cut``, the context may be cut to its unmasked tokens (an LTXV
-    attention-space negative): shorter, and still holding every column.
+    attention-space negative): shorter, and still holding every column. With ``padded``, the model pads the context
+    with tokens of its own (Z-Image, to a multiple of 32; it never batches contexts of two lengths): one copy, then
+    pads that belong to no word.
     """
-    shorter = cut and tokens < length and all(c < tokens for cols in columns for c in cols)
-    if tokens % length and not shorter:
+    one_copy = ((cut and tokens < length and all(c < tokens for cols in columns for c in cols))
+                or (padded and tokens >= length))
+    if tokens % length and not one_copy:
         raise ValueError(f"a context of {tokens} tokens is not a repeat of the prompt's {length}")
     matrix = torch.zeros(tokens, len(columns))
     for word, cols in enumerate(columns):
-        for copy in range(0, tokens, length):
+        for copy in range(0, length if one_copy else tokens, length):
             matrix[[copy + c for c in cols], word] = 1.0
     return matrix
 

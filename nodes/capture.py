@@ -155,7 +155,8 @@ class Recorder:
         key = (branch, tokens, device)
         if key not in self.selects:
             prompt = self.prompts[branch]
-            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut)
+            padded = getattr(self.family, "PADDED_CONTEXT", False)
+            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut, padded)
             self.selects[key] = matrix.to(device, non_blocking=True)
         return self.selects[key]
 

@@ -165,6 +165,10 @@ FAMILIES = {
               Need("comfy.ldm.krea2.model", "Attention.forward", ("transformer_options",)),
               *keys("comfy.ldm.krea2.model", "SingleStreamDiT._forward", "post_input", "img_slice", "block_index",
                     "block_type", "img", "txt", "img_ids", "txt_ids")),
+    "nextdit": (*needs("comfy.ldm.lumina.model", "pad_zimage", "NextDiT"),  # Z-Image's NextDiT, which numbers its
+                # layers; v0.3.64's does not, so the family is left out there (families.REFUSED says why)
+                Need("comfy.ldm.lumina.model", "JointAttention.forward", ("transformer_options",)),
+                *keys("comfy.ldm.lumina.model", "NextDiT._forward", "block_index", "block_type")),
     "kandinsky5": (*needs("comfy.ldm.kandinsky5.model", "Kandinsky5", "Kandinsky5.rope_encode_1d"),
                    Need("comfy.ldm.kandinsky5.model", "CrossAttention.forward", ("transformer_options",)),
                    Need("comfy.ldm.kandinsky5.model", "TransformerEncoderBlock.forward",

@@ -239,9 +239,14 @@ def negatives_family(node: str, model):
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, which needs a hook this ComfyUI "
                          f"{compat.comfyui_version()} lacks: {missing[0]}")
     try:
-        return family_of(model)
+        family = family_of(model)
     except UnsupportedModel as error:
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {error}") from None
+    if (refused := getattr(family, "NEGATIVES_REFUSED", None)) is not None:
+        name = type(model.get_model_object("diffusion_model")).__name__
+        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but its diffusion model {name} "
+                         f"cannot take attention-space negatives: {refused}")
+    return family
 
 
 def make_batch_function():

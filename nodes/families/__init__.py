@@ -7,8 +7,10 @@ attention site's hooks, which the capture and the attention-space negatives shar
 hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class
 has variants it does not read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space
 negative's context other than as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV); where
-a run's conditionings keep its negatives or its capture from being exact, ``negatives_refusal(guider)`` and
-``capture_refusal(guider)`` say why (Krea 2, LTXV).
+a run's conditionings keep its negatives or its capture from being exact, ``negatives_refusal(diffusion_model,
+entries)`` and ``capture_refusal(guider)`` say why (Krea 2, LTXV); a family the capture reads but attention-space
+negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the prompt's context
+with tokens of its own sets ``PADDED_CONTEXT`` (Z-Image).
 """
 
 from __future__ import annotations
@@ -29,8 +31,9 @@ REFUSED: dict[str, str] = {  # model class, else diffusion model class → why t
                     "be mapped and checked",
     "HiDreamImageTransformer2DModel": "its blocks have no dit replace to name them, and each block reads its own "
                                       "Llama layer beside the T5 tokens",
-    "NextDiT": "Lumina 2 and Z-Image (NextDiT) have no dit block replace: a negative's text cannot join their joint "
-               "stream without moving the image tokens' positions, and their padded caption is not mapped yet",
+    "NextDiT": "this ComfyUI does not number Lumina 2's and Z-Image's (NextDiT) layers (block_index, v0.33 on)",
+    "NextDiTPixelSpace": "Z-Image's pixel-space model decodes pixels with a head of its own, which the pack does "
+                         "not map yet",
     "MMDiT": "AuraFlow's register tokens and pile-T5 layout are not mapped yet",
     "ChromaRadiance": "Chroma Radiance samples pixels in 16×16 patches, not Chroma's latent in 2×2 patches, and "
                       "the pack does not map its image tokens yet",

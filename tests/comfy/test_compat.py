@@ -9,14 +9,15 @@ import textwrap
 import harness
 from comfy_helpers import PACK_NODES, pack_module
 
-LATER = {"kandinsky5": "Kandinsky5", "krea2": "SingleStreamDiT"}  # families v0.3.64 has no model of: their classes
+LATER = {"kandinsky5": ("comfy.ldm.kandinsky5.model", "Kandinsky5"),  # families whose model v0.3.64 lacks
+         "krea2": ("comfy.ldm.krea2.model", "SingleStreamDiT"),
+         "nextdit": ("comfy.ldm.lumina.model", "pad_zimage")}  # Z-Image's NextDiT, which numbers its layers
 
 
 def families_of_this_comfyui() -> list[str]:
     """The families whose model this ComfyUI has: all of compat.FAMILIES, less those that came after v0.3.64."""
     compat = pack_module("nodes.compat")
-    return [name for name in compat.FAMILIES
-            if name not in LATER or compat.resolve(f"comfy.ldm.{name}.model", LATER[name]) is not None]
+    return [name for name in compat.FAMILIES if name not in LATER or compat.resolve(*LATER[name]) is not None]
 
 
 def test_every_declared_symbol_binds_on_this_comfyui(comfy):

@@ -1,5 +1,6 @@
 """The attention capture on tiny models of every family it reads: SD1, SD2, SDXL, SD3.5, Flux, Flux.2 Klein, Chroma,
-Qwen-Image, Wan 2.1 t2v and i2v, LTXV; and a clear refusal for the families it does not read.
+Qwen-Image, Wan 2.1 t2v and i2v, LTXV, Kandinsky 5, Krea 2, Lumina 2 and Z-Image; and a clear refusal for the
+families it does not read.
 
 Every test runs the family's real model, tokenizer and text-encoder classes (tests/support/tiny_families.py).
 """
@@ -11,8 +12,10 @@ import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
 CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv",
-            "kandinsky5", "krea2"]
-REFUSED = {"lumina2": r"Lumina 2 and Z-Image \(NextDiT\) have no dit block replace",
+            "kandinsky5", "krea2", "lumina2", "z_image"]
+NEXTDIT = ("lumina2", "z_image")  # captured where ComfyUI numbers NextDiT's layers (v0.33); refused on v0.3.64
+PADDED = ("z_image",)  # the model pads the caption with tokens of its own, which belong to no word
+REFUSED = {"lumina2": r"this ComfyUI does not number Lumina 2's and Z-Image's \(NextDiT\) layers",
            "hidream": "its blocks have no dit replace", "hunyuan_video": "its Llama tokenizer",
            "auraflow": "AuraFlow's register tokens",
            "chroma_radiance": "Chroma Radiance samples pixels in 16×16 patches"}
@@ -21,6 +24,19 @@ TEXT, NEGATIVE = "a photo of a cat", "blurry dog"
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(autouse=True)
+def nextdit_captured(request):
+    """Lumina 2 and Z-Image are captured where this ComfyUI numbers NextDiT's layers, and refused where it does not."""
+    family = getattr(request.node, "callspec", None) and request.node.callspec.params.get("family")
+    if family not in NEXTDIT:
+        return
+    request.getfixturevalue("comfy")
+    captured = any(f.__name__.endswith(".nextdit") for f in pack_module("nodes.families").FAMILIES)
+    refusal = request.node.originalname == "test_an_unsupported_family_is_refused_before_sampling"
+    if captured == refusal:
+        pytest.skip(f"{family}: this ComfyUI {'captures' if captured else 'refuses'} NextDiT")
 
 
 def capture(family, positive=TEXT, negative=NEGATIVE, model=None, **inputs):
@@ -51,6 +67,9 @@ def test_maps_sum_to_one_over_the_text_keys_when_every_column_is_captured(family
     assert store.steps() == [0, 1, 2]
     for (_, layer, branch), maps in store.records.items():
         assert maps.shape == (2, len(handle.words[branch]), *layer.grid)
+        if family in PADDED:  # the model's own pad tokens take the rest (the planted-column test is exact there)
+            assert ((maps.float().sum(1) > 0.05) & (maps.float().sum(1) < 1.0)).all()
+            continue
         torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
 
 
@@ -135,7 +154,8 @@ def planting(column: int, text_tokens: int, wrapped):
         key = k4[:, :, column:column + 1].clone()
         k4[:, :, text] = 0.0
         k4[:, :, column:column + 1] = key
-        q4[:, :, image] = 60.0 * key / key.norm(dim=-1, keepdim=True) / key.norm(dim=-1, keepdim=True).clamp_min(1)
+        strength = 60.0 * (key.shape[-1] / 32) ** 0.5  # a logit of 60/√32 at any head width
+        q4[:, :, image] = strength * key / key.norm(dim=-1, keepdim=True) / key.norm(dim=-1, keepdim=True).clamp_min(1)
         back = (lambda x: x) if heads_split else (lambda x: x.transpose(1, 2).reshape(x.shape[0], x.shape[2], -1))
         return wrapped(func, back(q4), back(k4), *args[2:], **kwargs)
 
@@ -149,9 +169,10 @@ def test_the_word_at_a_planted_column_takes_the_map(family):
     cat = next(w for w in handle.recorder.prompts["positive"].words if w.text == "cat")
     options = model.model_options["transformer_options"]
     planted = model.clone()
-    planted.model_options["transformer_options"] = {
-        **options, "optimized_attention_override": planting(cat.columns[0], p[0][0].shape[1],
-                                                            options["optimized_attention_override"])}
+    text = p[0][0].shape[1]
+    text = -(-text // 32) * 32 if family in PADDED else text  # Z-Image's caption padded to a multiple of 32
+    override = planting(cat.columns[0], text, options["optimized_attention_override"])
+    planted.model_options["transformer_options"] = {**options, "optimized_attention_override": override}
     sample(family, planted, p, n, steps=1)
     words = handle.words["positive"]
     for layer, maps in handle.recorder.finished.layers(0, "positive").items():

@@ -360,6 +360,18 @@ if hasattr(comfy.supported_models, "Kandinsky5"):
                                     comfy.text_encoders.kandinsky5.te(), ("qwen25_7b", "clip_l"))
 else:
     UNBUILDABLE["kandinsky5"] = "this ComfyUI has no Kandinsky 5 (comfy.supported_models.Kandinsky5; v0.3.64 had none)"
+if hasattr(comfy.supported_models, "ZImage"):
+    import comfy.text_encoders.z_image
+
+    class ZImage(comfy.supported_models.ZImage):  # Lumina 2's NextDiT with Qwen3 captions, padded to 32 tokens
+        unet_config = Lumina2.unet_config | {  # its modulation takes 256 wide: the least width
+            "dim": 256, "axes_dims": [32, 48, 48], "cap_feat_dim": 2560, "z_image_modulation": True,
+            "time_scale": 1000.0, "pad_tokens_multiple": 32}
+
+    FAMILIES["z_image"] = Family(ZImage, comfy.text_encoders.z_image.ZImageTokenizer, comfy.text_encoders.z_image.te(),
+                                 ("qwen3_4b",))
+else:
+    UNBUILDABLE["z_image"] = "this ComfyUI has no Z-Image (comfy.supported_models.ZImage; v0.3.64 had none)"
 if hasattr(comfy.supported_models, "Krea2"):
     import comfy.text_encoders.krea2
 
@@ -446,7 +458,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
-    "ltxv": ("t5xxl",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",),
+    "ltxv": ("t5xxl",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",), "z_image": ("qwen3_4b",),
 }
 
 
