@@ -209,6 +209,20 @@ def test_edit_reference_latents_are_not_queries_of_the_maps(family, method):
         torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
 
 
+@pytest.mark.parametrize("family", ["z_image"])
+def test_z_image_omni_reference_latents_are_refused_before_sampling(family):
+    """Z-Image Omni's reference latents put their own captions and images before the prompt's: refused before the
+    first step."""
+    import tiny_families
+
+    model, handle, p, n = capture(family)
+    reference = {"samples": torch.zeros(tiny_families.latent_shape(family))}
+    edited = call_node("ReferenceLatent", conditioning=p, latent=reference)[0]
+    with pytest.raises(ValueError, match=r"^AttentionCapture: Z-Image's reference latents put their own captions"):
+        sample(family, model, edited, n)
+    assert not handle.recorder.runs
+
+
 def test_ltxv_keyframe_guides_are_refused_before_sampling():
     """LTXVAddGuide's keyframe_idxs change the video's tokens: the capture refuses the run before the first step."""
     import node_helpers
