@@ -155,8 +155,8 @@ class Recorder:
         key = (branch, tokens, device)
         if key not in self.selects:
             prompt = self.prompts[branch]
-            padded = getattr(self.family, "PADDED_CONTEXT", False)
-            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut, padded)
+            pad = getattr(self.family, "CONTEXT_PAD", None)
+            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut, pad)
             self.selects[key] = matrix.to(device, non_blocking=True)
         return self.selects[key]
 

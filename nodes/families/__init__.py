@@ -10,7 +10,7 @@ negative's context other than as CLIPTextEncode gave it, ``negative_context(cond
 a run's conditionings keep its negatives or its capture from being exact, ``negatives_refusal(diffusion_model,
 entries)`` and ``capture_refusal(guider)`` say why (Krea 2, LTXV); a family the capture reads but attention-space
 negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the prompt's context
-with tokens of its own sets ``PADDED_CONTEXT`` (Z-Image).
+with tokens of its own gives the multiple in ``CONTEXT_PAD`` (Z-Image).
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ REFUSED: dict[str, str] = {  # model class, else diffusion model class → why t
                     "be mapped and checked",
     "HiDreamImageTransformer2DModel": "its blocks have no dit replace to name them, and each block reads its own "
                                       "Llama layer beside the T5 tokens",
-    "NextDiT": "this ComfyUI does not number Lumina 2's and Z-Image's (NextDiT) layers (block_index, v0.33 on)",
+    "NextDiT": "this ComfyUI does not number Lumina 2's and Z-Image's (NextDiT) layers (block_index, v0.33 on); "
+               "attention-space negatives cannot join their stream in any ComfyUI (no dit block replace)",
     "NextDiTPixelSpace": "Z-Image's pixel-space model decodes pixels with a head of its own, which the pack does "
                          "not map yet",
     "MMDiT": "AuraFlow's register tokens and pile-T5 layout are not mapped yet",

@@ -18,7 +18,7 @@ from comfy.ldm.lumina.model import NextDiT
 from ...attention.store import LayerId
 from ..contract import CALL, LATENT
 from . import joint
-from .text import PromptTokens, chat_prompt, single_encoder
+from .text import PromptTokens, UnsupportedText, chat_prompt, single_encoder
 
 NAME = "Lumina 2 / Z-Image (NextDiT)"
 NEGATIVES_REFUSED = ("Lumina 2 and Z-Image (NextDiT) have no dit block replace: a negative's text cannot join their "
@@ -30,14 +30,18 @@ def matches(diffusion_model) -> bool:
     return type(diffusion_model) is NextDiT
 
 
-PADDED_CONTEXT = True  # the model pads a caption with tokens of its own (the capture's maps: nodes/capture.py)
+CONTEXT_PAD = 32  # Z-Image pads a caption to a multiple of 32 tokens of its own (the capture's maps: column_matrix)
 
 
 def text(clip, prompt: str) -> PromptTokens:
-    """Z-Image's chat-templated Qwen3 prompt; else Lumina 2's Gemma 2."""
-    if getattr(clip.tokenizer, "qwen3_4b", None) is None:
+    """Z-Image's chat-templated Qwen3 prompt, or Lumina 2's Gemma 2 (NewBie's and the Gemma 3 Lumina's are not
+    mapped yet)."""
+    if getattr(clip.tokenizer, "qwen3_4b", None) is not None:
+        return chat_prompt(clip, prompt, "qwen3_4b")
+    if getattr(clip.tokenizer, "gemma2_2b", None) is not None:
         return single_encoder(clip, prompt, "gemma2_2b")
-    return chat_prompt(clip, prompt, "qwen3_4b")
+    raise UnsupportedText(f"its tokenizer {type(clip.tokenizer).__name__} is not Z-Image's Qwen3 nor Lumina 2's "
+                          "Gemma 2 (NewBie's and Gemma 3 Lumina's text is not mapped yet)")
 
 
 def padded(tokens: int, multiple: int | None) -> int:
@@ -51,11 +55,11 @@ def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
 
 
 def capture_refusal(guider) -> str | None:
-    """Why the capture cannot map this run: Z-Image Omni's reference latents, which lay out other captions and
+    """Why the capture cannot map this run: reference latents (Z-Image Omni), which lay out other captions and
     images before the prompt's."""
-    if any(entry.get("reference_latents") is not None for entries in guider.conds.values() for entry in entries or ()):
-        return ("Z-Image's reference latents put their own captions and images in the stream before the prompt's, "
-                "which the capture does not map. Capture a run without reference latents")
+    if any(entry.get("reference_latents") for entries in guider.conds.values() for entry in entries or ()):
+        return ("NextDiT's reference latents (Z-Image Omni) put their own captions and images in the stream before "
+                "the prompt's, which the capture does not map. Capture a run without reference latents")
     return None
 
 
@@ -73,6 +77,10 @@ def make_override(previous, multiple: int | None):
         grid = joint.image_grid(options.get(LATENT) or call.latent_shape)
         length = q.shape[2 if heads_split else 1]
         caption = length - padded(math.prod(grid), multiple)
+        if caption <= 0 or joint.attention_mask(args, kwargs) is not None:  # ComfyUI's TODO: cap_mask = None
+            raise RuntimeError(f"{call.recorder.node}: NextDiT layer {options['block_index']} attended over "
+                               f"{length} tokens for {math.prod(grid)} image tokens, or with a mask: this ComfyUI "
+                               "lays out NextDiT's stream differently from the one the capture knows")
         layer = LayerId(("double_block", options["block_index"]), 0, grid)
         block = joint.Block(layer, 0, length, slice(caption, caption + math.prod(grid)), slice(0, caption))
         joint.record(joint.BlockRun(block, call, None), options, q, k, heads, heads_split, None)

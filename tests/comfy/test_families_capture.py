@@ -218,7 +218,7 @@ def test_z_image_omni_reference_latents_are_refused_before_sampling(family):
     model, handle, p, n = capture(family)
     reference = {"samples": torch.zeros(tiny_families.latent_shape(family))}
     edited = call_node("ReferenceLatent", conditioning=p, latent=reference)[0]
-    with pytest.raises(ValueError, match=r"^AttentionCapture: Z-Image's reference latents put their own captions"):
+    with pytest.raises(ValueError, match=r"^AttentionCapture: NextDiT's reference latents \(Z-Image Omni\) put "):
         sample(family, model, edited, n)
     assert not handle.recorder.runs
 
