@@ -36,7 +36,8 @@ from ..attention.words import Word
 from ..guidance import own_step
 from .compat import latent_shapes, own_steps_sampler
 from .contract import CALL, GUIDANCE, KEY, LATENT
-from .site import check, join, site_of, whole
+from .patch import percent_to_sigma
+from .site import check, family_refusal, join, site_of, whole
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -263,11 +264,7 @@ def out_of_range(guider, sample_sigmas: list[float]) -> str | None:
     ranges = [(e.get("start_percent", 0.0), e.get("end_percent", 1.0)) for e in guider.conds.get("negative") or ()]
     if not ranges or all(r == (0.0, 1.0) for r in ranges):
         return None
-    model_sampling = guider.model_patcher.get_model_object("model_sampling")
-
-    def to_sigma(percent: float) -> float:  # in the schedule's fp32, as get_area_and_mult compares (host side)
-        return torch.tensor(model_sampling.percent_to_sigma(percent), dtype=torch.float32).item()
-
+    to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), torch.float32)
     steps = sample_sigmas[:-1]
     if any(to_sigma(end) <= sigma <= to_sigma(start) for start, end in ranges for sigma in steps):
         return None
@@ -295,8 +292,8 @@ def capture_model(model, recorder: Recorder):
                              "schedule (euler, dpmpp_2m, …).")
         guider = executor.class_obj
         check(recorder.node, guider, "that layer would record nothing")
-        if (refusal := getattr(recorder.family, "capture_refusal", lambda _: None)(guider)) is not None:
-            raise ValueError(f"{recorder.node}: {refusal}.")
+        if (why := family_refusal(recorder.family, "capture_refusal", guider)) is not None:
+            raise ValueError(f"{recorder.node}: {why}.")
         shapes = latent_shapes(latent_image, kwargs)
         if len(shapes) > 1:
             raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "

@@ -52,7 +52,7 @@ from .compat import own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import AttentionNegative, NagCall, Negative
 from .run_checks import check_run
-from .site import check, hook_name, join, site_of
+from .site import check, family_refusal, hook_name, join, site_of
 
 WRAPPERS = comfy.patcher_extension.WrappersMP
 
@@ -375,10 +375,8 @@ def make_sampler_sample(guidance: NegativeGuidance):
 def check_guided_entries(node: str, guider) -> None:
     """Refuse, before the first step, conditionings beside which the family's negatives would not be exact: those
     of the rows the negatives guide (the positive and the terms; never the CFG negative nor u)."""
-    refusal = getattr(site_of(guider.model_options).family, "negatives_refusal", None)
-    entries = [e for key, found in guider.conds.items() if key not in ("negative", EMPTY_KEY) for e in found or ()]
-    if refusal is not None and (why := refusal(guider.model_patcher.get_model_object("diffusion_model"),
-                                               entries)) is not None:
+    family = site_of(guider.model_options).family
+    if (why := family_refusal(family, "negatives_refusal", guider, ("negative", EMPTY_KEY))) is not None:
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {why}.")
 
 

@@ -147,6 +147,16 @@ def check(node: str, guider, lost: str) -> None:
             raise ValueError(refusal)
 
 
+def family_refusal(family: ModuleType, hook: str, guider, skip: tuple[str, ...] = ()) -> str | None:
+    """Why the family's ``hook`` (``capture_refusal`` or ``negatives_refusal``) refuses the guider's conditionings,
+    those under ``skip`` left out; None when it has no such hook or accepts them."""
+    refusal = getattr(family, hook, None)
+    if refusal is None:
+        return None
+    entries = [entry for key, found in guider.conds.items() if key not in skip for entry in found or ()]
+    return refusal(guider.model_patcher.get_model_object("diffusion_model"), entries)
+
+
 def lost_message(model_options: dict) -> str | None:
     """'a node applied after … replaced the attention hook …', naming who replaced the first lost hook and the fix,
     or None."""

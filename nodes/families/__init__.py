@@ -2,15 +2,15 @@
 reads that attention. Adding a family is one module here and its tests.
 
 A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, prompt) -> PromptTokens``,
-``layers(diffusion_model, latent_shape) -> [LayerId]``, ``install(patched)``, its one
-attention site's hooks, which the capture and the attention-space negatives share (nodes/site.py; it returns the
-hooks it set, by key), and ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class
-has variants it does not read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space
-negative's context other than as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV); where
-a run's conditionings keep its negatives or its capture from being exact, ``negatives_refusal(diffusion_model,
-entries)`` and ``capture_refusal(guider)`` say why (Krea 2, LTXV); a family the capture reads but attention-space
-negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the prompt's context
-with tokens of its own gives the multiple in ``CONTEXT_PAD`` (Z-Image).
+``layers(diffusion_model, latent_shape) -> [LayerId]``, ``install(patched)``, its one attention site's hooks, which
+the capture and the attention-space negatives share (nodes/site.py; it returns the hooks it set, by key), and
+``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class has variants it does not
+read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space negative's context other than
+as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV); where a run's conditionings keep its
+negatives or its capture from being exact, ``negatives_refusal(diffusion_model, entries)`` and
+``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, NextDiT); a family the capture reads but
+attention-space negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the
+prompt's context with tokens of its own gives the multiple in ``CONTEXT_PAD`` (Z-Image).
 """
 
 from __future__ import annotations

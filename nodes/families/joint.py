@@ -120,6 +120,11 @@ def attention_args(args: tuple, kwargs: dict):
     return args[0], args[1], heads, kwargs.get("skip_reshape", False)
 
 
+def unchanged(func, previous, args: tuple, kwargs: dict) -> torch.Tensor:
+    """An attention call as it came: through the earlier override, or ComfyUI's own function."""
+    return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+
+
 def attention_mask(args: tuple, kwargs: dict) -> torch.Tensor | None:
     """The mask of an optimized_attention call (a keyword on v0.33, the fifth argument on v0.3.64)."""
     return kwargs.get("mask", args[4] if len(args) > 4 else None)
@@ -183,13 +188,13 @@ def make_override(previous):
     def override(func, *args, **kwargs):
         run = (kwargs.get("transformer_options") or {}).get(BLOCK)
         if run is None:
-            return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+            return unchanged(func, previous, args, kwargs)
         index, run.seen = run.seen, run.seen + 1
         q, k, heads, heads_split = attention_args(args, kwargs)
         if run.guides(index, k, heads_split):
             out = guide(func, previous, args, kwargs, run)
         else:
-            out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+            out = unchanged(func, previous, args, kwargs)
         if run.block is not None and index == run.block.call:
             mask = attention_mask(args, kwargs) if run.block.cross else None  # a cross family's text key mask (LTXV)
             record(run, kwargs["transformer_options"], q, k, heads, heads_split, mask)

@@ -1,14 +1,14 @@
 """Kandinsky 5 (video and image): text blocks refine the Qwen2.5-VL context, then every visual block makes a
 self-attention over the video tokens and a cross-attention from them to that context.
 
-Text: Qwen2.5-VL tokens of the templated prompt, cut as Qwen-Image's are (text_encoders/kandinsky5.py uses Qwen-Image's
-encoder); CLIP-L feeds only the pooled vector. Image queries: the latent in 1×2×2 patches, maps [frame, H, W]. Hook:
-the ``dit`` double_block replaces of the visual blocks (kandinsky5/model.py) and the attention override (Kandinsky 5
-Image's latent is one frame: maps [H, W]); in a block,
-the self-attention comes first, then the text's. Calls are heads-first (B, heads, L, d). ComfyUI v0.33's own
-``block_wrap`` calls a visual block with keywords it does not take (``x=``, ``context=``) and returns a tensor
-where the replace must return {"x": …}, so any dit replace crashed there: the site hands every replace below it,
-and the block, ``original_block``, which calls the block by position as ``forward_orig`` does without a replace.
+Text: Qwen2.5-VL tokens of the templated prompt, cut as Qwen-Image's are (text_encoders/kandinsky5.py uses
+Qwen-Image's encoder); CLIP-L feeds only the pooled vector. Image queries: the latent in 1×2×2 patches, maps [frame,
+H, W] (Kandinsky 5 Image's latent is one frame: maps [H, W]). Hook: the ``dit`` double_block replaces of the visual
+blocks (kandinsky5/model.py) and the attention override; in a block, the self-attention comes first, then the text's.
+Calls are heads-first (B, heads, L, d). ComfyUI v0.33's own ``block_wrap`` calls a visual block with keywords it does
+not take (``x=``, ``context=``) and returns a tensor where the replace must return {"x": …}, so any dit replace
+crashed there: the site hands every replace below it, and the block, ``original_block``, which calls the block by
+position as ``forward_orig`` does without a replace.
 
 Attention-space negatives: once per forward, each negative's context goes through the model's own ``text_embeddings``
 and text blocks, with the forward's time embedding (its time and the pooled vector, the prompt's, as every joint

@@ -92,21 +92,18 @@ def make_override(previous):
     """The site's optimized_attention_override: a block's call guided and recorded; every other call (txtfusion's,
     or outside a forward the site joins) to the earlier override or ComfyUI's function, unchanged."""
 
-    def passthrough(func, args, kwargs):
-        return previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
-
     def override(func, *args, **kwargs):
         options = kwargs.get("transformer_options") or {}
         call, nag = options.get(CALL), active(options)
         if options.get("block_type") != "single" or "img_slice" not in options or (call is None and nag is None):
-            return passthrough(func, args, kwargs)
+            return joint.unchanged(func, previous, args, kwargs)
         text = options["img_slice"][0]
         grid = joint.image_grid(options.get(LATENT) or (call or nag).latent_shape)
         q, k, heads, heads_split = joint.attention_args(args, kwargs)
         layer = LayerId(("single_block", options["block_index"]), 0, grid)
         block = joint.Block(layer, 0, q.shape[2], slice(text, text + math.prod(grid)), slice(0, text))
         if nag is None or nag.layout is None:
-            out = passthrough(func, args, kwargs)
+            out = joint.unchanged(func, previous, args, kwargs)
             if call is not None:
                 joint.record(joint.BlockRun(block, call, None), options, q, k, heads, heads_split, None)
             return out

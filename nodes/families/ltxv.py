@@ -45,8 +45,9 @@ def negative_context(conditioning: list) -> torch.Tensor:
     return context if mask is None else context[:, mask[0].bool()]
 
 
-def keyframe_refusal(entries) -> str | None:
-    """Why the site cannot read a run with keyframe guides among ``entries`` (conditioning entries)."""
+def keyframe_refusal(diffusion_model, entries) -> str | None:
+    """Why the site cannot read a run with keyframe guides among ``entries`` (conditioning entries), for the capture
+    and for the negatives alike."""
     if any(entry.get("keyframe_idxs") is not None for entry in entries):
         return ("LTXV's keyframe guides (LTXVAddGuide) change the video's tokens (the guide frames join them, masked "
                 "frames leave) and, below strength 1, split its self-attention into calls of their own. Run it "
@@ -54,12 +55,7 @@ def keyframe_refusal(entries) -> str | None:
     return None
 
 
-def capture_refusal(guider) -> str | None:
-    return keyframe_refusal([entry for entries in guider.conds.values() for entry in entries or ()])
-
-
-def negatives_refusal(diffusion_model, entries) -> str | None:
-    return keyframe_refusal(entries)
+capture_refusal = negatives_refusal = keyframe_refusal
 
 
 def blocks(diffusion_model) -> list[tuple[str, int]]:

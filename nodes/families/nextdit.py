@@ -54,10 +54,10 @@ def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
     return [LayerId(("double_block", i), 0, grid) for i in range(len(diffusion_model.layers))]
 
 
-def capture_refusal(guider) -> str | None:
-    """Why the capture cannot map this run: reference latents (Z-Image Omni), which lay out other captions and
-    images before the prompt's."""
-    if any(entry.get("reference_latents") for entries in guider.conds.values() for entry in entries or ()):
+def capture_refusal(diffusion_model, entries) -> str | None:
+    """Why the capture cannot map a run whose conditioning ``entries`` hold reference latents (Z-Image Omni), which
+    lay out other captions and images before the prompt's."""
+    if any(entry.get("reference_latents") for entry in entries):
         return ("NextDiT's reference latents (Z-Image Omni) put their own captions and images in the stream before "
                 "the prompt's, which the capture does not map. Capture a run without reference latents")
     return None
@@ -68,7 +68,7 @@ def make_override(previous, multiple: int | None):
     passes through to the earlier override or ComfyUI's function unchanged."""
 
     def override(func, *args, **kwargs):
-        out = previous(func, *args, **kwargs) if previous is not None else func(*args, **kwargs)
+        out = joint.unchanged(func, previous, args, kwargs)
         options = kwargs.get("transformer_options") or {}
         call = options.get(CALL)
         if call is None or options.get("block_type") != "double" or "block_index" not in options:
