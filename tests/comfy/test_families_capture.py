@@ -254,7 +254,7 @@ def test_ltxv_padding_takes_no_share_of_the_maps():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv",
-                                    "kandinsky5", "krea2"])
+                                    "kandinsky5", "krea2", "lumina2", "z_image"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 
