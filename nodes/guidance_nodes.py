@@ -13,7 +13,7 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..guidance import SCHEDULES, UNITS, InvalidInput, Window, attention_range, evaluation_range, needs_empty
 from .inputs import check_combo, check_finite, first_error
-from .nag import AttentionNegative
+from .nag import ALL, STREAMS, AttentionNegative
 from .patch import ExtraTerm, NegativeGuidance, patch_model
 from .prompts import encode, same_conditioning
 from .run_checks import check_width, context_width
@@ -367,6 +367,11 @@ class AttentionNegativeTerm(io.ComfyNode):
                 *window_inputs("", "this negative"),
                 Terms.Input("terms", optional=True, tooltip="Terms from earlier NegativeTerm or "
                             "AttentionNegativeTerm nodes."),
+                io.Combo.Input("stream", options=list(STREAMS), default=ALL, optional=True,
+                               tooltip="Which text stream the negative guides. all (neutral): every one. LTX-2 "
+                                       "reads its prompt twice, for the video and for the audio: video or audio "
+                                       "guides that one alone (chain one term per stream, each with its own "
+                                       "window). Other models have one stream: all and video act the same."),
             ],
             outputs=[Terms.Output(display_name="terms", tooltip="This term and the earlier ones: wire into a "
                                   "NegativeGuidance node's terms, or into another term node.")],
@@ -374,16 +379,18 @@ class AttentionNegativeTerm(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, scale=None, tau=None, alpha=None, start=None, end=None, window_unit=None,
-                        schedule=None):
+                        schedule=None, stream=None):
         node = "AttentionNegativeTerm"
         return first_error(check_finite(node, "scale", scale, 0.0, 100.0), check_finite(node, "tau", tau, 1.0, 100.0),
                            check_finite(node, "alpha", alpha, 0.0, 1.0),
                            check_finite(node, "start", start, 0.0, 1.0), check_finite(node, "end", end, 0.0, 1.0),
                            check_combo(node, "window_unit", window_unit, UNITS),
-                           check_combo(node, "schedule", schedule, tuple(SCHEDULES)))
+                           check_combo(node, "schedule", schedule, tuple(SCHEDULES)),
+                           check_combo(node, "stream", stream, STREAMS))
 
     @classmethod
-    def execute(cls, conditioning, scale, tau, alpha, start, end, window_unit, schedule, terms=None) -> io.NodeOutput:
+    def execute(cls, conditioning, scale, tau, alpha, start, end, window_unit, schedule, terms=None,
+                stream=ALL) -> io.NodeOutput:
         node = "AttentionNegativeTerm"
         if len(conditioning) != 1:
             raise ValueError(f"{node}: input 'conditioning' holds {len(conditioning)} prompts (ConditioningCombine "
@@ -392,6 +399,7 @@ class AttentionNegativeTerm(io.ComfyNode):
         check_unranged(node, "conditioning", conditioning, "the negative would still act: attention-space negatives "
                                                           "take their steps from their own window")
         with blame(node, ATTENTION_NAMES):
-            term = AttentionNegative(conditioning, scale, tau, alpha, Window(start, end, window_unit), schedule)
+            term = AttentionNegative(conditioning, scale, tau, alpha, Window(start, end, window_unit), schedule,
+                                     stream)
             term.attention_term(0)
         return io.NodeOutput((*(terms or ()), term))

@@ -30,19 +30,22 @@ sync happens here: the rows come from the call's uuids, on the host.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 
 from ..attention.maps import heads_first
-from ..guidance import AttentionTerm, Window, normalized_attention_guidance
+from ..guidance import AttentionTerm, Window, normalized_attention_guidance, shared_normalisation
 from ..guidance.merged_attention import merged, text_attention, with_sink
 from .contract import NAG, attention_key
 
 Attend = Callable[..., torch.Tensor]  # (q, k, v, options[, mask]) → out; mask: additive, over these keys
+ALL = "all"  # an AttentionNegativeTerm's stream: every text stream of the model
+STREAMS = (ALL, "video", "audio")  # LTX-2 reads its prompt in a video and an audio cross-attention
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,7 @@ class AttentionNegative:
     alpha: float
     window: Window
     schedule: str
+    stream: str = ALL  # which of the model's text streams it guides (LTX-2: "video" or "audio"; ALL: every one)
 
     def attention_term(self, index: int) -> AttentionTerm:
         return AttentionTerm(attention_key(index), self.scale, self.tau, self.alpha, self.window, self.schedule)
@@ -67,11 +71,15 @@ class AttentionNegative:
 
 @dataclass
 class Negative:
-    """One attention-space negative active in this call: its place in the chain, φᵢ(t) and its context."""
+    """One attention-space negative active in this call: its place in the chain, φᵢ(t), its context, its τ and α,
+    and the stream it guides."""
 
     index: int
     phi: float
     context: torch.Tensor
+    tau: float
+    alpha: float
+    stream: str = ALL
 
     @property
     def tokens(self) -> int:
@@ -149,15 +157,12 @@ class NagCall:
     """
 
     negatives: list[Negative]
-    tau: float
-    alpha: float
     uuids: frozenset
     latent_shape: tuple[int, ...]
     effect_uuids: frozenset = frozenset()
     record_effect: bool = False
     layout: JointLayout | None = None
-    effect: torch.Tensor | None = None
-    effect_layers: int = 0
+    effect: EffectSum = field(default_factory=lambda: EffectSum())
     run_cache: dict = field(default_factory=dict)  # per sampling run: the contexts on the model's device and dtype
 
     def __deepcopy__(self, memo):
@@ -166,6 +171,23 @@ class NagCall:
     @property
     def phis(self) -> list[float]:
         return [n.phi for n in self.negatives]
+
+    @functools.cached_property
+    def normalisation(self) -> tuple[float, float]:
+        """(τ, α) shared by this call's negatives: their φᵢ(t)-weighted means."""
+        return shared_normalisation(self.negatives, self.phis)
+
+    def members(self, stream: str) -> list[int]:
+        """The positions of the negatives that guide one of the model's text streams (LTX-2's "video" or "audio";
+        ALL: the one stream of every other model, which every negative guides)."""
+        return [i for i, n in enumerate(self.negatives) if ALL in (stream, n.stream) or n.stream == stream]
+
+    def of_stream(self, stream: str) -> NagCall | None:
+        """This call's negatives that guide ``stream``, sharing its effect map and layout; None if none does."""
+        members = self.members(stream)
+        if len(members) == len(self.negatives):
+            return self
+        return replace(self, negatives=[self.negatives[i] for i in members]) if members else None
 
     @property
     def tokens(self) -> tuple[int, ...]:
@@ -198,7 +220,7 @@ class NagCall:
                 grid: Sequence[int] | None) -> torch.Tensor:
         """NAG on the rows ``rows`` picked (z_pos: those rows of Z⁺); sums |Z − Z⁺| of the positive's rows into the
         effect when this step is recorded (``grid``: the image tokens' grid; the first prod(grid) rows of L)."""
-        z = normalized_attention_guidance(z_pos, z_negs, self.phis, self.tau, self.alpha)
+        z = normalized_attention_guidance(z_pos, z_negs, self.phis, *self.normalisation)
         if self.record_effect and grid is not None:
             self.add_effect(z, z_pos, [u for u in uuids if u in self.uuids], rows.size, tuple(grid))
         return z
@@ -212,12 +234,22 @@ class NagCall:
             rows = slice(j * size, (j + 1) * size)
             diff = (z[rows, :math.prod(grid)].float() - z_pos[rows, :math.prod(grid)].float()).abs().mean(dim=-1)
             spatial = dims[-len(grid):]
-            up = F.interpolate(diff.view(size, 1, *grid), size=spatial, mode="nearest").view(size, *dims)
-            self.effect = up if self.effect is None else self.effect + up
-            self.effect_layers += 1
+            self.effect.add(F.interpolate(diff.view(size, 1, *grid), size=spatial, mode="nearest").view(size, *dims))
 
-    def mean_effect(self) -> torch.Tensor | None:
-        return None if self.effect is None else self.effect / self.effect_layers
+
+@dataclass
+class EffectSum:
+    """|Z − Z⁺| of a model call, summed over the layers that add to it (a stream's negatives share their call's)."""
+
+    total: torch.Tensor | None = None
+    layers: int = 0
+
+    def add(self, change: torch.Tensor) -> None:
+        self.total = change if self.total is None else self.total + change
+        self.layers += 1
+
+    def mean(self) -> torch.Tensor | None:
+        return None if self.total is None else self.total / self.layers
 
 
 def active(options: dict) -> NagCall | None:

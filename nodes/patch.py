@@ -43,14 +43,13 @@ from ..guidance import (
     own_step,
     plan_attention,
     plan_call,
-    shared_normalisation,
     standard_neg_scale,
     step_index,
 )
 from ..guidance.online import LayoutWatch
 from .compat import own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
-from .nag import AttentionNegative, NagCall, Negative
+from .nag import ALL, AttentionNegative, EffectSum, NagCall, Negative
 from .run_checks import check_run
 from .site import check, family_refusal, hook_name, join, site_of
 
@@ -156,6 +155,7 @@ class RunContext:
     watch: LayoutWatch | None = None
     attention: list[AttentionTerm] = field(default_factory=list)
     contexts: list = field(default_factory=list)  # the attention terms' contexts, in chain order
+    streams: list = field(default_factory=list)  # the text stream each guides (nodes/nag.py STREAMS)
     moved: dict = field(default_factory=dict)  # those contexts on the model's device and dtype (NagCall.run_cache)
     calls: list[int] = field(default_factory=lambda: [0, 0, 0])
     step_negatives: list = field(default_factory=lambda: [None, None])  # the latest batch's [σ, NagCall | None]
@@ -203,7 +203,8 @@ def patch_model(model, guidance: NegativeGuidance):
                          "from an earlier node. It expects ComfyUI's [positive, negative] batch, where this patch "
                          "batches positive, negative, empty and the terms, so the two cannot be combined: remove "
                          "that node, or apply its effect another way.")
-    patched = join(model, negatives_family(node, model), node, negatives=node) if guidance.attention else model.clone()
+    patched = (join(model, negatives_family(node, model, guidance.attention), node, negatives=node)
+               if guidance.attention else model.clone())
     batch = make_batch_function()
     patched.set_model_sampler_calc_cond_batch_function(batch)
     patched.model_options["disable_cfg1_optimization"] = True  # the planner decides what to skip
@@ -224,13 +225,14 @@ def same_step_negatives(executor, model, conds, x_in, timestep, model_options):
     options = model_options.get("transformer_options", {})
     sigma, nag = (None, None) if ctx is None else ctx.step_negatives
     if nag is not None and sigma is timestep and NAG not in options:
-        nag = replace(nag, record_effect=False, layout=None, effect=None, effect_layers=0)
+        nag = replace(nag, record_effect=False, layout=None, effect=EffectSum())
         model_options = {**model_options, "transformer_options": {**options, NAG: nag}}
     return executor(model, conds, x_in, timestep, model_options)
 
 
-def negatives_family(node: str, model):
-    """The model family whose attention hooks take attention-space negatives, or a clear error naming the model."""
+def negatives_family(node: str, model, negatives: list[AttentionNegative]):
+    """The model family whose attention hooks take these attention-space negatives, or a clear error naming the model
+    (or the stream it lacks)."""
     from . import compat
     from .families import UnsupportedModel, family_of
 
@@ -246,6 +248,12 @@ def negatives_family(node: str, model):
         name = type(model.get_model_object("diffusion_model")).__name__
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but its diffusion model {name} "
                          f"cannot take attention-space negatives: {refused}")
+    streams = set(getattr(family, "CONTEXTS", {}).values()) or {"video"}  # one stream, the picture's
+    for term in negatives:
+        if term.stream != ALL and term.stream not in streams:
+            raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm whose input 'stream' is "
+                             f"'{term.stream}', but {family.NAME} has no {term.stream} stream (LTX-2 alone samples "
+                             "audio beside its video), so it would never act. Set its stream to 'all'.")
     return family
 
 
@@ -309,13 +317,12 @@ def negatives_call(ctx: RunContext, sigma: float, coefficients: dict[str, float]
     weights = plan_attention(ctx.attention, sigma, ctx.sample_sigmas, ctx.to_sigma)
     if not weights:
         return None
-    active = [(i, t) for i, t in enumerate(ctx.attention) if t.key in weights]
-    tau, alpha = shared_normalisation([t for _, t in active], [weights[t.key] for _, t in active])
     uuids = frozenset(e["uuid"] for key, c in coefficients.items() if c > 0 and key != EMPTY
                       for e in conds[guider_key(key)])
     positive = frozenset(e["uuid"] for e in conds["positive"])
-    return NagCall([Negative(i, weights[t.key], ctx.contexts[i]) for i, t in active], tau, alpha, uuids,
-                   latent_shape, positive & uuids, record_effect, run_cache=ctx.moved)
+    negatives = [Negative(i, weights[t.key], ctx.contexts[i], t.tau, t.alpha, ctx.streams[i])
+                 for i, t in enumerate(ctx.attention) if t.key in weights]
+    return NagCall(negatives, uuids, latent_shape, positive & uuids, record_effect, run_cache=ctx.moved)
 
 
 def record_effects(recorder, preds, plans: list[tuple[dict, list[bool] | None]], step: int | None,
@@ -330,7 +337,7 @@ def record_effects(recorder, preds, plans: list[tuple[dict, list[bool] | None]],
         some = next(found[key] for found in effects if key in found)
         per_plan = [found.get(key, torch.zeros_like(some)) for found in effects]
         recorder.add_effect(step, term_name(key), by_image(per_plan, [rows for _, rows in plans]))
-    effect = None if nag is None else nag.mean_effect()
+    effect = None if nag is None else nag.effect.mean()
     if effect is not None:
         recorder.add_effect(step, ATTENTION_EFFECT, effect)
 
@@ -360,7 +367,8 @@ def make_sampler_sample(guidance: NegativeGuidance):
             to_sigma=to_sigma,
             watch=watch,
             attention=guidance.attention_terms(),
-            contexts=negative_contexts(guidance.attention, extra_args["model_options"]),
+            contexts=negative_contexts(guidance.attention, guider),
+            streams=[term.stream for term in guidance.attention],
         )
         model_options = {**extra_args["model_options"], RUN_CONTEXT: ctx}
         samples = executor(guider, sigmas, {**extra_args, "model_options": model_options}, *args, **kwargs)
@@ -380,11 +388,13 @@ def check_guided_entries(node: str, guider) -> None:
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {why}.")
 
 
-def negative_contexts(negatives: list[AttentionNegative], model_options: dict) -> list[torch.Tensor]:
-    """Each attention-space negative's context as its family's blocks take it (LTXV: cut to its unmasked tokens)."""
-    site = site_of(model_options)
+def negative_contexts(negatives: list[AttentionNegative], guider) -> list[torch.Tensor]:
+    """Each attention-space negative's context as its family's blocks take it, once per sampling run (LTXV: cut to
+    its unmasked tokens; LTX-2: through the model's text connectors)."""
+    site = site_of(guider.model_options)
     context_of = getattr(site.family, "negative_context", None) if site is not None else None
-    return [term.context if context_of is None else context_of(term.conditioning) for term in negatives]
+    return [term.context if context_of is None else context_of(term.conditioning, guider.model_patcher)
+            for term in negatives]
 
 
 def make_outer_sample(guidance: NegativeGuidance, batch):

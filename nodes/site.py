@@ -57,11 +57,13 @@ def join(model, family: ModuleType, node: str, **participant):
 
 def forward_latent(executor, x, t, c_concat, c_crossattn, control, transformer_options, **kwargs):
     """APPLY_MODEL wrapper: the hooks of this forward learn the shape of the latent it runs on (contract ``LATENT``):
-    the sampled latent's, or the crop of an area prompt, whose image tokens are a grid of their own. A new forward
-    has no negatives' text layout yet (its first block sets one)."""
+    the sampled latent's, or the crop of an area prompt, whose image tokens are a grid of their own; of latents
+    packed into one (LTX-2's video and audio), the first's. A new forward has no negatives' text layout yet (its
+    first block sets one)."""
     if (nag := transformer_options.get(NAG)) is not None:
         nag.layout = None
-    options = {**transformer_options, LATENT: tuple(x.shape)}
+    packed = kwargs.get("latent_shapes")
+    options = {**transformer_options, LATENT: tuple(packed[0] if packed else x.shape)}
     return executor(x, t, c_concat, c_crossattn, control, options, **kwargs)
 
 

@@ -6,9 +6,11 @@ A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, pr
 the capture and the attention-space negatives share (nodes/site.py; it returns the hooks it set, by key), and
 ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class has variants it does not
 read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space negative's context other than
-as CLIPTextEncode gave it, ``negative_context(conditioning)`` gives it (LTXV); where a run's conditionings keep its
+as CLIPTextEncode gave it, ``negative_context(conditioning, model_patcher)`` gives it once per sampling run (LTXV,
+LTX-2); where its blocks read several text streams, ``CONTEXTS`` names the stream of each (LTX-2's video and audio,
+which an AttentionNegativeTerm's ``stream`` picks); where a run's conditionings keep its
 negatives or its capture from being exact, ``negatives_refusal(diffusion_model, entries)`` and
-``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, NextDiT); a family the capture reads but
+``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, LTX-2, NextDiT); a family the capture reads but
 attention-space negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the
 prompt's context with tokens of its own gives the multiple in ``CONTEXT_PAD`` (Z-Image).
 """
@@ -38,7 +40,6 @@ REFUSED: dict[str, str] = {  # model class, else diffusion model class → why t
     "MMDiT": "AuraFlow's register tokens and pile-T5 layout are not mapped yet",
     "ChromaRadiance": "Chroma Radiance samples pixels in 16×16 patches, not Chroma's latent in 2×2 patches, and "
                       "the pack does not map its image tokens yet",
-    "LTXAVModel": "LTX-2 samples its video and audio latents together, and its Gemma 3 text layout is not mapped yet",
 }
 
 

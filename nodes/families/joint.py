@@ -26,7 +26,7 @@ import torch
 
 from ...attention.store import LayerId
 from ..contract import BLOCK, CALL, LATENT
-from ..nag import JointLayout, NagCall, active, guide_cross, guide_joint, merges
+from ..nag import ALL, JointLayout, NagCall, active, guide_cross, guide_joint, merges
 from ..site import whole
 
 OVERRIDE = "optimized_attention_override"
@@ -78,40 +78,58 @@ class Dit:
     embedding), once per forward; ``extend_pe(pe, nag)``: the positional embedding with the negatives' rows after the
     prompt's. ``keys``: the names of the image and the text in a block's args. ``cross``: the text is a
     cross-attention context given to every block (Wan), which ``embed`` keeps at each text's length; then
-    ``calls(block)`` are the block's attention calls that may read it, guided where their keys are the whole
-    extended context or it less the ``cut(block)`` tokens the layer cuts off its front (Wan i2v: CLIP-vision).
+    ``calls(block, options)`` maps the block's attention calls that may read a context (given the block's
+    transformer_options) to that context's name in the args, each guided where its keys are the whole extended
+    context or it less the ``cut(block)`` tokens the layer cuts off its front (Wan i2v: CLIP-vision). ``streams``:
+    the stream each context name carries, where a model has several (LTX-2: video and audio, ``embed`` then gives
+    each negative's text per context name); a negative joins the contexts of its stream.
     ``original_block(index)``: the block as the replace's ``extra`` should hand it, where ComfyUI's is broken
     (Kandinsky 5)."""
 
     blocks: list[tuple[str, int]]
     locate: Locate
-    embed: Callable[[list[torch.Tensor], dict], list[torch.Tensor]]
+    embed: Callable[[list[torch.Tensor], dict], list]
     extend_pe: Callable | None = None
     token_grid: Callable[[tuple[int, ...]], tuple[int, ...]] = image_grid
     keys: tuple[str, str] = ("img", "txt")
     cross: bool = False
-    calls: Callable[[tuple[str, int]], tuple[int, ...]] = lambda block: (0,)
+    calls: Callable[[tuple[str, int], dict], dict[int, str]] | None = None
     cut: Callable[[tuple[str, int]], int] = lambda block: 0
+    streams: dict[str, str] = field(default_factory=dict)
     original_block: Callable[[int], Callable[[dict], dict]] | None = None
+
+    def image_tokens(self, args: dict) -> int:
+        """The image tokens a block's args hold (LTX-2: the video's, the first of its (video, audio) pair)."""
+        image = args[self.keys[0]]
+        return (image[0] if isinstance(image, tuple) else image).shape[1]
+
+    def text_calls(self, block: tuple[str, int], options: dict) -> dict[int, str]:
+        """The block's attention calls that read a text, by index, each with the name of the text in its args (a
+        joint block: its one attention, call 0)."""
+        return {0: self.keys[1]} if self.calls is None else self.calls(block, options)
 
 
 @dataclass
 class BlockRun:
     """One run of one block through the site: the capture's ``block`` and ``record`` when it records this call, the
-    call's ``nag`` when attention-space negatives apply to this forward, and the count of its attention calls."""
+    call's ``nag`` when attention-space negatives apply to this forward, and the count of its attention calls.
+    ``calls``: the negatives each text call guides (a stream's, on LTX-2), and for a cross family the lengths its
+    keys may have (its whole context, or it less the tokens the layer cuts)."""
 
     block: Block | None
     record: object | None
     nag: NagCall | None
     grid: tuple[int, ...] | None = None
-    calls: tuple[int, ...] = ()
+    calls: dict[int, tuple[NagCall, tuple[int, ...]]] = field(default_factory=dict)
     cross: bool = False
-    keys: tuple[int, ...] = ()
     seen: int = field(default=0)
 
-    def guides(self, index: int, k: torch.Tensor, heads_split: bool) -> bool:
-        return (self.nag is not None and index in self.calls
-                and (not self.cross or k.shape[2 if heads_split else 1] in self.keys))
+    def negatives(self, index: int, k: torch.Tensor | None = None, heads_split: bool = False) -> NagCall | None:
+        """The negatives the ``index``-th attention call guides (given its keys ``k``), or None."""
+        nag, keys = self.calls.get(index, (None, ()))
+        if nag is not None and self.cross and k is not None and k.shape[2 if heads_split else 1] not in keys:
+            return None
+        return nag
 
 
 def attention_args(args: tuple, kwargs: dict):
@@ -147,8 +165,8 @@ def attention_call(func, previous, args: tuple, kwargs: dict):
     return attend
 
 
-def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun) -> torch.Tensor:
-    """The block's text attention guided by the run's negatives."""
+def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun, nag: NagCall) -> torch.Tensor:
+    """The block's text attention guided by ``nag``, the negatives of its call."""
     q, k, heads, heads_split = attention_args(args, kwargs)
     mask = attention_mask(args, kwargs)
     if (mask is not None and not run.cross) or kwargs.get("skip_output_reshape", False):
@@ -156,16 +174,16 @@ def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun) -> torch.Ten
                            "heads-first output), which attention-space negatives do not support yet")
     attend, options = attention_call(func, previous, args, kwargs), kwargs["transformer_options"]
     if run.cross:
-        return guide_cross(attend, q, k, args[2], options, run.nag, run.grid, mask, heads_split)
+        return guide_cross(attend, q, k, args[2], options, nag, run.grid, mask, heads_split)
     merge = previous is None and merges(func, q.dtype)  # an override below (a backend's) gets plain attentions only
-    return guide_joint(attend, q, k, args[2], options, run.nag, heads, heads_split, run.grid, merge)
+    return guide_joint(attend, q, k, args[2], options, nag, heads, heads_split, run.grid, merge)
 
 
 def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int, heads_split: bool,
            mask: torch.Tensor | None) -> None:
     """The capture's maps of every text of the block's text call: the prompt's, and with negatives each one's
     (``mask``: the call's additive key mask, which the maps apply as the attention did)."""
-    block, nag, axis = run.block, run.nag, 2 if heads_split else 1
+    block, nag, axis = run.block, run.negatives(run.block.call), 2 if heads_split else 1
     if nag is None:
         if q.shape[axis] != block.length:
             raise RuntimeError(f"{run.record.recorder.node}: block {block.layer.name} ran attention over "
@@ -191,8 +209,8 @@ def make_override(previous):
             return unchanged(func, previous, args, kwargs)
         index, run.seen = run.seen, run.seen + 1
         q, k, heads, heads_split = attention_args(args, kwargs)
-        if run.guides(index, k, heads_split):
-            out = guide(func, previous, args, kwargs, run)
+        if (nag := run.negatives(index, k, heads_split)) is not None:
+            out = guide(func, previous, args, kwargs, run, nag)
         else:
             out = unchanged(func, previous, args, kwargs)
         if run.block is not None and index == run.block.call:
@@ -204,20 +222,31 @@ def make_override(previous):
     return override
 
 
-def with_negatives(dit: Dit, first: bool, args: dict, nag: NagCall, latent: tuple[int, ...]) -> dict:
+def with_texts(txt: torch.Tensor, texts: list, key: str) -> torch.Tensor:
+    """``txt`` with ``texts`` appended along the tokens (a text given per context name: its ``key`` one)."""
+    pieces = [text[key] if isinstance(text, dict) else text for text in texts]
+    return torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in pieces)], dim=1)
+
+
+def with_negatives(dit: Dit, block: tuple[str, int], first: bool, args: dict, nag: NagCall,
+                   latent: tuple[int, ...]) -> dict:
     """The block's args with the negatives' texts: appended to txt at the first block of a joint forward, to every
     block's context for cross attention (and a text mask the context has extended by 0s: the family cuts each
     negative to its unmasked tokens, ``negative_context``); and the positional embedding extended, once per forward
     (``latent``: the shape of the latent this forward runs on)."""
     args, text_key = dict(args), dit.keys[1]
-    if first or dit.cross:
-        txt = args[text_key]
-        if nag.layout is None:  # the first block this forward runs (a cross family's first may be skipped, by SLG)
-            texts = dit.embed(nag.contexts(like=txt), args)
-            nag.layout = JointLayout(txt.shape[1], tuple(t.shape[1] for t in texts), latent, texts)
-        args[text_key] = torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in nag.layout.texts)], dim=1)
-        if dit.cross and (mask := args.get("attention_mask")) is not None:
+    if nag.layout is None:  # the first block this forward runs (a cross family's first may be skipped, by SLG)
+        texts = dit.embed(nag.contexts(like=args[text_key]), args)
+        tokens = tuple(next(iter(t.values())) if isinstance(t, dict) else t for t in texts)
+        nag.layout = JointLayout(args[text_key].shape[1], tuple(t.shape[1] for t in tokens), latent, texts)
+    if dit.cross:
+        for key in dict.fromkeys(dit.text_calls(block, args["transformer_options"]).values()):
+            members = nag.members(dit.streams.get(key, ALL))
+            args[key] = with_texts(args[key], [nag.layout.texts[i] for i in members], key)
+        if (mask := args.get("attention_mask")) is not None:
             args["attention_mask"] = torch.cat([mask, mask.new_zeros(*mask.shape[:-1], nag.layout.extra)], dim=-1)
+    elif first:
+        args[text_key] = with_texts(args[text_key], nag.layout.texts, text_key)
     if dit.extend_pe is not None and args.get("pe") is not None:
         if nag.layout.pe is None or nag.layout.pe[0] is not args["pe"]:  # once per forward
             nag.layout.pe = (args["pe"], dit.extend_pe(args["pe"], nag))
@@ -241,13 +270,14 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
             grid = dit.token_grid(latent)
             run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call, nag)
             if nag is not None:
-                args = with_negatives(dit, first, args, nag, latent)
-                whole_image = whole(options, nag.latent_shape) and args[dit.keys[0]].shape[1] >= math.prod(grid)
-                run.grid = grid if whole_image else None  # the effect map: forwards over the whole latent only
-                run.calls, run.cross = dit.calls((kind, index)), dit.cross
-                if dit.cross:
-                    tokens = args[dit.keys[1]].shape[1]
-                    run.keys = (tokens, tokens - dit.cut((kind, index)))
+                args = with_negatives(dit, (kind, index), first, args, nag, latent)
+                run.grid = grid if whole(options, nag.latent_shape) and dit.image_tokens(args) >= math.prod(grid) \
+                    else None  # the effect map: forwards over the whole latent only
+                run.cross = dit.cross
+                for position, key in dit.text_calls((kind, index), options).items():
+                    if (negatives := nag.of_stream(dit.streams.get(key, ALL))) is not None:
+                        tokens = args[key].shape[1] if dit.cross else 0
+                        run.calls[position] = negatives, (tokens, tokens - dit.cut((kind, index)))
             args = {**args, "transformer_options": {**options, BLOCK: run}}
         return previous(args, extra) if previous is not None else extra["original_block"](args)
 

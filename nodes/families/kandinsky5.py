@@ -76,7 +76,7 @@ def dit(diffusion_model) -> joint.Dit:
         return run
 
     return joint.Dit(blocks(diffusion_model), locate, embed, token_grid=token_grid, keys=("x", "context"),
-                     cross=True, calls=lambda _: (1,), original_block=original_block)
+                     cross=True, calls=lambda block, options: {1: "context"}, original_block=original_block)
 
 
 layers, install = joint.site(dit)

@@ -38,7 +38,7 @@ def text(clip, prompt: str) -> PromptTokens:
     return single_encoder(clip, prompt, "t5xxl")
 
 
-def negative_context(conditioning: list) -> torch.Tensor:
+def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
     """A negative's context (1, T⁻, 4096) cut to the tokens its attention mask keeps (the T5 tokens and EOS)."""
     context, extra = conditioning[0][0], conditioning[0][1]
     mask = extra.get("attention_mask")
@@ -76,7 +76,8 @@ def dit(diffusion_model) -> joint.Dit:
     def embed(contexts, args):
         return [diffusion_model.caption_projection(c) if projects else c for c in contexts]
 
-    return joint.Dit(blocks(diffusion_model), locate, embed, token_grid=token_grid, cross=True, calls=lambda _: (1,))
+    return joint.Dit(blocks(diffusion_model), locate, embed, token_grid=token_grid, cross=True,
+                     calls=lambda block, options: {1: "txt"})
 
 
 layers, install = joint.site(dit)

@@ -64,8 +64,8 @@ def dit(diffusion_model) -> joint.Dit:
     def embed(contexts, args):
         return [diffusion_model.text_embedding(c) for c in contexts]
 
-    def calls(block):  # i2v: the CLIP-vision call reads the whole context too when the model gets no CLIP features
-        return (1, 2) if image_to_video[block[1]] else (1,)
+    def calls(block, options):  # i2v: the CLIP-vision call reads the whole context too when the model gets no CLIP
+        return {1: "txt", 2: "txt"} if image_to_video[block[1]] else {1: "txt"}  # features
 
     return joint.Dit(blocks(diffusion_model), locate, embed, token_grid=token_grid, cross=True, calls=calls,
                      cut=lambda block: CLIP_VISION_TOKENS if image_to_video[block[1]] else 0)

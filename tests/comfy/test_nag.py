@@ -12,6 +12,7 @@ import logging
 import pytest
 import torch
 from comfy_helpers import Recorder, call_node, pack_module
+from nag_oracle import attention, heads_first, nag_reference
 
 CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v", "ltxv", "kandinsky5"]
 JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image", "krea2"]
@@ -115,26 +116,6 @@ def joint_order(family, x, t_pos, t_neg, axis):
     image = x.shape[axis] - t_pos - t_neg
     return torch.cat([x.narrow(axis, 0, t_pos), x.narrow(axis, t_pos + image, t_neg), x.narrow(axis, t_pos, image)],
                      dim=axis)
-
-
-def heads_first(x, heads, split):
-    return x if split else x.view(x.shape[0], x.shape[1], heads, -1).transpose(1, 2)
-
-
-def attention(q, k, v, mask=None):
-    """softmax(QKᵀ/√d + mask)·V per head, (B, heads, L, d) → (B, L, heads·d); mask additive, (B, 1, 1, L_k)."""
-    bias = 0.0 if mask is None else mask.double()
-    weights = (q.double() @ k.double().transpose(-1, -2) * q.shape[-1] ** -0.5 + bias).softmax(dim=-1)
-    out = weights @ v.double()
-    return out.transpose(1, 2).reshape(q.shape[0], q.shape[2], -1)
-
-
-def nag_reference(z_pos, z_negs, phis, tau, alpha):
-    """The four equations, as written in the issue."""
-    z_tilde = z_pos + sum(phi * (z_pos - z_neg) for phi, z_neg in zip(phis, z_negs, strict=True))
-    n = z_tilde.abs().sum(dim=-1, keepdim=True) / z_pos.abs().sum(dim=-1, keepdim=True)
-    z_hat = z_tilde * torch.minimum(n, torch.full_like(n, tau)) / n
-    return alpha * z_hat + (1 - alpha) * z_pos
 
 
 def computed_steps(family, terms, p, n, steps):

@@ -68,6 +68,7 @@ TEXT_ENCODERS = {  # name: (tiny config, real width)
     "llama": (LLM_TINY | {"num_hidden_layers": 4}, 4096),  # HunyuanVideo reads layer −3 (real: 32 layers)
     "qwen3_4b": (LLM_TINY | {"num_hidden_layers": 28}, 2560),  # Flux.2 Klein reads layers 9, 18 and 27
     "qwen3vl_4b": (LLM_TINY | {"num_hidden_layers": 36}, 64),  # Krea 2 reads 12 layers, 2 … 35 (tiny: 64 wide)
+    "gemma3_12b": (LLM_TINY | {"num_hidden_layers": 2, "vocab_size": SPM_VOCAB}, None),  # LTX-2 projects every layer
 }
 SPM_TEXT = (
     "a photo of a cat sitting on a red chair next to a window, blurry, dog, low quality, watermark, text, "
@@ -384,6 +385,34 @@ if hasattr(comfy.supported_models, "Krea2"):
                                ("qwen3vl_4b",))
 else:
     UNBUILDABLE["krea2"] = "this ComfyUI has no Krea 2 (comfy.supported_models.Krea2; v0.3.64 had none)"
+if hasattr(comfy.supported_models, "LTXAV"):
+    import comfy.sd1_clip
+    import comfy.text_encoders.llama
+
+    class Gemma3StandIn(comfy.sd1_clip.SDClipModel):
+        """Gemma 3 read at every layer, as LTX-2's text encoder reads it (Gemma3_12BModel), built from ComfyUI's
+        text-only Gemma 3 class: the 12B class allocates a 400 M-parameter vision tower whatever its config."""
+
+        def __init__(self, device="cpu", layer="all", layer_idx=None, dtype=None, attention_mask=True,
+                     model_options={}):  # noqa: B006 (ComfyUI's signature)
+            super().__init__(device=device, layer=layer, layer_idx=layer_idx, textmodel_json_config={}, dtype=dtype,
+                             special_tokens={"start": 2, "pad": 0}, layer_norm_hidden_state=False,
+                             model_class=comfy.text_encoders.llama.Gemma3_4B, enable_attention_masks=attention_mask,
+                             return_attention_masks=attention_mask,
+                             model_options={**model_options, "model_name": "gemma3_12b"})
+
+    class LTXAV(comfy.supported_models.LTXAV):  # LTX-2: video and audio blocks, each cross-attending to its text
+        unet_config = {"image_model": "ltxav", "in_channels": 128, "audio_in_channels": 128,
+                       "cross_attention_dim": 64, "audio_cross_attention_dim": 32, "attention_head_dim": 32,
+                       "num_attention_heads": 2, "audio_attention_head_dim": 16, "audio_num_attention_heads": 2,
+                       "caption_channels": 64, "num_layers": 2, "connector_attention_head_dim": 32,
+                       "connector_num_attention_heads": 2, "connector_num_layers": 1}
+
+    FAMILIES["ltxav"] = Family(LTXAV, comfy.text_encoders.lt.LTXAVGemmaTokenizer,
+                               comfy.text_encoders.lt.ltxav_te(video_projection_dim=64, text_encoder_model=Gemma3StandIn),
+                               ("gemma3_12b",), gemma_tokenizer_data)
+else:
+    UNBUILDABLE["ltxav"] = "this ComfyUI has no LTX-2 (comfy.supported_models.LTXAV; v0.3.64 had none)"
 REFUSED_MODELS: dict[str, type] = {}  # model-only tiny configs of models the pack refuses (no CLIP: refused first)
 if hasattr(comfy.supported_models, "WAN21_Vace"):
     class Wan21Vace(comfy.supported_models.WAN21_Vace):  # VaceWanModel: WanModel plus VACE reference blocks
@@ -439,7 +468,8 @@ def _clip(family: str, seed: int) -> comfy.sd.CLIP:
     encoder = built.cond_stage_model
     tiny.fill_(encoder, seed, skip=("qwen25_7b.transformer.visual", "qwen3vl_4b.transformer.visual"))
     for name in spec.encoders:
-        getattr(encoder, name).register_forward_hook(widen(TEXT_ENCODERS[name][1]))
+        if TEXT_ENCODERS[name][1] is not None:  # None: the encoder's own projection sets the width (LTX-2)
+            getattr(encoder, name).register_forward_hook(widen(TEXT_ENCODERS[name][1]))
     return built
 
 
@@ -458,7 +488,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
-    "ltxv": ("t5xxl",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",), "z_image": ("qwen3_4b",),
+    "ltxv": ("t5xxl",), "ltxav": ("gemma3_12b",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",), "z_image": ("qwen3_4b",),
 }
 
 
