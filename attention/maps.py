@@ -41,17 +41,17 @@ def text_attention(q: torch.Tensor, k: torch.Tensor, heads: int, queries: slice,
 
 
 def column_matrix(columns: list[tuple[int, ...]], length: int, tokens: int, cut: bool = False,
-                  pad_multiple: int | None = None) -> torch.Tensor:
+                  padded_to: int | None = None) -> torch.Tensor:
     """(tokens, words): 1 where a context column belongs to a word.
 
     ``columns`` index a context of ``length`` tokens. When ComfyUI batches it with a longer one, it repeats the
     context up to their least common multiple (comfy/conds.py), so each copy of a column carries part of the word's
     attention: every copy j + r·length counts. With ``cut``, the context may be cut to its unmasked tokens (an LTXV
-    attention-space negative): shorter, and still holding every column. With ``pad_multiple``, the model pads the
-    context to that multiple with tokens of its own (Z-Image: 32; it never batches contexts of two lengths): one copy,
-    then the pads, which belong to no word.
+    attention-space negative): shorter, and still holding every column. ``padded_to``: the length the model pads the
+    context to with tokens of its own (Z-Image: a multiple of 32; LTX-2's connectors: 1024 with registers; neither
+    batches contexts of two lengths): one copy, then the pads, which belong to no word.
     """
-    padded = pad_multiple is not None and tokens % pad_multiple == 0 and length <= tokens < length + pad_multiple
+    padded = tokens == padded_to
     one_copy = (cut and tokens < length and all(c < tokens for cols in columns for c in cols)) or padded
     if tokens % length and not one_copy:
         raise ValueError(f"a context of {tokens} tokens is not a repeat of the prompt's {length}")

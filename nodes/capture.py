@@ -34,7 +34,7 @@ from ..attention.maps import column_matrix, text_attention, word_maps
 from ..attention.store import AttentionStore, LayerId
 from ..attention.words import Word
 from ..guidance import own_step
-from .compat import latent_shapes, own_steps_sampler
+from .compat import first_shape, latent_shapes, own_steps_sampler, packed
 from .contract import CALL, GUIDANCE, KEY, LATENT
 from .patch import percent_to_sigma
 from .site import check, family_refusal, join, site_of, whole
@@ -51,9 +51,10 @@ class Prompt:
     words: tuple[Word, ...]
 
 
-def fingerprint(samples: torch.Tensor) -> str:
-    """A run's identity: the sha1 of its output latent's bytes (what the sampler node hands on)."""
-    data = samples.detach().to("cpu", torch.float32).contiguous()
+def fingerprint(samples) -> str:
+    """A run's identity: the sha1 of its output latent's bytes (what the sampler node hands on; latents sampled
+    together, as the sampler packs them)."""
+    data = packed(samples).detach().to("cpu", torch.float32).contiguous()
     return hashlib.sha1(data.numpy().tobytes() + str(tuple(data.shape)).encode("utf-8")).hexdigest()
 
 
@@ -156,8 +157,9 @@ class Recorder:
         key = (branch, tokens, device)
         if key not in self.selects:
             prompt = self.prompts[branch]
-            pad = getattr(self.family, "CONTEXT_PAD", None)
-            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut, pad)
+            padded = getattr(self.family, "context_length", None)
+            matrix = column_matrix([w.columns for w in prompt.words], prompt.length, tokens, cut,
+                                   None if padded is None else padded(prompt.length))
             self.selects[key] = matrix.to(device, non_blocking=True)
         return self.selects[key]
 
@@ -295,7 +297,7 @@ def capture_model(model, recorder: Recorder):
         if (why := family_refusal(recorder.family, "capture_refusal", guider)) is not None:
             raise ValueError(f"{recorder.node}: {why}.")
         shapes = latent_shapes(latent_image, kwargs)
-        if len(shapes) > 1:
+        if len(shapes) > 1 and not getattr(recorder.family, "PACKED", False):
             raise ValueError(f"{recorder.node}: the sampler's latent holds {len(shapes)} latents sampled together "
                              f"({', '.join(map(str, shapes))}), and the capture maps the tokens of one latent. Sample "
                              "a single latent (image or video) to capture it.")
@@ -315,7 +317,7 @@ def capture_model(model, recorder: Recorder):
         if not recorder.armed:
             return executor(model, conds, x_in, timestep, model_options)
         recorder.armed = False
-        call = recorder.begin_call(timestep, tuple(x_in.shape), conds)
+        call = recorder.begin_call(timestep, first_shape(model, x_in), conds)
         if call is not None:
             options = model_options.get("transformer_options", {})
             model_options = {**model_options, "transformer_options": {**options, CALL: call}}

@@ -20,8 +20,11 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +221,37 @@ def latent_shapes(latent_image, wrapper_kwargs: dict) -> list[tuple[int, ...]]:
     audio) reach OUTER_SAMPLE packed into one flat tensor, their own shapes in the keyword ``latent_shapes``; before,
     and for a single latent, the latent's own shape."""
     return [tuple(shape) for shape in wrapper_kwargs.get("latent_shapes") or [latent_image.shape]]
+
+
+def packed_shapes(model) -> list[tuple[int, ...]] | None:
+    """The shapes of the latents packed into the one a model (BaseModel) samples, as the sampler sets them (LTX-2's
+    video and audio, v0.33 on), or None for one latent."""
+    shapes = getattr(model, "latent_shapes", None)
+    return [tuple(shape) for shape in shapes] if shapes and len(shapes) > 1 else None
+
+
+def first_shape(model, x: torch.Tensor) -> tuple[int, ...]:
+    """The shape of the latent whose tokens the maps read: the first of those packed in ``x`` (LTX-2's video), or
+    ``x``'s own."""
+    shapes = packed_shapes(model)
+    return tuple(x.shape) if shapes is None else shapes[0]
+
+
+def first_latent(model, x: torch.Tensor) -> torch.Tensor:
+    """The first of the latents packed in ``x`` (B, 1, Σ sizes), in its own shape; ``x`` itself when not packed."""
+    shapes = packed_shapes(model)
+    if shapes is None:
+        return x
+    return x[..., :math.prod(shapes[0][1:])].reshape(x.shape[0], *shapes[0][1:])
+
+
+def packed(samples):
+    """A sampler's output as its OUTER_SAMPLE wrapper sees it: latents sampled together (a NestedTensor), packed."""
+    if getattr(samples, "is_nested", False):
+        import comfy.utils
+
+        return comfy.utils.pack_latents(samples.unbind())[0]
+    return samples
 
 
 OWN_STEPS = {"dpm_fast_function": "dpm_fast", "dpm_adaptive_function": "dpm_adaptive"}  # comfy.samplers.ksampler

@@ -47,7 +47,7 @@ from ..guidance import (
     step_index,
 )
 from ..guidance.online import LayoutWatch
-from .compat import own_steps_sampler
+from .compat import first_latent, first_shape, own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import ALL, AttentionNegative, EffectSum, NagCall, Negative
 from .run_checks import check_run
@@ -273,7 +273,8 @@ def make_batch_function():
         recorder = None if site is None else site.recorder
         own = own_step(ctx.sample_sigmas, sigma)  # None at a sampler's intermediate call
         record_at = None if recorder is None else own
-        nag = negatives_call(ctx, sigma, coefficients, conds, tuple(args["input"].shape), record_at is not None)
+        nag = negatives_call(ctx, sigma, coefficients, conds, first_shape(args["model"], args["input"]),
+                             record_at is not None)
         if nag is not None:
             options = model_options.get("transformer_options", {})
             model_options = {**model_options, "transformer_options": {**options, NAG: nag}}
@@ -284,7 +285,9 @@ def make_batch_function():
         preds = dict(zip(keys, outputs, strict=True))
         if ctx.watch is not None and own is not None and step == len(ctx.watch.changes):
             ctx.watch.update(step, preds["positive"])  # the first call at each step's own σ_i
-        record_effects(recorder, preds, plans, record_at, nag)
+        if record_at is not None:  # the maps' latent: LTX-2's video, of the video and audio packed in one
+            record_effects(recorder, {key: first_latent(args["model"], pred) for key, pred in preds.items()}, plans,
+                           record_at, nag)
         slots = [cfg_slots(preds, plan) for plan, _ in plans]
         return [by_image([s[0] for s in slots], images), by_image([s[1] for s in slots], images)]
 

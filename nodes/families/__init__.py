@@ -12,7 +12,8 @@ which an AttentionNegativeTerm's ``stream`` picks); where a run's conditionings 
 negatives or its capture from being exact, ``negatives_refusal(diffusion_model, entries)`` and
 ``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, LTX-2, NextDiT); a family the capture reads but
 attention-space negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the
-prompt's context with tokens of its own gives the multiple in ``CONTEXT_PAD`` (Z-Image).
+prompt's context with tokens of its own gives the padded length, ``context_length(tokens)`` (Z-Image, LTX-2); one whose
+sampler packs several latents into one says which the maps read, ``PACKED`` (LTX-2: the first, its video).
 """
 
 from __future__ import annotations

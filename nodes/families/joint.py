@@ -30,6 +30,7 @@ from ..nag import ALL, JointLayout, NagCall, active, guide_cross, guide_joint, m
 from ..site import whole
 
 OVERRIDE = "optimized_attention_override"
+IMAGE_STREAMS = (ALL, "video")  # the streams whose queries are the image's (LTX-2's audio has its own)
 
 
 @dataclass
@@ -109,27 +110,36 @@ class Dit:
         return {0: self.keys[1]} if self.calls is None else self.calls(block, options)
 
 
+@dataclass(frozen=True)
+class TextCall:
+    """One text call of a block run with negatives: those it guides (a stream's, on LTX-2), for a cross family the
+    lengths its keys may have (its whole context, or it less the tokens the layer cuts), and the token grid of the
+    image its queries are, for the effect map (None: another stream's queries, or an area's crop)."""
+
+    negatives: NagCall
+    keys: tuple[int, ...] = ()
+    grid: tuple[int, ...] | None = None
+
+
 @dataclass
 class BlockRun:
     """One run of one block through the site: the capture's ``block`` and ``record`` when it records this call, the
-    call's ``nag`` when attention-space negatives apply to this forward, and the count of its attention calls.
-    ``calls``: the negatives each text call guides (a stream's, on LTX-2), and for a cross family the lengths its
-    keys may have (its whole context, or it less the tokens the layer cuts)."""
+    call's ``nag`` when attention-space negatives apply to this forward, its text ``calls`` with negatives, by
+    index, and the count of its attention calls."""
 
     block: Block | None
     record: object | None
     nag: NagCall | None
-    grid: tuple[int, ...] | None = None
-    calls: dict[int, tuple[NagCall, tuple[int, ...]]] = field(default_factory=dict)
+    calls: dict[int, TextCall] = field(default_factory=dict)
     cross: bool = False
     seen: int = field(default=0)
 
-    def negatives(self, index: int, k: torch.Tensor | None = None, heads_split: bool = False) -> NagCall | None:
-        """The negatives the ``index``-th attention call guides (given its keys ``k``), or None."""
-        nag, keys = self.calls.get(index, (None, ()))
-        if nag is not None and self.cross and k is not None and k.shape[2 if heads_split else 1] not in keys:
+    def text_call(self, index: int, k: torch.Tensor | None = None, heads_split: bool = False) -> TextCall | None:
+        """The ``index``-th attention call, if it reads a text with negatives (a cross call: given its keys ``k``)."""
+        found = self.calls.get(index)
+        if found is not None and self.cross and k is not None and k.shape[2 if heads_split else 1] not in found.keys:
             return None
-        return nag
+        return found
 
 
 def attention_args(args: tuple, kwargs: dict):
@@ -165,8 +175,8 @@ def attention_call(func, previous, args: tuple, kwargs: dict):
     return attend
 
 
-def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun, nag: NagCall) -> torch.Tensor:
-    """The block's text attention guided by ``nag``, the negatives of its call."""
+def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun, text: TextCall) -> torch.Tensor:
+    """The block's text attention ``text``, guided by its negatives."""
     q, k, heads, heads_split = attention_args(args, kwargs)
     mask = attention_mask(args, kwargs)
     if (mask is not None and not run.cross) or kwargs.get("skip_output_reshape", False):
@@ -174,16 +184,17 @@ def guide(func, previous, args: tuple, kwargs: dict, run: BlockRun, nag: NagCall
                            "heads-first output), which attention-space negatives do not support yet")
     attend, options = attention_call(func, previous, args, kwargs), kwargs["transformer_options"]
     if run.cross:
-        return guide_cross(attend, q, k, args[2], options, nag, run.grid, mask, heads_split)
+        return guide_cross(attend, q, k, args[2], options, text.negatives, text.grid, mask, heads_split)
     merge = previous is None and merges(func, q.dtype)  # an override below (a backend's) gets plain attentions only
-    return guide_joint(attend, q, k, args[2], options, nag, heads, heads_split, run.grid, merge)
+    return guide_joint(attend, q, k, args[2], options, text.negatives, heads, heads_split, text.grid, merge)
 
 
 def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads: int, heads_split: bool,
            mask: torch.Tensor | None) -> None:
     """The capture's maps of every text of the block's text call: the prompt's, and with negatives each one's
     (``mask``: the call's additive key mask, which the maps apply as the attention did)."""
-    block, nag, axis = run.block, run.negatives(run.block.call), 2 if heads_split else 1
+    text, axis = run.text_call(run.block.call), 2 if heads_split else 1
+    block, nag = run.block, None if text is None else text.negatives
     if nag is None:
         if q.shape[axis] != block.length:
             raise RuntimeError(f"{run.record.recorder.node}: block {block.layer.name} ran attention over "
@@ -209,8 +220,8 @@ def make_override(previous):
             return unchanged(func, previous, args, kwargs)
         index, run.seen = run.seen, run.seen + 1
         q, k, heads, heads_split = attention_args(args, kwargs)
-        if (nag := run.negatives(index, k, heads_split)) is not None:
-            out = guide(func, previous, args, kwargs, run, nag)
+        if (text := run.text_call(index, k, heads_split)) is not None:
+            out = guide(func, previous, args, kwargs, run, text)
         else:
             out = unchanged(func, previous, args, kwargs)
         if run.block is not None and index == run.block.call:
@@ -271,13 +282,15 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
             run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call, nag)
             if nag is not None:
                 args = with_negatives(dit, (kind, index), first, args, nag, latent)
-                run.grid = grid if whole(options, nag.latent_shape) and dit.image_tokens(args) >= math.prod(grid) \
-                    else None  # the effect map: forwards over the whole latent only
+                whole_image = whole(options, nag.latent_shape) and dit.image_tokens(args) >= math.prod(grid)
                 run.cross = dit.cross
                 for position, key in dit.text_calls((kind, index), options).items():
-                    if (negatives := nag.of_stream(dit.streams.get(key, ALL))) is not None:
+                    stream = dit.streams.get(key, ALL)
+                    if (negatives := nag.of_stream(stream)) is not None:
                         tokens = args[key].shape[1] if dit.cross else 0
-                        run.calls[position] = negatives, (tokens, tokens - dit.cut((kind, index)))
+                        effect = whole_image and stream in IMAGE_STREAMS  # the effect map: the whole image's queries
+                        run.calls[position] = TextCall(negatives, (tokens, tokens - dit.cut((kind, index))),
+                                                       grid if effect else None)
             args = {**args, "transformer_options": {**options, BLOCK: run}}
         return previous(args, extra) if previous is not None else extra["original_block"](args)
 

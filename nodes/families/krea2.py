@@ -114,9 +114,9 @@ def make_override(previous):
 
         ordered = tuple(joint_order(x) for x in args[:3])
         whole_image = whole(options, nag.latent_shape) and image >= math.prod(grid)
-        run = joint.BlockRun(block if call is not None else None, call, nag, grid if whole_image else None,
-                             {0: (nag, ())})
-        out = joint.guide(func, previous, (*ordered, *args[3:]), kwargs, run, nag)  # (B, L, C), joint order
+        text_call = joint.TextCall(nag, grid=grid if whole_image else None)
+        run = joint.BlockRun(block if call is not None else None, call, nag, {0: text_call})
+        out = joint.guide(func, previous, (*ordered, *args[3:]), kwargs, run, text_call)  # (B, L, C), joint order
         if call is not None:
             joint.record(run, options, ordered[0], ordered[1], heads, heads_split, None)
         return torch.cat([out[:, :text], out[:, text + extra:], out[:, text:text + extra]], dim=1)

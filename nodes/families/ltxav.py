@@ -15,8 +15,9 @@ as ``_prepare_context`` projects the prompt's, and appends them to every block's
 negatives of each stream (an AttentionNegativeTerm's ``stream``: video, audio or both). The override guides each
 text call with its stream's negatives (nodes/nag.py ``guide_cross``).
 
-The capture reads neither stream yet: the sampler hands the model the two latents packed into one, which its maps
-are not laid out on; it refuses LTX-2 before the first step (``capture_refusal``).
+The capture reads the video's text call: maps per frame over the video's tokens (1×1×1 patches), of the first of
+the latents the sampler packs into one (``PACKED``); the registers take their share of the attention and belong to no
+word. Keyframe guides (LTXVAddGuide) are refused before sampling, by the capture and the negatives alike.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import torch
 
 from comfy.ldm.lightricks.av_model import LTXAVModel
 
+from ...attention.store import LayerId
 from . import joint
 from .text import PromptTokens, encoded, rows_of
 
@@ -34,6 +36,7 @@ NAME = "LTX-2 (LTXAV)"
 KEY = "gemma3_12b"
 CONTEXTS = {"v_context": "video", "a_context": "audio"}  # a block's text contexts, by the stream each carries
 MIN_CONTEXT, REGISTERS = 1024, 128  # the connectors pad a context with registers to 1024 tokens, or a multiple of 128
+PACKED = True  # the sampler packs the video and audio latents into one: the capture maps the first, the video
 installed_hooks = joint.installed_hooks
 
 
@@ -64,23 +67,24 @@ def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
         unprocessed=extra.get("unprocessed_ltxav_embeds", False))
 
 
-def negatives_refusal(diffusion_model, entries) -> str | None:
-    """Why the negatives cannot be exact beside these conditioning ``entries``: keyframe guides, which change the
-    video's tokens and split its self-attention, or a text mask, which the two streams' contexts would not share."""
+def capture_refusal(diffusion_model, entries) -> str | None:
+    """Why the site cannot read a run with these conditioning ``entries``: keyframe guides, which change the video's
+    tokens and split its self-attention into calls of their own."""
     if any(entry.get("keyframe_idxs") is not None for entry in entries):
         return ("LTX-2's keyframe guides (LTXVAddGuide) change the video's tokens and split its self-attention into "
                 "calls of their own. Run it without keyframe guides (LTXVImgToVideo's first frame works)")
+    return None
+
+
+def negatives_refusal(diffusion_model, entries) -> str | None:
+    """Why the negatives cannot be exact beside these ``entries``: keyframe guides, or a text mask, which the two
+    streams' contexts would extend by different negatives."""
+    if (why := capture_refusal(diffusion_model, entries)) is not None:
+        return why
     if any(entry.get("attention_mask") is not None for entry in entries):
         return ("this LTX-2 conditioning carries a text attention mask, which the video and audio contexts would "
                 "have to extend by different negatives. Encode the prompts with LTX-2's own text encoder")
     return None
-
-
-def capture_refusal(diffusion_model, entries) -> str:
-    """Why the capture cannot read LTX-2 yet, whatever the run."""
-    return ("the capture does not read LTX-2 yet: the sampler hands its model the video and audio latents packed "
-            "into one, which the capture's maps and effect maps are not laid out on. Its attention-space negatives "
-            "work (AttentionNegativeTerm, with a stream each)")
 
 
 def blocks(diffusion_model) -> list[tuple[str, int]]:
@@ -107,7 +111,9 @@ def dit(diffusion_model) -> joint.Dit:
     widths = [video_dim, audio_dim] if before else [diffusion_model.caption_channels] * 2
 
     def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
-        raise RuntimeError(capture_refusal(diffusion_model, ()))  # refused before sampling (``capture_refusal``)
+        video_call = {key: i for i, key in calls((kind, index), args["transformer_options"]).items()}["v_context"]
+        return joint.Block(LayerId((kind, index), 0, grid), video_call, args["img"][0].shape[1], slice(None),
+                           slice(None), cross=True)
 
     def embed(contexts, args):
         texts = []

@@ -30,7 +30,7 @@ def matches(diffusion_model) -> bool:
     return type(diffusion_model) is NextDiT
 
 
-CONTEXT_PAD = 32  # Z-Image pads a caption to a multiple of 32 tokens of its own (the capture's maps: column_matrix)
+CAPTION_PAD = 32  # Z-Image pads a caption to a multiple of 32 tokens of its own
 
 
 def text(clip, prompt: str) -> PromptTokens:
@@ -47,6 +47,11 @@ def text(clip, prompt: str) -> PromptTokens:
 def padded(tokens: int, multiple: int | None) -> int:
     """``tokens`` rounded up to a multiple, as the model's pad_zimage pads a caption or an image."""
     return tokens if not multiple else math.ceil(tokens / multiple) * multiple
+
+
+def context_length(tokens: int) -> int:
+    """The tokens of a caption of ``tokens`` as Z-Image pads it (its pads belong to no word: the capture's maps)."""
+    return padded(tokens, CAPTION_PAD)
 
 
 def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:

@@ -51,6 +51,12 @@ def sample(model, p, n, steps=3, cfg=1.0, callback=None):
     return flat(out)
 
 
+def nested_of(samples):
+    """Flat samples (``flat``) as the sampler's nested latent."""
+    video = samples[:, :VIDEO[1] * VIDEO[2] * VIDEO[3] * VIDEO[4]]
+    return nested(video.reshape(VIDEO), samples[:, video.shape[1]:].reshape(AUDIO))
+
+
 def flat(latent):
     """A nested latent's video and audio side by side, flattened per row."""
     return torch.cat([x.flatten(1) for x in latent.unbind()], dim=1)
@@ -234,13 +240,73 @@ def test_an_audio_negative_on_a_model_without_audio_is_refused_before_sampling(f
         guidance_cfg(tiny_families.model("wan21"), term(p, "audio"))
 
 
-def test_the_capture_of_ltx2_is_refused_before_sampling_with_the_reason(family):
+def capture(model, negative_text, clip=None):
     import tiny_families
 
-    captured, _, p, n = call_node("AttentionCapture", model=tiny_families.model(family),
-                                  clip=tiny_families.clip(family), positive_text=TEXT, negative_text=NEGATIVE,
-                                  positive_words="", negative_words="", special_tokens=False, max_mb=64.0,
-                                  over_cap="error")
-    with pytest.raises(ValueError, match=r"^AttentionCapture: the capture does not read LTX-2 yet: the sampler hands "
-                                         r"its model the video and audio latents packed into one"):
-        sample(captured, p, n, steps=1, cfg=3.0)
+    return call_node("AttentionCapture", model=model, clip=clip or tiny_families.clip("ltxav"), positive_text=TEXT,
+                     negative_text=negative_text, positive_words="", negative_words="", special_tokens=False,
+                     max_mb=64.0, over_cap="error")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+def test_captured_samples_are_bit_identical_and_the_maps_are_the_videos_per_frame(family, dtype):
+    """KSampler at cfg 3 on the packed video and audio latent: captured and uncaptured samples are bit-identical in
+    fp32, bf16 and fp16. The maps are the video's, per frame (F, H, W), of Gemma 3's words; a negative equal to the
+    positive gives r = 1."""
+    import json
+
+    import tiny_families
+
+    base = tiny_families.model(family, dtype=dtype)
+    for negative_text in (NEGATIVE, TEXT):
+        captured, handle, p, n = capture(base, negative_text)
+        assert torch.equal(sample(captured, p, n, cfg=3.0), sample(base, p, n, cfg=3.0))
+        store = handle.recorder.finished
+        assert store.steps() == [0, 1, 2] and store.branches() == {"positive", "negative"}
+        maps = store.layers(0, "positive")
+        assert len(maps) == 2 and all(m.shape[2:] == VIDEO[2:] for m in maps.values())
+    samples = sample(captured, p, n, cfg=3.0)
+    data = json.loads(call_node("AttentionRt", capture=handle, samples={"samples": nested_of(samples)},
+                                score="frobenius", gate_fraction=0.5, related="", filename_prefix="ltxav/rt")[0])
+    for word in ("photo", "cat"):
+        curve = data["curves"][word]
+        assert curve["related"] == word and curve["r"] == pytest.approx([1.0] * 3, rel=1e-3)
+
+
+def test_a_map_is_the_videos_attention_over_the_words_columns(family):
+    """At step 0 the map of "cat" in block 0 is the video queries' softmax attention over the context's keys, mean
+    over heads, summed over the columns of its Gemma 3 tokens (after BOS; the registers belong to no word)."""
+    import tiny_families
+
+    base = tiny_families.model(family)
+    first = {}
+
+    def record(stream, q, k, v, out, options):
+        if stream == "video" and k.shape[2] == CONTEXT and "q" not in first:
+            first.update(q=q, k=k, order=options["cond_or_uncond"])
+
+    captured, handle, p, n = capture(watched(base, record), NEGATIVE)
+    sample(captured, p, n, steps=1, cfg=3.0)
+    words = {w.text: w for w in handle.recorder.prompts["positive"].words}
+    probs = (first["q"].double() @ first["k"].double().transpose(-1, -2) * first["q"].shape[-1] ** -0.5).softmax(-1)
+    cat = probs.mean(dim=1)[..., list(words["cat"].columns)].sum(-1)  # (B·chunks, N)
+    maps = next(iter(handle.recorder.finished.layers(0, "positive").values()))
+    index = list(words).index("cat")
+    rows = first["order"].index(0) * VIDEO[0]  # p's chunk of the batch
+    expected = cat[rows:rows + VIDEO[0]]  # the maps are stored in fp16
+    torch.testing.assert_close(maps[:, index].flatten(1).double(), expected, rtol=2e-3, atol=1e-6)
+
+
+def test_the_capture_records_an_attention_negative_at_cfg_1_and_changes_nothing(family):
+    """cfg 1, a video negative: captured below the guidance, the samples equal the uncaptured run bit for bit; the
+    negative is the "negative" branch at every step, with its effect map over the video's latent."""
+    import tiny_families
+
+    base = tiny_families.model(family)
+    p, negative = encode(TEXT), encode(NEGATIVE)
+    reference = sample(guidance_cfg(base, term(negative, "video")), p, negative)
+    below, handle, cp, cn = capture(base, NEGATIVE)
+    assert torch.equal(sample(guidance_cfg(below, term(cn, "video")), cp, cn), reference)
+    store = handle.recorder.finished
+    assert store.steps() == [0, 1, 2] and store.branches() == {"positive", "negative"}
+    assert store.effects[(1, "attention")].shape == (VIDEO[0], *VIDEO[2:])

@@ -408,9 +408,8 @@ if hasattr(comfy.supported_models, "LTXAV"):
                        "caption_channels": 64, "num_layers": 2, "connector_attention_head_dim": 32,
                        "connector_num_attention_heads": 2, "connector_num_layers": 1}
 
-    FAMILIES["ltxav"] = Family(LTXAV, comfy.text_encoders.lt.LTXAVGemmaTokenizer,
-                               comfy.text_encoders.lt.ltxav_te(video_projection_dim=64, text_encoder_model=Gemma3StandIn),
-                               ("gemma3_12b",), gemma_tokenizer_data)
+    FAMILIES["ltxav"] = Family(LTXAV, comfy.text_encoders.lt.LTXAVGemmaTokenizer, comfy.text_encoders.lt.ltxav_te(
+        video_projection_dim=64, text_encoder_model=Gemma3StandIn), ("gemma3_12b",), gemma_tokenizer_data)
 else:
     UNBUILDABLE["ltxav"] = "this ComfyUI has no LTX-2 (comfy.supported_models.LTXAV; v0.3.64 had none)"
 REFUSED_MODELS: dict[str, type] = {}  # model-only tiny configs of models the pack refuses (no CLIP: refused first)
@@ -488,7 +487,8 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "flux_rope4": ("t5xxl",), "chroma": ("t5xxl",), "chroma_radiance": ("t5xxl",),
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
-    "ltxv": ("t5xxl",), "ltxav": ("gemma3_12b",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",), "z_image": ("qwen3_4b",),
+    "ltxv": ("t5xxl",), "ltxav": ("gemma3_12b",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",),
+    "z_image": ("qwen3_4b",),
 }
 
 
