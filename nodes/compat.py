@@ -6,9 +6,9 @@ takes the parameters the pack passes, or a function that no longer puts a key th
 the pack's hooks (``transformer_options``, a block replace's ``args``, an attn2 replace's ``extra``), keeps the nodes
 (or the model family) that need it from registering, with one log line naming the symbol and the ComfyUI version;
 nothing fails mid-run. Checked on ComfyUI v0.3.64 and v0.33.0 (scripts/harness.py ``RELEASES``). What v0.33 changed
-that the pack meets: nested latents reach OUTER_SAMPLE packed, with their shapes in ``latent_shapes`` (the capture's
-wrapper reads them through ``latent_shapes`` and refuses nested latents before the first step; eq. 8's arithmetic
-is elementwise and holds on the packed tensor);
+that the pack meets: nested latents reach OUTER_SAMPLE packed, with their shapes in ``latent_shapes``, and the model
+as ``BaseModel.latent_shapes`` (the capture maps the first, LTX-2's video, and refuses them for any other family
+before the first step; eq. 8's arithmetic is elementwise and holds on the packed tensor);
 ``wrap_attn`` unpacks attention tensor containers before an override sees q, k, v, and passes
 ``enable_gqa`` with k, v of fewer heads; ``set_model_optimized_attention`` overwrites the attention override (the
 pack's run checks see that); ``inner_set_conds`` may swap the guider's model for its non-dynamic delegate (the pack
@@ -168,6 +168,13 @@ FAMILIES = {
               *keys("comfy.ldm.lightricks.av_model", "LTXAVModel._process_transformer_blocks", "img", "v_context",
                     "a_context", "original_block", "stg_skip_self_attn"),
               *keys("comfy.ldm.lightricks.av_model", "BasicAVTransformerBlock.forward", "run_vx", "run_ax")),
+    "hunyuan_video15": (*needs("comfy.model_base", "HunyuanVideo15"),  # v0.3.64 had no HunyuanVideo 1.5
+                        *needs("comfy.ldm.hunyuan_video.model", "HunyuanVideo"),
+                        Need("comfy.ldm.hunyuan_video.model", "TokenRefiner.forward",
+                             ("x", "timesteps", "mask", "transformer_options")),
+                        Need("comfy.ldm.flux.math", "attention", ("q", "k", "v", "pe", "mask", "transformer_options")),
+                        *keys("comfy.ldm.hunyuan_video.model", "HunyuanVideo.forward_orig", *DIT_BLOCK_KEYS,
+                              "attention_mask")),
     "krea2": (*needs("comfy.ldm.krea2.model", "SingleStreamDiT", "SingleStreamDiT._unpack_context"),
               Need("comfy.ldm.krea2.model", "TextFusionTransformer.forward", ("x", "mask", "transformer_options")),
               Need("comfy.ldm.krea2.model", "Attention.forward", ("transformer_options",)),

@@ -29,7 +29,6 @@ FAMILIES: tuple[ModuleType, ...] = tuple(  # the families whose ComfyUI surface 
     importlib.import_module(f".{name}", __package__) for name, required in PRESENT.items()
     if compat.usable(f"the attention capture of the {name} family", required))
 REFUSED: dict[str, str] = {  # model class, else diffusion model class → why the pack cannot read it (yet)
-    "HunyuanVideo15": "HunyuanVideo 1.5's Qwen2.5-VL and ByT5 text layout is not mapped yet",
     "HunyuanVideo": "its Llama tokenizer is not in the ComfyUI the pack is tested against, so its words cannot "
                     "be mapped and checked",
     "HiDreamImageTransformer2DModel": "its blocks have no dit replace to name them, and each block reads its own "

@@ -12,7 +12,7 @@ import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
 CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv",
-            "kandinsky5", "krea2", "lumina2", "z_image"]
+            "kandinsky5", "krea2", "lumina2", "z_image", "hunyuan_video15"]
 NEXTDIT = ("lumina2", "z_image")  # captured where ComfyUI numbers NextDiT's layers (v0.33); refused on v0.3.64
 PADDED = ("z_image",)  # the model pads the caption with tokens of its own, which belong to no word
 REFUSED = {"lumina2": r"this ComfyUI does not number Lumina 2's and Z-Image's \(NextDiT\) layers",
@@ -235,6 +235,39 @@ def test_ltxv_keyframe_guides_are_refused_before_sampling():
     assert not handle.recorder.runs
 
 
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+@pytest.mark.parametrize("key, what", [("conditioning_byt5small", "ByT5 tokens of its quoted text"),
+                                       ("clip_vision_output", "CLIP-vision tokens of its image")])
+def test_hunyuan_video15_tokens_beside_the_prompts_are_refused_before_sampling(family, key, what):
+    """Quoted text (ByT5) and an image-to-video run's CLIP-vision tokens join the text stream before the prompt's:
+    the capture, an attention negative beside such a prompt, and such a negative are refused before the first step,
+    naming them."""
+    import tiny_families
+
+    import node_helpers
+
+    model, handle, p, n = capture(family)
+    marked = node_helpers.conditioning_set_values(p, {key: torch.zeros(1, 3, 8)})
+    message = f"a HunyuanVideo 1.5 conditioning carries {what}"
+    with pytest.raises(ValueError, match=f"^AttentionCapture: {message}"):
+        sample(family, model, marked, n)
+    assert not handle.recorder.runs
+
+    def with_negative(positive, negative):
+        term = call_node("AttentionNegativeTerm", conditioning=negative, scale=4.0, tau=2.5, alpha=0.25, start=0.0,
+                         end=1.0, window_unit="steps", schedule="constant")[0]
+        patched = call_node("NegativeGuidanceCFG", model=tiny_families.model(family), mode="standard",
+                            neg_scale=0.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+                            neg_schedule="constant", terms=term)[0]
+        return sample(family, patched, positive, positive, cfg=1.0)
+
+    with pytest.raises(ValueError, match=f"^NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         f"{message}"):
+        with_negative(marked, n)
+    with pytest.raises(ValueError, match=f"^AttentionNegativeTerm: input 'conditioning': {message}"):
+        with_negative(p, marked)
+
+
 def test_ltxv_padding_takes_no_share_of_the_maps():
     """LTXV masks its T5 padding (−max on the logits): the <pad> column's map is exactly 0 at every layer and step,
     as in the layer's own attention, and the prompt's words and <eos> share all of it. Without the mask the 123
@@ -254,7 +287,7 @@ def test_ltxv_padding_takes_no_share_of_the_maps():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv",
-                                    "kandinsky5", "krea2", "lumina2", "z_image"])
+                                    "kandinsky5", "krea2", "lumina2", "z_image", "hunyuan_video15"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 
@@ -368,12 +401,10 @@ def test_a_word_typed_with_digits_is_one_word_with_every_encoders_columns(family
 
 @pytest.mark.parametrize("name, reason", [
     ("wan21_vace", "VaceWanModel \\(WAN21_Vace\\) cannot be captured: it is a Wan variant whose blocks make attention "
-                   "calls of their own"),
-    ("hunyuan_video15", "HunyuanVideo \\(HunyuanVideo15\\) cannot be captured: HunyuanVideo 1.5's Qwen2.5-VL and "
-                        "ByT5 text layout is not mapped yet")])
+                   "calls of their own")])
 def test_a_2026_model_the_pack_does_not_read_yet_is_refused_with_its_own_reason(comfy, name, reason):
-    """A Wan variant (its blocks make attention calls the site would take for the text call) and HunyuanVideo 1.5
-    (it was refused for a Llama tokenizer it does not use), by the capture and by attention-space negatives."""
+    """A Wan variant (its blocks make attention calls the site would take for the text call), by the capture and by
+    attention-space negatives."""
     import tiny_families
 
     if name not in tiny_families.REFUSED_MODELS:

@@ -48,7 +48,7 @@ from comfy_helpers import Recorder, call_node, patched, sample
 
 FAMILIES = ("sd1", "sd2", "sdxl", "sd3", "flux", "chroma", "chroma_radiance", "wan21", "wan21_i2v", "qwen_image",
             "lumina2", "auraflow", "hidream", "hunyuan_video", "flux_rope4", "flux2_klein", "ltxv",
-            "kandinsky5", "krea2", "z_image")  # = tiny_families' (the list needs ComfyUI to import)
+            "kandinsky5", "krea2", "z_image", "hunyuan_video15")  # = tiny_families' (the list needs ComfyUI)
 DTYPE_FAMILIES = ("sd1", "sd3", "flux", "wan21", "qwen_image")
 TEXTS = {"p": "a photo of a cat", "n": "blurry, dog", "u": ""}
 STEPS = 6
@@ -64,6 +64,7 @@ EMPTY_LATENT = {  # the core node the family's workflows start from (64×64 pixe
     "EmptyChromaRadianceLatentImage": ("chroma_radiance",),
     "EmptyFlux2LatentImage": ("flux2_klein",),
     "EmptyLTXVLatentVideo": ("ltxv",),
+    "EmptyHunyuanVideo15Latent": ("hunyuan_video15",),
 }
 
 
@@ -98,7 +99,8 @@ def family_graph(family, dtype="fp32"):
     loader = g.node("NegativeGuidanceTestTinyFamily", family=family, seed=0, dtype=dtype)
     conds = {name: g.node("CLIPTextEncode", text=text, clip=g.out(loader, 1)) for name, text in TEXTS.items()}
     node = next(name for name, names in EMPTY_LATENT.items() if family in names)
-    frames = {"length": 1} if node in ("EmptyHunyuanLatentVideo", "EmptyLTXVLatentVideo") else {}
+    frames = {"length": 1} if node in ("EmptyHunyuanLatentVideo", "EmptyLTXVLatentVideo",
+                                       "EmptyHunyuanVideo15Latent") else {}
     size = tiny_families.PIXELS
     return g, loader, conds, g.node(node, width=size, height=size, batch_size=2, **frames)
 

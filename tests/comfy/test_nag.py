@@ -15,7 +15,7 @@ from comfy_helpers import Recorder, call_node, pack_module
 from nag_oracle import attention, heads_first, nag_reference
 
 CROSS = ["sd1", "sdxl", "wan21", "wan21_i2v", "ltxv", "kandinsky5"]
-JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image", "krea2"]
+JOINT = ["flux", "flux_rope4", "flux2_klein", "chroma", "sd3", "qwen_image", "krea2", "hunyuan_video15"]
 FAMILIES = CROSS + JOINT
 UNETS = ("sd1", "sdxl")
 TEXT, NEGATIVE, OTHER = "a photo of a cat", "blurry dog", "red chair"

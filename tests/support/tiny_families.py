@@ -48,7 +48,8 @@ import comfy.text_encoders.wan
 
 CPU = torch.device("cpu")
 PIXELS = 64  # every tiny picture is 64×64 pixels
-DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16, "ltxv": 32}  # pixels per latent cell where it is not 8
+# pixels per latent cell where it is not 8
+DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16, "ltxv": 32, "hunyuan_video15": 16}
 
 # Tiny text encoders, by ComfyUI model name (the <name>_model_config option); widths are the real models'.
 CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
@@ -420,14 +421,21 @@ if hasattr(comfy.supported_models, "WAN21_Vace"):
     REFUSED_MODELS["wan21_vace"] = Wan21Vace
 if hasattr(comfy.supported_models, "HunyuanVideo15"):
     import comfy.ldm.hunyuan_video.model
+    import comfy.text_encoders.hunyuan_image
 
     class HunyuanVideo15(comfy.supported_models.HunyuanVideo15):  # HunyuanVideo's blocks, Qwen2.5-VL context
         unet_config = {"image_model": "hunyuan_video", **harness.required_fields(
             comfy.ldm.hunyuan_video.model.HunyuanVideoParams, **HunyuanVideo.unet_config | {
-                "use_cond_type_embedding": False, "vision_in_dim": 32, "meanflow_sum": False, "in_channels": 65,
-                "out_channels": 32})}
+                "use_cond_type_embedding": True, "vision_in_dim": 32, "meanflow_sum": False, "in_channels": 65,
+                "out_channels": 32, "vec_in_dim": None, "guidance_embed": False, "context_in_dim": 3584,
+                "patch_size": [1, 1, 1]})}
 
-    REFUSED_MODELS["hunyuan_video15"] = HunyuanVideo15
+    FAMILIES["hunyuan_video15"] = Family(  # no ByT5 glyph encoder: it reads quoted text only, which the pack refuses
+        HunyuanVideo15, comfy.text_encoders.hunyuan_video.HunyuanVideo15Tokenizer,
+        comfy.text_encoders.hunyuan_image.te(byt5=False), ("qwen25_7b",),
+        text_configs={"qwen25_7b": {"num_hidden_layers": 4}})  # it reads layer −3
+else:
+    UNBUILDABLE["hunyuan_video15"] = "this ComfyUI has no HunyuanVideo 1.5 (v0.3.64 had none)"
 
 if "txt_ids_dims" in FluxRope4.unet_config:
     FAMILIES["flux_rope4"] = Family(FluxRope4, comfy.text_encoders.flux.FluxTokenizer,
@@ -488,7 +496,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
     "ltxv": ("t5xxl",), "ltxav": ("gemma3_12b",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",),
-    "z_image": ("qwen3_4b",),
+    "z_image": ("qwen3_4b",), "hunyuan_video15": ("qwen25_7b",),
 }
 
 
@@ -496,7 +504,7 @@ def template_cut(family: str, ids: list[int]) -> slice:
     """The part of a templated LLM prompt its text encoder keeps (comfy/text_encoders/qwen_image.py and
     hunyuan_video.py): Qwen-Image and Kandinsky 5 from the user text to the end, HunyuanVideo the user text and its
     <|eot_id|>."""
-    if family in ("qwen_image", "kandinsky5", "krea2"):  # after the second <|im_start|>, "user", "\n"
+    if family in ("qwen_image", "kandinsky5", "krea2", "hunyuan_video15"):  # after the 2nd <|im_start|>, user, \n
         start = [i for i, t in enumerate(ids) if t == 151644][1]
         return slice(start + 3 if ids[start + 1:start + 3] == [872, 198] else start, None)
     if family == "hunyuan_video":  # after <|start_header_id|> user <|end_header_id|> "\n\n", to <|eot_id|>
