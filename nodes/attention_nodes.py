@@ -50,9 +50,10 @@ def prompt(node: str, family, clip, branch: str, text: str, requested: str, spec
     except UnsupportedText as error:
         raise ValueError(f"{node}: input 'clip' is not the text encoder of this {family.NAME} model: {error}") from None
     length = conditioning[0][0].shape[1]
-    if tokens.length != length:
+    if tokens.length - tokens.padding != length:
         raise ValueError(f"{node}: input 'clip': its {branch} context has {length} tokens where the {family.NAME} "
-                         f"layout gives {tokens.length}; this text encoder is not one the capture can map")
+                         f"layout gives {tokens.length - tokens.padding}; this text encoder is not one the capture "
+                         "can map")
     words = tokens.words()
     try:
         chosen = choose(words, requested)
@@ -60,7 +61,7 @@ def prompt(node: str, family, clip, branch: str, text: str, requested: str, spec
         raise ValueError(f"{node}: input '{branch}_words': '{missing.args[0]}' is not in the prompt; its words are: "
                          f"{', '.join(w.text for w in default_words(words))}") from None
     chosen += tokens.special_words() if special else []
-    return conditioning, Prompt(conditioning[0][0], length, tuple(chosen))
+    return conditioning, Prompt(conditioning[0][0], tokens.length, tuple(chosen), tokens.padding)
 
 
 class AttentionCapture(io.ComfyNode):
@@ -275,8 +276,8 @@ class AttentionRt(io.ComfyNode):
 
 def word_embeddings(prompts: dict[str, Prompt]) -> dict[str, torch.Tensor]:
     """Each captured word's rows of its encoded prompt, averaged: (words, width) per branch (r(i)'s tie-break)."""
-    return {branch: torch.stack([p.conditioning[0, list(w.columns)].float().mean(0) for w in p.words])
-            for branch, p in prompts.items()}
+    return {branch: torch.stack([p.conditioning[0, [c - p.padding for c in w.columns]].float().mean(0)
+                                 for w in p.words]) for branch, p in prompts.items()}
 
 
 def summary(report: Report) -> str:

@@ -44,11 +44,13 @@ WRAPPERS = comfy.patcher_extension.WrappersMP
 
 @dataclass(frozen=True)
 class Prompt:
-    """A captured prompt: its conditioning tensor, its context length and its captured words."""
+    """A captured prompt: its conditioning tensor, its context length as the model reads it, its captured words (by
+    their columns there), and the pads the model puts before the conditioning's tokens (Flux.2 dev)."""
 
     conditioning: torch.Tensor
     length: int
     words: tuple[Word, ...]
+    padding: int = 0
 
 
 def fingerprint(samples) -> str:

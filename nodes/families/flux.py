@@ -1,12 +1,13 @@
-"""Flux.1, Flux.2 (Klein) and Chroma: joint attention over [text, image] in double-stream blocks, and over
+"""Flux.1, Flux.2 (Klein, dev) and Chroma: joint attention over [text, image] in double-stream blocks, and over
 cat(text, image) in single-stream blocks.
 
 Text: T5-XXL only for Flux.1 (at least 256 tokens, no BOS; CLIP-L feeds only its pooled vector) and Chroma (PixArt's
 T5, no padding); Flux.2 Klein: Qwen3 (4B or 8B) reading the prompt in its chat template, which the context keeps
-whole, padded to 512 (text_encoders/flux.py ``KleinTokenizer``). Image queries: the latent in 2×2 patches (Flux.2:
-1×1), first in the image tokens (Kontext and Flux.2 reference latents follow and are not queries of the map). Hook:
-``dit`` double_block/single_block replaces and the attention override (flux/model.py, chroma/model.py; flux/math.py
-hands q and k after RoPE, heads first).
+whole, padded to 512 (text_encoders/flux.py ``KleinTokenizer``); Flux.2 dev: Mistral 3 reading it in its [INST]
+template, kept whole, which the model pads on the left to 512 tokens (``Flux2.extra_conds``). Image queries: the
+latent in 2×2 patches (Flux.2: 1×1), first in the image tokens (Kontext and Flux.2 reference latents follow and are
+not queries of the map). Hook: ``dit`` double_block/single_block replaces and the attention override (flux/model.py,
+chroma/model.py; flux/math.py hands q and k after RoPE, heads first).
 
 Attention-space negatives (nodes/families/joint.py): each negative's context goes through the model's own ``txt_in``
 and joins the text stream at the first double block; its RoPE rows are those ``_forward`` gives a prompt's text: id 0
@@ -24,10 +25,11 @@ from comfy.ldm.flux.model import Flux
 
 from ...attention.store import LayerId
 from . import joint
-from .text import PromptTokens, UnsupportedText, chat_prompt, single_encoder
+from .text import PromptTokens, chat_prompt, instruct_prompt, single_encoder
 
-NAME = "Flux.1, Flux.2 Klein / Chroma"
+NAME = "Flux.1, Flux.2 / Chroma"
 KLEIN = ("qwen3_4b", "qwen3_8b")  # Flux.2 Klein's text encoders
+MISTRAL = "mistral3_24b"  # Flux.2 dev's (its tokenizer travels in the text encoder's checkpoint: the CLIP carries it)
 FLUX2_CONTEXT = 512  # the text tokens Flux.2's model pads a shorter context to, on the left
 installed_hooks = joint.installed_hooks
 
@@ -38,10 +40,10 @@ def matches(diffusion_model) -> bool:
 
 
 def text(clip, prompt: str) -> PromptTokens:
-    """T5 for Flux.1 and Chroma; Flux.2 Klein's Qwen3 reads the prompt in its chat template, the whole of it kept."""
-    if hasattr(clip.tokenizer, "mistral3_24b"):
-        raise UnsupportedText("it is Flux.2 dev's Mistral 3, whose tokenizer travels only inside its text encoder's "
-                              "checkpoint, so its words are not mapped and checked yet (Flux.2 Klein's Qwen3 is)")
+    """T5 for Flux.1 and Chroma; Flux.2 Klein's Qwen3 reads the prompt in its chat template, Flux.2 dev's Mistral 3 in
+    its instruction template, the whole of it kept (Mistral's padded on the left to 512 tokens by the model)."""
+    if hasattr(clip.tokenizer, MISTRAL):
+        return instruct_prompt(clip, prompt, MISTRAL, FLUX2_CONTEXT)
     key = next((key for key in KLEIN if hasattr(clip.tokenizer, key)), None)
     return single_encoder(clip, prompt, "t5xxl") if key is None else chat_prompt(clip, prompt, key)
 

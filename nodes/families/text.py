@@ -16,6 +16,7 @@ from ...attention.words import Token, Word, merge_words, prompt_words, special_w
 
 EMBEDDING = re.compile(r"(?:^|[\s,(])embedding:([^\s,()]+)")
 IM_START, IM_END, USER, NEWLINE = "<|im_start|>", "<|im_end|>", "user", "Ċ"  # Qwen's chat template (Ċ: a newline)
+INST, END_INST = "[INST]", "[/INST]"  # Mistral's instruction template
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,12 @@ class Encoded:
 
 @dataclass(frozen=True)
 class PromptTokens:
-    """The context of one prompt: ``length`` columns filled by one or more encoders (SD3: CLIP, then T5)."""
+    """The context of one prompt: ``length`` columns filled by one or more encoders (SD3: CLIP, then T5), the
+    first ``padding`` of them pads the model adds on the left, which the CONDITIONING lacks (Flux.2 dev)."""
 
     parts: list[Encoded]
     length: int
+    padding: int = 0
 
     def words(self) -> list[Word]:
         """Every word of the prompt; a word that several encoders spell alike has all their columns."""
@@ -135,10 +138,28 @@ def chat_prompt(clip, text: str, key: str, cut: Callable[[list, dict], int] = la
     header = [ident[IM_START], ident[USER], ident[NEWLINE]]
     opening = next((j + 3 for j in range(len(ids) - 2) if ids[j:j + 3] == header), 0)
     closing = next((j for j in range(opening, len(ids)) if ids[j] == ident[IM_END]), len(ids))
-    parts = [encoded(clip, text, key, [row[opening:closing]], opening)]
+    return PromptTokens(templated(clip, text, key, row, opening, closing), len(row))
+
+
+def instruct_prompt(clip, text: str, key: str, padded_to: int) -> PromptTokens:
+    """A prompt Mistral 3 reads inside its [INST] … [/INST] template, kept whole in the context, which the model pads
+    on the left to ``padded_to`` tokens (Flux.2 dev): the words are the user's text, the rest is <template>."""
+    row = rows_of(clip, text, key)[0]
+    ident = {piece: i for i, piece in encoder(clip, key).inv_vocab.items() if piece in (INST, END_INST)}
+    ids = [token for token, *_ in row]
+    opening = ids.index(ident[INST]) + 1 if ident.get(INST) in ids else 0
+    closing = next((j for j in range(opening, len(ids)) if ids[j] == ident.get(END_INST)), len(ids))
+    offset = max(0, padded_to - len(row))
+    return PromptTokens(templated(clip, text, key, row, opening, closing, offset), len(row) + offset, offset)
+
+
+def templated(clip, text: str, key: str, row: list, opening: int, closing: int, offset: int = 0) -> list[Encoded]:
+    """A templated prompt's row from column ``offset``: row[opening:closing], the user's text, gives the words; the
+    rest is <template> (special tokens stay special)."""
+    parts = [encoded(clip, text, key, [row[opening:closing]], offset + opening)]
     for start, stop in ((0, opening), (closing, len(row))):
         if stop > start:
-            template = encoded(clip, text, key, [row[start:stop]], start)
+            template = encoded(clip, text, key, [row[start:stop]], offset + start)
             parts.append(Encoded([t if t.special else replace(t, special="<template>") for t in template.tokens],
                                  template.spell, []))
-    return PromptTokens(parts, len(row))
+    return parts

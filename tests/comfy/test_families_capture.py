@@ -12,9 +12,9 @@ import torch
 from comfy_helpers import assert_memory_stays_flat, call_node, pack_module
 
 CAPTURED = ["sd1", "sd2", "sdxl", "sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "wan21_i2v", "ltxv",
-            "kandinsky5", "krea2", "lumina2", "z_image", "hunyuan_video15"]
+            "kandinsky5", "krea2", "lumina2", "z_image", "hunyuan_video15", "flux2_dev"]
 NEXTDIT = ("lumina2", "z_image")  # captured where ComfyUI numbers NextDiT's layers (v0.33); refused on v0.3.64
-PADDED = ("z_image",)  # the model pads the caption with tokens of its own, which belong to no word
+PADDED = ("z_image", "flux2_dev")  # the model pads the context with tokens of its own, which belong to no word
 REFUSED = {"lumina2": r"this ComfyUI does not number Lumina 2's and Z-Image's \(NextDiT\) layers",
            "hidream": "its blocks have no dit replace", "hunyuan_video": "its Llama tokenizer",
            "auraflow": "AuraFlow's register tokens",
@@ -82,7 +82,7 @@ def test_every_words_columns_hold_its_tokens(family):
     _, handle, p, _ = capture(family, positive="a photo of a cat, photorealistic", special_tokens=False)
     clip = tiny_families.clip(family)
     ids = tiny_families.context_tokens(family, clip.tokenize("a photo of a cat, photorealistic"))
-    assert len(ids) == p[0][0].shape[1]
+    assert len(ids) == max(p[0][0].shape[1], tiny_families.LEFT_PADDED.get(family, 0))
     prompt = handle.recorder.prompts["positive"]
     assert [w.text for w in prompt.words] == ["a", "photo", "of", "cat", "photorealistic"]
     family_module = pack_module("nodes.families").family_of(tiny_families.model(family))
@@ -165,12 +165,15 @@ def planting(column: int, text_tokens: int, wrapped):
 @pytest.mark.parametrize("family", DITS)
 def test_the_word_at_a_planted_column_takes_the_map(family):
     """A planted context column that every image query attends to lands in the map of the word at that column."""
+    import tiny_families
+
     model, handle, p, n = capture(family, special_tokens=False)
     cat = next(w for w in handle.recorder.prompts["positive"].words if w.text == "cat")
     options = model.model_options["transformer_options"]
     planted = model.clone()
     text = p[0][0].shape[1]
-    text = -(-text // 32) * 32 if family in PADDED else text  # Z-Image's caption padded to a multiple of 32
+    text = -(-text // 32) * 32 if family == "z_image" else text  # Z-Image's caption padded to a multiple of 32
+    text = max(text, tiny_families.LEFT_PADDED.get(family, 0))  # Flux.2 dev's padded on the left to 512
     override = planting(cat.columns[0], text, options["optimized_attention_override"])
     planted.model_options["transformer_options"] = {**options, "optimized_attention_override": override}
     sample(family, planted, p, n, steps=1)
@@ -287,7 +290,7 @@ def test_ltxv_padding_takes_no_share_of_the_maps():
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("family", ["sd3", "flux", "flux2_klein", "chroma", "qwen_image", "wan21", "ltxv",
-                                    "kandinsky5", "krea2", "lumina2", "z_image", "hunyuan_video15"])
+                                    "kandinsky5", "krea2", "lumina2", "z_image", "hunyuan_video15", "flux2_dev"])
 def test_captured_samples_are_bit_identical_in_every_dtype(family, dtype):
     import tiny_families
 

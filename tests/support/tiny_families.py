@@ -13,6 +13,7 @@ tokens at their real ids. The Qwen2.5-VL vision tower is allocated by ComfyUI's 
 
 from __future__ import annotations
 
+import base64
 import functools
 import io
 import json
@@ -49,7 +50,7 @@ import comfy.text_encoders.wan
 CPU = torch.device("cpu")
 PIXELS = 64  # every tiny picture is 64×64 pixels
 # pixels per latent cell where it is not 8
-DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16, "ltxv": 32, "hunyuan_video15": 16}
+DOWNSCALE = {"chroma_radiance": 1, "flux2_klein": 16, "flux2_dev": 16, "ltxv": 32, "hunyuan_video15": 16}
 
 # Tiny text encoders, by ComfyUI model name (the <name>_model_config option); widths are the real models'.
 CLIP_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_attention_heads": 2, "num_hidden_layers": 3,
@@ -70,6 +71,7 @@ TEXT_ENCODERS = {  # name: (tiny config, real width)
     "qwen3_4b": (LLM_TINY | {"num_hidden_layers": 28}, 2560),  # Flux.2 Klein reads layers 9, 18 and 27
     "qwen3vl_4b": (LLM_TINY | {"num_hidden_layers": 36}, 64),  # Krea 2 reads 12 layers, 2 … 35 (tiny: 64 wide)
     "gemma3_12b": (LLM_TINY | {"num_hidden_layers": 2, "vocab_size": SPM_VOCAB}, None),  # LTX-2 projects every layer
+    "mistral3_24b": (LLM_TINY | {"num_hidden_layers": 31, "vocab_size": 512}, 5120),  # Flux.2 dev: 10, 20, 30
 }
 SPM_TEXT = (
     "a photo of a cat sitting on a red chair next to a window, blurry, dog, low quality, watermark, text, "
@@ -112,6 +114,27 @@ def sentencepiece_model(pad: int, eos: int, unk: int, bos: int) -> bytes:
 def umt5_tokenizer_data() -> dict:
     """tokenizer_data of a Wan CLIP: umT5's special ids (pad 0, eos 1, unk 2, no bos)."""
     return {"spiece_model": sentencepiece_model(pad=0, eos=1, unk=2, bos=-1)}
+
+
+MISTRAL_SPECIALS = ("<unk>", "<s>", "</s>", "[INST]", "[/INST]", "[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]", "<pad>")
+MISTRAL_WORDS = ("cat", "photo", "dog", "blurry", "red", "chair", " a", " of", " the", " cat", " photo", " dog", "ur",
+                 " bl", "ry")
+
+
+@functools.cache
+def tekken_tokenizer_data() -> dict:
+    """tokenizer_data of a Flux.2 dev CLIP: a small Mistral tekken vocabulary (its tokenizer travels in the text
+    encoder's checkpoint): the 256 bytes, a few merged words, and Mistral's special tokens, <s> 1 and <pad> 11."""
+    specials = [{"rank": rank, "token_str": name} for rank, name in enumerate(MISTRAL_SPECIALS[:7])]
+    specials += [{"rank": rank, "token_str": f"<SPECIAL_{rank}>"} for rank in range(7, 16)]
+    specials[11] = {"rank": 11, "token_str": MISTRAL_SPECIALS[7]}
+    pieces = [bytes([b]) for b in range(256)]
+    for word in MISTRAL_WORDS:  # every prefix, so that each merge's halves are tokens
+        pieces += [word[:i].encode() for i in range(2, len(word) + 1) if word[:i].encode() not in pieces]
+    vocab = [{"rank": rank, "token_bytes": base64.b64encode(piece).decode()} for rank, piece in enumerate(pieces)]
+    config = {"default_num_special_tokens": len(specials), "default_vocab_size": len(specials) + len(vocab)}
+    data = json.dumps({"config": config, "vocab": vocab, "special_tokens": specials}).encode()
+    return {"tekken_model": torch.frombuffer(bytearray(data), dtype=torch.uint8)}
 
 
 def gemma_tokenizer_data() -> dict:
@@ -348,8 +371,14 @@ if hasattr(comfy.supported_models, "Flux2") and hasattr(comfy.text_encoders.flux
 
     FAMILIES["flux2_klein"] = Family(Flux2Klein, comfy.text_encoders.flux.KleinTokenizer,
                                      comfy.text_encoders.flux.klein_te(), ("qwen3_4b",))
+
+    class Flux2Dev(Flux2Klein):  # Flux.2 dev: the same blocks, Mistral 3's three layers as the context
+        unet_config = Flux2Klein.unet_config | {"context_in_dim": 3 * 5120}
+
+    FAMILIES["flux2_dev"] = Family(Flux2Dev, comfy.text_encoders.flux.Flux2Tokenizer,
+                                   comfy.text_encoders.flux.flux2_te(), ("mistral3_24b",), tekken_tokenizer_data)
 else:
-    UNBUILDABLE["flux2_klein"] = "this ComfyUI has no Flux.2 (comfy.supported_models.Flux2, v0.4 on)"
+    UNBUILDABLE["flux2_klein"] = UNBUILDABLE["flux2_dev"] = "this ComfyUI has no Flux.2 (comfy.supported_models.Flux2)"
 if hasattr(comfy.supported_models, "Kandinsky5"):
     import comfy.text_encoders.kandinsky5
 
@@ -496,7 +525,7 @@ CONTEXT_TOKENS = {  # the tokenizer outputs whose tokens fill the CONDITIONING's
     "wan21": ("umt5xxl",), "wan21_i2v": ("umt5xxl",), "qwen_image": ("qwen25_7b",), "lumina2": ("gemma2_2b",),
     "auraflow": ("pile_t5xl",), "hidream": ("t5xxl",), "hunyuan_video": ("llama",), "flux2_klein": ("qwen3_4b",),
     "ltxv": ("t5xxl",), "ltxav": ("gemma3_12b",), "kandinsky5": ("qwen25_7b",), "krea2": ("qwen3vl_4b",),
-    "z_image": ("qwen3_4b",), "hunyuan_video15": ("qwen25_7b",),
+    "z_image": ("qwen3_4b",), "hunyuan_video15": ("qwen25_7b",), "flux2_dev": ("mistral3_24b",),
 }
 
 
@@ -514,13 +543,19 @@ def template_cut(family: str, ids: list[int]) -> slice:
     return slice(None)
 
 
+LEFT_PADDED = {"flux2_dev": 512}  # the model pads the context on the left to this many tokens (Flux2.extra_conds)
+MISTRAL_PAD = 11
+
+
 def context_tokens(family: str, tokens: dict) -> list[int]:
     """The token id at each position of the CONDITIONING's token axis (``cond[0][0].shape[1]`` of them), from
     ``clip.tokenize(text)``: CLIP chunks one after another, SD3's CLIP-L (CLIP-G on the same positions) then T5,
-    LLM prompts cut as their encoder cuts them. HiDream's Llama tokens (conditioning_llama3) are all 128 of
+    LLM prompts cut as their encoder cuts them; the context as the model reads it where the model pads it on the left
+    (LEFT_PADDED, with Mistral's pad id). HiDream's Llama tokens (conditioning_llama3) are all 128 of
     ``tokens["llama"]``."""
     ids = [t for key in CONTEXT_TOKENS[family] for chunk in tokens[key] for t, *_ in chunk]
-    return ids[template_cut(family, ids)]
+    ids = ids[template_cut(family, ids)]
+    return [MISTRAL_PAD] * (LEFT_PADDED.get(family, 0) - len(ids)) + ids
 
 
 def latent_shape(family: str, batch: int = 1) -> tuple[int, ...]:
