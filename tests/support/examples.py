@@ -1,18 +1,22 @@
 """The example workflows: example_workflows/<name>.json (UI format, with a note inside the graph) and <name>.jpg (the
-template's thumbnail, from a real run of the example), built from the API-format graphs below.
+template's thumbnail), built from the API-format graphs below.
 
-    python tests/support/examples.py            # every example: JSON and thumbnail (about 2 min on 2 cores)
+    python tests/support/examples.py            # every example: JSON and thumbnail (7.7 min on 2 busy cores)
     python tests/support/examples.py --toy      # only the toy-model examples (after the toy model changes)
+    python tests/support/examples.py --real     # only the examples that need real models (their screenshots)
     python tests/support/examples.py 1_ 4_      # only the examples whose names start so
-    python tests/support/examples.py --json     # JSON only (no runs)
+    python tests/support/examples.py --json     # JSON only (no runs, no screenshots)
 
-(with the test venv's Python, e.g. ~/.cache/comfyui-negative-guidance/venv-*/bin/python, on the default ComfyUI)
+(with the test venv's Python, e.g. ~/.cache/comfyui-negative-guidance/venv-*/bin/python, on the default ComfyUI; the
+screenshots need Debian's chromium and chromium-driver, and selenium, as the browser tests do)
 
-Examples 1–5 load the toy concept model the pack ships (ToyConceptModelLoader), so they run offline as they are and
-their thumbnails are real runs. Examples 6–9 load real models by the file names users have (SDXL, SD3.5 medium, Flux.1
-dev, Wan 2.1 t2v 1.3B); the tests and their thumbnails run them on the tiny seeded model of the same family
-(``on_test_models``: NegativeGuidanceTestTinyFamily in place of every loader, small latents, few steps), and the
-thumbnail says so.
+Examples 1–5 and 10 load the toy concept model the pack ships (ToyConceptModelLoader), so they run offline as they
+are and their thumbnails are real runs. The others load real models by the file names users have (SDXL, SD3.5 medium,
+Flux.1 dev, Wan 2.1 t2v 1.3B, Flux.2 Klein 4B, Z-Image Turbo, Wan 2.2 t2v 14B with its 4-step LoRAs), which this
+project cannot have: their thumbnails are screenshots of the workflow in ComfyUI's frontend, framed on the pack's
+nodes (tests/support/screenshots.py), and the tests run them on the tiny seeded model of the same family
+(``on_test_models``: NegativeGuidanceTestTinyFamily in place of every loader, LoRA loaders bypassed, small latents,
+few steps).
 """
 
 from __future__ import annotations
@@ -39,13 +43,15 @@ OUTPUT_NAMES = {"MODEL": 0, "CLIP": 1, "VAE": 2}  # the test loaders' outputs
 
 
 class Example(Graph):
-    """An API-format graph, the note shown inside its UI form, and the nodes whose images make its thumbnail."""
+    """An API-format graph, the note shown inside its UI form, the nodes whose images make its thumbnail (a toy
+    example's) and the nodes its screenshot frames (an example that needs real models)."""
 
     def __init__(self, note: str):
         super().__init__()
         self.note = note
         self.shown: list[str] = []
         self.names: list[str] = []
+        self.framed: list[str] = []
 
     def show(self, link: list, name: str = "", first: bool = False) -> list:
         """Put this output node's first image into the thumbnail (in the order of the calls, or first), named."""
@@ -54,11 +60,17 @@ class Example(Graph):
         self.names.insert(index, name)
         return link
 
+    def frame(self, link: list) -> list:
+        """Put this node into the screenshot that is the thumbnail of an example that needs real models."""
+        self.framed.append(link[0])
+        return link
+
 
 @dataclass(frozen=True)
 class Spec:
-    """How an example is built; ``family``: None for the toy model (runs as shipped), else the tiny family its API
-    form runs on in the tests; ``label``: the thumbnail's caption."""
+    """How an example is built; ``family``: None for the toy model (runs as shipped; its thumbnail is a run), else
+    the tiny family its API form runs on in the tests (its thumbnail is a screenshot); ``label``: the thumbnail's
+    caption."""
 
     build: Callable[[], Example]
     family: str | None
@@ -181,11 +193,14 @@ def several_negatives() -> Example:
     return g
 
 
-def capture_and_rt(g: Example, model, clip, vae, positive: str, negative: str, samples_of, prefix: str):
-    """AttentionCapture → (the caller's sampler: ``samples_of(model, p, n)``) → VAEDecode → AttentionRt, with the
-    r_t plot and overlay previewed. Returns the decoded image."""
+def capture_and_rt(g: Example, model, clip, vae, positive: str, negative: str, samples_of, prefix: str,
+                   framed: bool = True):
+    """AttentionCapture (``framed`` in the screenshot) → (the caller's sampler: ``samples_of(model, p, n)``) →
+    VAEDecode → AttentionRt, with the r_t plot and overlay previewed. Returns the decoded image."""
     captured = g.node("AttentionCapture", model=model, clip=clip, positive_text=positive, negative_text=negative,
                       **CAPTURE)
+    if framed:
+        g.frame(captured)
     samples = samples_of(captured, g.out(captured, 2), g.out(captured, 3))
     image = g.node("VAEDecode", samples=samples, vae=vae)
     rt = g.node("AttentionRt", capture=g.out(captured, 1), samples=samples, filename_prefix=f"{prefix}_rt",
@@ -211,8 +226,8 @@ def sdxl_delayed_negative() -> Example:
     latent = g.node("EmptyLatentImage", width=1024, height=1024, batch_size=1)
 
     def sample(captured, p, n):
-        patched = g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="standard", neg_scale=6.0,
-                         neg_start=0.1, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+        patched = g.frame(g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="standard", neg_scale=6.0,
+                                 neg_start=0.1, neg_end=1.0, window_unit="steps", neg_schedule="constant"))
         return ksampler(g, patched, p, n, latent, cfg=7.0, steps=25, sampler="dpmpp_2m", scheduler="karras", seed=1)
 
     image, rt = capture_and_rt(g, model, clip, vae, "a photo of a cat sitting on a red chair next to a window",
@@ -239,9 +254,9 @@ def sd35_independent_scales() -> Example:
     latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
 
     def sample(captured, p, n):
-        guider = g.node("NegativeGuidanceGuider", model=captured, positive=p, negative=n, cfg=4.5, clip=clip,
-                        mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
-                        neg_schedule="constant")
+        guider = g.frame(g.node("NegativeGuidanceGuider", model=captured, positive=p, negative=n, cfg=4.5, clip=clip,
+                                mode="independent", neg_scale=3.0, neg_start=0.0, neg_end=1.0, window_unit="steps",
+                                neg_schedule="constant"))
         return custom_sample(g, captured, guider, latent, steps=30, sampler="euler", scheduler="sgm_uniform", seed=1)
 
     image, _ = capture_and_rt(g, loader, clip, g.out(loader, 2),
@@ -277,8 +292,8 @@ def flux_dev_true_cfg() -> Example:
     latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
 
     def sample(captured, p, n):
-        patched = g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="standard", neg_scale=1.0,
-                         neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+        patched = g.frame(g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="standard", neg_scale=1.0,
+                                 neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant"))
         return ksampler(g, patched, p, n, latent, cfg=2.0, steps=20, sampler="euler", scheduler="simple", seed=1)
 
     image, _ = capture_and_rt(g, unet, clip, vae, "a bowl of fruit on a wooden table, apples, oranges, soft shadows",
@@ -307,8 +322,8 @@ def wan21_t2v_negative() -> Example:
     latent = g.node("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
 
     def sample(captured, p, n):
-        patched = g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="independent", neg_scale=5.0,
-                         neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant")
+        patched = g.frame(g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="independent", neg_scale=5.0,
+                                 neg_start=0.0, neg_end=1.0, window_unit="steps", neg_schedule="constant"))
         return ksampler(g, patched, p, n, latent, cfg=6.0, steps=30, sampler="uni_pc", scheduler="simple", seed=1)
 
     video, _ = capture_and_rt(g, shifted, clip, vae, "an empty street at night in the rain, neon signs, reflections",
@@ -356,16 +371,146 @@ def flux_dev_cfg1_attention_negative() -> Example:
     positive = g.node("FluxGuidance", guidance=3.5, conditioning=g.node(
         "CLIPTextEncode", clip=clip, text="a photograph of a quiet harbour at dawn, fishing boats, soft mist"))
     negative = g.node("CLIPTextEncode", clip=clip, text="people, text, watermark, blurry")
-    term = g.node("AttentionNegativeTerm", conditioning=negative, **ATTENTION_TERM)
-    patched = g.node("NegativeGuidanceCFG", model=unet, clip=clip, neg_start=0.0, terms=term, **STANDARD)
+    term = g.frame(g.node("AttentionNegativeTerm", conditioning=negative, **ATTENTION_TERM))
+    patched = g.frame(g.node("NegativeGuidanceCFG", model=unet, clip=clip, neg_start=0.0, terms=term, **STANDARD))
     latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
     samples = ksampler(g, patched, positive, negative, latent, cfg=1.0, steps=20, scheduler="simple", seed=1)
     save(g, samples, vae, "negative_guidance/flux_dev_cfg1", "cfg 1, attention negative")
     return g
 
 
+def flux2_klein_cfg1_two_attention_negatives() -> Example:
+    """Flux.2 Klein 4B (distilled, 4 steps, cfg 1) with two attention-space negatives, each with its own window."""
+    g = Example(
+        "## Flux.2 Klein 4B at cfg 1: two negatives in attention space, each with its own window\n\n"
+        "**Needs** `flux-2-klein-4b.safetensors` in models/diffusion_models, `qwen_3_4b.safetensors` in "
+        "models/text_encoders, `flux2-vae.safetensors` in models/vae (the files of ComfyUI's Flux.2 Klein 4B "
+        "template).\n\n"
+        "Klein 4B distilled samples 4 steps at cfg 1, where ComfyUI never evaluates a negative prompt. Two "
+        "*Attention-Space Negative Term* nodes act inside its attention instead, Z̃ = Z⁺ + Σ φᵢ·(Z⁺ − Z⁻ᵢ), "
+        "capped at τ·‖Z⁺‖₁ and blended with α (φ 4, τ 2.5, α 0.25; Chen et al. 2025): \"people, a second fox\" "
+        "in the window 0–0.5 (steps 1–2 of 4, while the layout forms) and \"blurry, watermark\" in 0.3–1 (steps "
+        "2–4, while the details form). At step 2 both act, summed before one normalisation.\n\n"
+        "**Look at:** the picture; the guider's readout (at cfg 1, 1 model evaluation per step); and *Attention "
+        "r_t*: when \"people\" and \"fox\" act, read from the prompt's image queries over the first negative's "
+        "words. *Attention Capture* encodes the prompt and the first negative: type them there.")
+    unet = g.node("UNETLoader", unet_name="flux-2-klein-4b.safetensors", weight_dtype="default")
+    clip = g.node("CLIPLoader", clip_name="qwen_3_4b.safetensors", type="flux2", device="default")
+    vae = g.node("VAELoader", vae_name="flux2-vae.safetensors")
+    latent = g.node("EmptyFlux2LatentImage", width=1024, height=1024, batch_size=1)
+    details = g.node("CLIPTextEncode", clip=clip, text="blurry, watermark")
+
+    def sample(captured, p, n):
+        layout_term = g.frame(g.node("AttentionNegativeTerm", conditioning=n,
+                                     **(ATTENTION_TERM | dict(start=0.0, end=0.5))))
+        details_term = g.frame(g.node("AttentionNegativeTerm", conditioning=details, terms=layout_term,
+                                      **(ATTENTION_TERM | dict(start=0.3, end=1.0))))
+        guider = g.node("NegativeGuidanceGuider", model=captured, positive=p, negative=n, cfg=1.0, clip=clip,
+                        neg_start=0.0, terms=details_term, **STANDARD)
+        sigmas = g.node("Flux2Scheduler", steps=4, width=1024, height=1024)
+        return g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=1), guider=guider,
+                      sampler=g.node("KSamplerSelect", sampler_name="euler"), sigmas=sigmas, latent_image=latent)
+
+    image, _ = capture_and_rt(g, unet, clip, vae, "a red fox sitting in a snowy forest at sunrise, soft light",
+                              "people, a second fox", sample, "negative_guidance/flux2_klein", framed=False)
+    g.show(g.node("SaveImage", images=image, filename_prefix="negative_guidance/flux2_klein"), "the picture",
+           first=True)
+    return g
+
+
+def z_image_turbo_cfg1_independent_negative() -> Example:
+    """Z-Image Turbo (8 steps, cfg 1): a negative through eq. 8 in a window, captured; attention space is refused."""
+    g = Example(
+        "## Z-Image Turbo at cfg 1: a negative through eq. 8\n\n"
+        "**Needs** `z_image_turbo_bf16.safetensors` in models/diffusion_models, `qwen_3_4b.safetensors` in "
+        "models/text_encoders, `ae.safetensors` in models/vae (the files of ComfyUI's Z-Image Turbo template).\n\n"
+        "Z-Image Turbo samples 8 steps at cfg 1, where the KSampler never evaluates the negative prompt. "
+        "Attention-space negatives are refused on Z-Image (and Lumina 2): its NextDiT runs the text and the "
+        "image as one stream, and no ComfyUI hook can add a negative's text to it. So this negative goes through "
+        "*Negative Guidance CFG* in mode independent, which acts at cfg 1: x̂ = u + cfg·(p − u) − neg_scale·(n − u) "
+        "= p − neg_scale·(n − u) (neg_scale 1, the push of a standard negative at cfg 2), in the window 0–0.5 "
+        "(steps 1–4 of 8). Those steps evaluate 3 prompts in one batch: p, n and the empty prompt u, which the "
+        "node encodes from `clip`; the later steps evaluate p alone.\n\n"
+        "**Look at:** the picture; the readout (conditionings per model call); and *Attention r_t*: when "
+        "\"text\" and \"watermark\" act (Z-Image's words are read inside its chat template; the capture needs "
+        "ComfyUI v0.33). *Attention Capture* encodes both prompts: type them there.")
+    unet = g.node("UNETLoader", unet_name="z_image_turbo_bf16.safetensors", weight_dtype="default")
+    clip = g.node("CLIPLoader", clip_name="qwen_3_4b.safetensors", type="lumina2", device="default")
+    vae = g.node("VAELoader", vae_name="ae.safetensors")
+    shifted = g.node("ModelSamplingAuraFlow", model=unet, shift=3.0)
+    latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
+
+    def sample(captured, p, n):
+        patched = g.frame(g.node("NegativeGuidanceCFG", model=captured, clip=clip, mode="independent", neg_scale=1.0,
+                                 neg_start=0.0, neg_end=0.5, window_unit="steps", neg_schedule="constant"))
+        return ksampler(g, patched, p, n, latent, cfg=1.0, steps=8, sampler="res_multistep", scheduler="simple",
+                        seed=1)
+
+    image, _ = capture_and_rt(g, shifted, clip, vae, "a street café in Lisbon at noon, tiled walls, a waiter "
+                              "carrying coffee", "text, watermark, blurry", sample, "negative_guidance/z_image")
+    g.show(g.node("SaveImage", images=image, filename_prefix="negative_guidance/z_image"), "the picture", first=True)
+    return g
+
+
+WAN22_LIGHTX2V = "wan2.2_t2v_lightx2v_4steps_lora_v1.1_{}_noise.safetensors"
+
+
+def wan22_expert(g: Example, noise: str, clip, term):
+    """One Wan 2.2 14B expert ("high" or "low" noise) with its 4-step LoRA and shift, patched to carry ``term``."""
+    unet = g.node("UNETLoader", unet_name=f"wan2.2_t2v_{noise}_noise_14B_fp8_scaled.safetensors",
+                  weight_dtype="default")
+    lora = g.node("LoraLoaderModelOnly", model=unet, lora_name=WAN22_LIGHTX2V.format(noise), strength_model=1.0)
+    shifted = g.node("ModelSamplingSD3", model=lora, shift=5.0)
+    return g.node("NegativeGuidanceCFG", model=shifted, clip=clip, neg_start=0.0, terms=term, **STANDARD)
+
+
+def wan22_cfg1_4step_attention_negative() -> Example:
+    """Wan 2.2 14B t2v with the lightx2v 4-step LoRAs at cfg 1: one attention-space negative on both experts."""
+    g = Example(
+        "## Wan 2.2 14B text-to-video, 4 steps at cfg 1: a negative in attention space\n\n"
+        "**Needs** `wan2.2_t2v_high_noise_14B_fp8_scaled.safetensors` and "
+        "`wan2.2_t2v_low_noise_14B_fp8_scaled.safetensors` in models/diffusion_models, "
+        "`wan2.2_t2v_lightx2v_4steps_lora_v1.1_high_noise.safetensors` and "
+        "`wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors` in models/loras, "
+        "`umt5_xxl_fp8_e4m3fn_scaled.safetensors` in models/text_encoders, `wan_2.1_vae.safetensors` in "
+        "models/vae (the files of ComfyUI's Wan 2.2 14B text-to-video template, its 4-step LoRA group).\n\n"
+        "The lightx2v LoRAs distil Wan 2.2 to 4 steps at cfg 1: the high-noise expert samples steps 1–2, the "
+        "low-noise expert steps 3–4 (two KSamplerAdvanced). At cfg 1 ComfyUI never evaluates the negative prompt. "
+        "One *Attention-Space Negative Term* (\"static, blurry, subtitles, watermark\"; φ 4, τ 2.5, α 0.25) joins "
+        "both experts through their *Negative Guidance CFG* patches and acts inside their attention, "
+        "Z̃ = Z⁺ + φ·(Z⁺ − Z⁻), normalised and blended (Chen et al. 2025). Its window (0–1: the whole run) is "
+        "in percent of ComfyUI's denoising schedule (window_unit percent), which both samplers share, so a "
+        "narrower window keeps its place across the split; in steps, each sampler would count its own 2 steps.\n\n"
+        "**Look at:** the animation, and the log of each sampler: 1 model evaluation per step. 81 frames at "
+        "640×640.")
+    clip = g.node("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan", device="default")
+    vae = g.node("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    positive = g.node("CLIPTextEncode", clip=clip, text="a paper boat drifting down a rain gutter, close-up, "
+                                                        "ripples, evening light")
+    negative = g.node("CLIPTextEncode", clip=clip, text="static, blurry, subtitles, watermark")
+    term = g.frame(g.node("AttentionNegativeTerm", conditioning=negative,
+                          **(ATTENTION_TERM | dict(start=0.0, window_unit="percent"))))
+    high = g.frame(wan22_expert(g, "high", clip, term))  # the low-noise expert's patch is the same, below it
+    low = wan22_expert(g, "low", clip, term)
+    latent = g.node("EmptyHunyuanLatentVideo", width=640, height=640, length=81, batch_size=1)
+    split = dict(noise_seed=1, steps=4, cfg=1.0, sampler_name="euler", scheduler="simple")
+    noisy = g.node("KSamplerAdvanced", model=high, positive=positive, negative=negative, latent_image=latent,
+                   add_noise="enable", start_at_step=0, end_at_step=2, return_with_leftover_noise="enable", **split)
+    samples = g.node("KSamplerAdvanced", model=low, positive=positive, negative=negative, latent_image=noisy,
+                     add_noise="disable", start_at_step=2, end_at_step=4, return_with_leftover_noise="disable",
+                     **split)
+    video = g.node("VAEDecode", samples=samples, vae=vae)
+    g.show(g.node("SaveAnimatedWEBP", images=video, filename_prefix="negative_guidance/wan22", fps=16.0,
+                  lossless=False, quality=90, method="default"), "frames of the video")
+    return g
+
+
+SCREENSHOT = "the workflow, as ComfyUI draws it"
+
+
 def needs(models: str) -> tuple[str, str]:
-    return f"needs {models}", "preview: a run on a tiny random test model"
+    """The caption of an example that needs real models: its thumbnail is a screenshot of the workflow."""
+    return f"needs {models}", SCREENSHOT
 
 
 TOY = ("toy concept model (ships with the pack)", "a real run of this example")
@@ -386,7 +531,16 @@ EXAMPLES = {
     "10_cfg1_attention_negative": Spec(toy_cfg1_attention_negative, None, TOY),
     "11_flux_dev_cfg1_attention_negative": Spec(flux_dev_cfg1_attention_negative, "flux",
                                                 needs("Flux.1 dev")),
+    "12_flux2_klein_cfg1_two_attention_negatives": Spec(flux2_klein_cfg1_two_attention_negatives, "flux2_klein",
+                                                        needs("Flux.2 Klein 4B")),
+    "13_z_image_turbo_cfg1_independent_negative": Spec(z_image_turbo_cfg1_independent_negative, "z_image",
+                                                       needs("Z-Image Turbo")),
+    "14_wan22_t2v_14b_cfg1_4step_attention_negative": Spec(wan22_cfg1_4step_attention_negative, "wan21",
+                                                           needs("Wan 2.2 t2v 14B, 4-step LoRAs")),
 }
+
+
+OUT = harness.PACK_ROOT / "example_workflows"
 
 
 def workflow(name: str, info) -> dict:
@@ -405,16 +559,35 @@ LOADER_OUTPUTS = {  # loader class → where each of its outputs comes from on N
     "TripleCLIPLoader": ["CLIP"],
     "VAELoader": ["VAE"],
 }
+BYPASSED = {"LoraLoaderModelOnly": "model"}  # loader → its input that the tests pass on (they have no LoRA file)
 SMALL = {"EmptyLatentImage": dict(width=64, height=64), "EmptySD3LatentImage": dict(width=64, height=64),
-         "EmptyHunyuanLatentVideo": dict(width=64, height=64, length=5)}  # 64×64: the tiny models' 8×8 latents
+         "EmptyFlux2LatentImage": dict(width=64, height=64), "Flux2Scheduler": dict(width=64, height=64),
+         "EmptyHunyuanLatentVideo": dict(width=64, height=64, length=5)}  # 64×64: the tiny models' small latents
+STEPPED = ("KSampler", "BasicScheduler", "Flux2Scheduler")  # KSamplerAdvanced keeps its steps: its split needs them
 TEST_STEPS = 4
 
 
+def bypassed(prompt: dict) -> dict:
+    """The prompt without its BYPASSED nodes (LoRA loaders): what they fed takes what they were given, as the
+    frontend's bypass does. A new prompt."""
+    passed = {node_id: node["inputs"][BYPASSED[node["class_type"]]] for node_id, node in prompt.items()
+              if node["class_type"] in BYPASSED}
+
+    def source(value):
+        while isinstance(value, list) and value[0] in passed:
+            value = passed[value[0]]
+        return value
+
+    return {node_id: {**node, "inputs": {name: source(value) for name, value in node["inputs"].items()}}
+            for node_id, node in prompt.items() if node_id not in passed}
+
+
 def on_test_models(prompt: dict, family: str | None = None) -> dict:
-    """The same prompt on tiny seeded models (tests and thumbnails only): every loader becomes
+    """The same prompt on tiny seeded models (tests only): every loader becomes
     NegativeGuidanceTestTinyFamily of ``family`` (None: NegativeGuidanceTestTinySD1, the SD1-shaped one), its MODEL,
-    CLIP and VAE wired where the loader's were; latents 64×64 (video: 5 frames); samplers 4 steps. A new prompt."""
-    prompt = json.loads(json.dumps(prompt))
+    CLIP and VAE wired where the loader's were; LoRA loaders are bypassed; latents 64×64 (video: 5 frames);
+    samplers 4 steps. A new prompt."""
+    prompt = bypassed(json.loads(json.dumps(prompt)))
     loaders = {node_id: LOADER_OUTPUTS[node["class_type"]] for node_id, node in prompt.items()
                if node["class_type"] in LOADER_OUTPUTS}
     for node_id, node in prompt.items():
@@ -424,7 +597,7 @@ def on_test_models(prompt: dict, family: str | None = None) -> dict:
         elif node_id in loaders:
             node.update(class_type="NegativeGuidanceTestTinyFamily", inputs=dict(family=family, seed=0, dtype="fp32"))
         node["inputs"].update(SMALL.get(kind, {}))
-        if kind in ("KSampler", "BasicScheduler"):
+        if kind in STEPPED:
             node["inputs"]["steps"] = TEST_STEPS
         for name, value in node["inputs"].items():
             if isinstance(value, list) and value[0] in loaders:
@@ -442,32 +615,67 @@ def test_prompt(name: str, info) -> dict:
     return prompt if family is None else on_test_models(prompt, family)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("names", nargs="*", help="only the examples whose names start with one of these")
-    parser.add_argument("--json", action="store_true", help="write the JSON only, no runs and no thumbnails")
-    parser.add_argument("--toy", action="store_true", help="only the examples that run on the toy model")
-    options = parser.parse_args()
+def chosen(options: argparse.Namespace) -> list[str]:
+    """The examples the command line picks."""
+    return [name for name, spec in EXAMPLES.items()
+            if (not options.names or name.startswith(tuple(options.names)))
+            and not (options.toy and spec.family) and not (options.real and not spec.family)]
 
-    import comfy_helpers
+
+def save_thumbnail(name: str, picture) -> None:
+    picture.save(OUT / f"{name}.jpg", quality=85, optimize=True)
+    print("wrote", OUT / f"{name}.jpg", flush=True)
+
+
+def run_thumbnail(name: str):
+    """A toy example's thumbnail: the images of a real run of it."""
     import thumbnails
     import workflows
 
+    spec = EXAMPLES[name]
+    history = harness.execute(test_prompt(name, workflows.node_info))
+    example = spec.build()
+    return thumbnails.thumbnail(thumbnails.images_of(history, example.shown), list(spec.label), example.names)
+
+
+def save_screenshot_thumbnails(names: list[str]) -> None:
+    """The thumbnails of the examples that need real models: their workflows as the frontend draws them, framed on
+    the nodes each example frames, above the caption."""
+    import screenshots
+    import thumbnails
+    import workflows
+
+    shipped = {name: workflow(name, workflows.node_info) for name in names}
+    with screenshots.frontend([workflows.to_api(ui, workflows.node_info) for ui in shipped.values()]) as photograph:
+        for name in names:
+            spec = EXAMPLES[name]
+            shot = photograph(shipped[name], spec.build().framed, thumbnails.single_picture_size(len(spec.label)))
+            save_thumbnail(name, thumbnails.thumbnail([shot], list(spec.label)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("names", nargs="*", help="only the examples whose names start with one of these")
+    parser.add_argument("--json", action="store_true", help="write the JSON only, no runs and no screenshots")
+    parser.add_argument("--toy", action="store_true", help="only the examples that run on the toy model")
+    parser.add_argument("--real", action="store_true", help="only the examples that need real models")
+    options = parser.parse_args()
+
+    import comfy_helpers
+    import workflows
+
     comfy_helpers.boot(Path(tempfile.mkdtemp(prefix="examples_")))
-    out = harness.PACK_ROOT / "example_workflows"
-    for name, spec in EXAMPLES.items():
-        if options.names and not name.startswith(tuple(options.names)) or options.toy and spec.family:
-            continue
+    names = chosen(options)
+    for name in names:
         ui = workflow(name, workflows.node_info)
-        (out / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-        print("wrote", out / f"{name}.json", flush=True)
-        if not options.json:
-            history = harness.execute(test_prompt(name, workflows.node_info))
-            example = spec.build()
-            images = thumbnails.images_of(history, example.shown)
-            picture = thumbnails.thumbnail(images, list(spec.label), example.names)
-            picture.save(out / f"{name}.jpg", quality=85, optimize=True)
-            print("wrote", out / f"{name}.jpg", flush=True)
+        (OUT / f"{name}.json").write_text(json.dumps(ui, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        print("wrote", OUT / f"{name}.json", flush=True)
+    if options.json:
+        return
+    for name in (name for name in names if not EXAMPLES[name].family):
+        save_thumbnail(name, run_thumbnail(name))
+    if real := [name for name in names if EXAMPLES[name].family]:
+        save_screenshot_thumbnails(real)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""A template thumbnail from a run's output images: the images side by side, a caption strip under them (Pillow).
+"""A template thumbnail from pictures (a run's output images, or a screenshot of the workflow): the pictures side by
+side, a caption strip under them (Pillow).
 
 ComfyUI serves example_workflows/<name>.jpg beside <name>.json as the template's card picture.
 """
@@ -60,6 +61,17 @@ def grid(images: list[Image.Image], width: int, height: int, named: int) -> tupl
     return columns, -(-len(images) // columns)
 
 
+def picture_height(lines: int) -> int:
+    """The height above a caption of ``lines`` lines."""
+    return SIZE - LINE * lines - GAP
+
+
+def single_picture_size(lines: int) -> tuple[int, int]:
+    """The size one unnamed picture is shown at, above a caption of ``lines`` lines: a screenshot taken at this
+    size is shown pixel for pixel."""
+    return SIZE - 2 * GAP, picture_height(lines) - 2 * GAP
+
+
 def thumbnail(images: list[Image.Image], caption: list[str], names: list[str] | None = None) -> Image.Image:
     """A SIZE × SIZE picture: the images in a grid (in order, row by row), each with its name under it where
     ``names`` gives one, and the caption's lines at the bottom."""
@@ -68,7 +80,7 @@ def thumbnail(images: list[Image.Image], caption: list[str], names: list[str] | 
     labels = module("attention.labels")
     names = names or [""] * len(images)
     named = LINE if any(names) else 0
-    area = SIZE - LINE * len(caption) - GAP
+    area = picture_height(len(caption))
     columns, rows = grid(images, SIZE, area, named)
     cell_w, cell_h = (SIZE - GAP * (columns + 1)) // columns, (area - GAP * (rows + 1)) // rows - named
     sheet = Image.new("RGB", (SIZE, SIZE), BACKGROUND)

@@ -13,6 +13,9 @@ from collections.abc import Callable
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 FRONTEND_ONLY = ("Note", "MarkdownNote")
 NOTE_WIDTH = 420
+NODE_WIDTH, LEAST_HEIGHT, TITLE, GAP = 320, 220, 30, 10
+DRAWN_BY_THE_PACK = {"NegativeGuidanceCFG": 110, "NegativeGuidanceGuider": 110, "AttentionRt": 164}  # web/js: the
+# evaluations readout (34, and its text, up to 7 lines, spills some 70 below the node), the r_t plot
 NodeInfo = Callable[[str], dict]
 
 
@@ -64,6 +67,17 @@ def widget_values(inputs: dict, info: dict) -> list:
     return values
 
 
+def node_height(class_type: str, info: dict) -> int:
+    """The height the frontend gives a node (as measured in v0.33's frontend, 1.48): 20 per row of input and output
+    sockets, 24 per widget, 30 more per multiline text box, and what the pack's JavaScript draws in it; at least
+    LEAST_HEIGHT, the size to_ui writes."""
+    specs = [spec for _, spec in input_specs(info)]
+    sockets = max(sum(not is_widget(spec) for spec in specs), len(info["output"]))
+    multiline = sum(is_widget(spec) and len(spec) > 1 and bool(spec[1].get("multiline")) for spec in specs)
+    drawn = 14 + 20 * sockets + 24 * len(widget_slots(info)) + 30 * multiline + DRAWN_BY_THE_PACK.get(class_type, 0)
+    return max(LEAST_HEIGHT, drawn)
+
+
 def note_node(node_id: int, text: str, row: int) -> dict:
     """A MarkdownNote (frontend only) at the left of the graph."""
     return {"id": node_id, "type": "MarkdownNote", "pos": [40, 40 + 420 * row], "size": [NOTE_WIDTH, 400],
@@ -72,8 +86,8 @@ def note_node(node_id: int, text: str, row: int) -> dict:
 
 
 def to_ui(prompt: dict, info: NodeInfo, notes: list[str] = ()) -> dict:
-    """An API-format prompt as a UI-format workflow, laid out in columns by depth, with ``notes`` as MarkdownNote
-    nodes in a column of their own at the left."""
+    """An API-format prompt as a UI-format workflow, laid out in columns by depth, each column's nodes stacked by
+    their heights in the frontend, with ``notes`` as MarkdownNote nodes in a column of their own at the left."""
     depth: dict[str, int] = {}
 
     def level(node_id: str) -> int:
@@ -82,16 +96,17 @@ def to_ui(prompt: dict, info: NodeInfo, notes: list[str] = ()) -> dict:
             depth[node_id] = 1 + max((level(v[0]) for v in links), default=-1)
         return depth[node_id]
 
-    rows: dict[int, int] = {}
+    tops: dict[int, int] = {}
     nodes, links = {}, []
     for node_id in sorted(prompt, key=int):
         data, meta = prompt[node_id], info(prompt[node_id]["class_type"])
         column = level(node_id)
-        row = rows[column] = rows.get(column, -1) + 1
+        top = tops.get(column, 40)
+        tops[column] = top + node_height(data["class_type"], meta) + TITLE + GAP
         nodes[node_id] = {
             "id": int(node_id), "type": data["class_type"],
-            "pos": [40 + (NOTE_WIDTH + 40 if notes else 0) + 360 * column, 40 + 260 * row],
-            "size": [320, 220], "flags": {}, "order": 0, "mode": 0, "inputs": [],
+            "pos": [40 + (NOTE_WIDTH + 40 if notes else 0) + (NODE_WIDTH + 40) * column, top],
+            "size": [NODE_WIDTH, LEAST_HEIGHT], "flags": {}, "order": 0, "mode": 0, "inputs": [],
             "outputs": [{"name": name, "type": kind, "links": [], "slot_index": i}
                         for i, (name, kind) in enumerate(zip(meta["output_name"], meta["output"], strict=True))],
             "properties": {"Node name for S&R": data["class_type"]},
