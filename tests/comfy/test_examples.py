@@ -20,7 +20,8 @@ REAL = {"6_sdxl_delayed_negative_r_t": "sdxl", "7_sd35_medium_independent_scales
         "8_flux_dev_true_cfg_negative": "flux", "9_wan21_t2v_1_3b_negative_video": "wan21",
         "11_flux_dev_cfg1_attention_negative": "flux", "12_flux2_klein_cfg1_two_attention_negatives": "flux2_klein",
         "13_z_image_turbo_cfg1_independent_negative": "z_image",
-        "14_wan22_t2v_14b_cfg1_4step_attention_negative": "wan21"}  # Wan 2.2 14B is Wan 2.1's architecture
+        "14_wan22_t2v_14b_cfg1_4step_attention_negative": "wan21",  # Wan 2.2 14B is Wan 2.1's architecture
+        "15_ltx2_cfg1_video_and_audio_negatives": "ltxav"}
 LOADERS = set(examples.LOADER_OUTPUTS) | set(examples.BYPASSED)
 
 
@@ -86,6 +87,10 @@ def test_the_real_family_examples_load_the_files_users_have():
             ("LoraLoaderModelOnly", "wan2.2_t2v_lightx2v_4steps_lora_v1.1_low_noise.safetensors", "1.0"),
             ("CLIPLoader", "umt5_xxl_fp8_e4m3fn_scaled.safetensors", "wan", "default"),
             ("VAELoader", "wan_2.1_vae.safetensors")},
+        "15_ltx2_cfg1_video_and_audio_negatives": {  # ComfyUI's LTX-2 templates (video_ltx2_t2v, distilled)
+            ("CheckpointLoaderSimple", "ltx-2-19b-distilled-fp8.safetensors"),
+            ("LTXAVTextEncoderLoader", "gemma_3_12B_it_fp4_mixed.safetensors", "ltx-2-19b-distilled-fp8.safetensors",
+             "default")},
     }
     assert {name: examples.EXAMPLES[name].family for name in REAL} == REAL
 
@@ -190,6 +195,9 @@ CFG1_RUNS = {  # at the tests' 4 steps: what each sampler's run evaluates, as th
     "14_wan22_t2v_14b_cfg1_4step_attention_negative": 2 * [  # each expert's 2 steps, the negative in both
         "this run made 2 model calls over 2 steps (1 model evaluation per step), which evaluated 2 conditionings "
         "and 2 attention-space negatives"],
+    "15_ltx2_cfg1_video_and_audio_negatives": [  # the video negative at all 8 steps, the audio one from step 2
+        "this run made 8 model calls over 8 steps (1 model evaluation per step), which evaluated 8 conditionings "
+        "and 14 attention-space negatives"],
 }
 
 

@@ -505,6 +505,62 @@ def wan22_cfg1_4step_attention_negative() -> Example:
     return g
 
 
+LTX2_CHECKPOINT = "ltx-2-19b-distilled-fp8.safetensors"  # the model, its VAEs and its text projection
+LTX2_SIGMAS = "1.0, 0.99375, 0.9875, 0.98125, 0.975, 0.909375, 0.725, 0.421875, 0.0"  # the distilled model's 8 steps
+
+
+def ltx2_cfg1_video_and_audio_negatives() -> Example:
+    """LTX-2 distilled (8 steps, cfg 1): a video negative and an audio negative in attention space, each in its own
+    window, the video's captured for r_t."""
+    g = Example(
+        "## LTX-2 at cfg 1: a negative for the video and one for the audio\n\n"
+        f"**Needs** `{LTX2_CHECKPOINT}` in models/checkpoints (the model, its video and audio VAEs) and "
+        "`gemma_3_12B_it_fp4_mixed.safetensors` in models/text_encoders (the files of ComfyUI's LTX-2 "
+        "templates).\n\n"
+        "LTX-2 distilled samples its video and its audio together in 8 steps at cfg 1, where ComfyUI never "
+        "evaluates a negative prompt. LTX-2 reads the prompt twice, in a video and an audio cross-attention. Two "
+        "*Attention-Space Negative Term* nodes act there instead (Chen et al. 2025: Z̃ = Z⁺ + φ·(Z⁺ − Z⁻), capped "
+        "at τ·‖Z⁺‖₁ and blended with α): \"blurry, distorted hands, static\" on the video stream from the first "
+        "step, and \"music, background noise\" on the audio stream from 25% of the steps (their input "
+        "`stream`). Each stream's negatives share its normalisation; neither touches the other stream.\n\n"
+        "**Look at:** the frames (Save Animated WEBP) and the audio (Save Audio); the guider's readout (1 model "
+        "evaluation per step); and *Attention r_t*: when \"blurry\" and \"hands\" act on the video, per frame. "
+        "*Attention Capture* encodes the prompt and the video negative: type them there. 97 frames at 768×512, "
+        "25 fps.")
+    checkpoint = g.node("CheckpointLoaderSimple", ckpt_name=LTX2_CHECKPOINT)
+    clip = g.node("LTXAVTextEncoderLoader", text_encoder="gemma_3_12B_it_fp4_mixed.safetensors",
+                  ckpt_name=LTX2_CHECKPOINT, device="default")
+    audio_vae = g.node("LTXVAudioVAELoader", ckpt_name=LTX2_CHECKPOINT)
+    video = g.node("EmptyLTXVLatentVideo", width=768, height=512, length=97, batch_size=1)
+    audio = g.node("LTXVEmptyLatentAudio", frames_number=97, frame_rate=25.0, batch_size=1, audio_vae=audio_vae)
+    latent = g.node("LTXVConcatAVLatent", video_latent=video, audio_latent=audio)
+    sound = g.node("CLIPTextEncode", clip=clip, text="music, background noise")
+    captured = g.node("AttentionCapture", model=g.out(checkpoint, 0), clip=clip,
+                      positive_text="a street musician tunes a violin under a bridge, rain, people passing by",
+                      negative_text="blurry, distorted hands, static", **CAPTURE)
+    conditioned = g.node("LTXVConditioning", positive=g.out(captured, 2), negative=g.out(captured, 3),
+                         frame_rate=25.0)
+    video_term = g.frame(g.node("AttentionNegativeTerm", conditioning=g.out(conditioned, 1), stream="video",
+                                **ATTENTION_TERM | dict(start=0.0)))
+    audio_term = g.frame(g.node("AttentionNegativeTerm", conditioning=sound, stream="audio", terms=video_term,
+                                **ATTENTION_TERM | dict(start=0.25)))
+    guider = g.node("NegativeGuidanceGuider", model=captured, positive=g.out(conditioned, 0),
+                    negative=g.out(conditioned, 1), cfg=1.0, clip=clip, neg_start=0.0, terms=audio_term, **STANDARD)
+    samples = g.node("SamplerCustomAdvanced", noise=g.node("RandomNoise", noise_seed=1), guider=guider,
+                     sampler=g.node("KSamplerSelect", sampler_name="euler"),
+                     sigmas=g.node("ManualSigmas", sigmas=LTX2_SIGMAS), latent_image=latent)
+    separated = g.node("LTXVSeparateAVLatent", av_latent=samples)
+    frames = g.node("VAEDecode", samples=g.out(separated, 0), vae=g.out(checkpoint, 2))
+    g.show(g.node("SaveAnimatedWEBP", images=frames, filename_prefix="negative_guidance/ltx2", fps=25.0,
+                  lossless=False, quality=90, method="default"), "frames of the video")
+    g.node("SaveAudio", audio=g.node("LTXVAudioVAEDecode", samples=g.out(separated, 1), audio_vae=audio_vae),
+           filename_prefix="negative_guidance/ltx2")
+    rt = g.node("AttentionRt", capture=g.out(captured, 1), samples=samples, filename_prefix="negative_guidance/ltx2_rt",
+                image=frames, **RT)
+    g.show(g.node("PreviewImage", images=g.out(rt, 3)), "r_t per step")
+    return g
+
+
 SCREENSHOT = "the workflow, as ComfyUI draws it"
 
 
@@ -537,6 +593,8 @@ EXAMPLES = {
                                                        needs("Z-Image Turbo")),
     "14_wan22_t2v_14b_cfg1_4step_attention_negative": Spec(wan22_cfg1_4step_attention_negative, "wan21",
                                                            needs("Wan 2.2 t2v 14B, 4-step LoRAs")),
+    "15_ltx2_cfg1_video_and_audio_negatives": Spec(ltx2_cfg1_video_and_audio_negatives, "ltxav",
+                                                   needs("LTX-2 19B distilled")),
 }
 
 
@@ -558,11 +616,15 @@ LOADER_OUTPUTS = {  # loader class → where each of its outputs comes from on N
     "DualCLIPLoader": ["CLIP"],
     "TripleCLIPLoader": ["CLIP"],
     "VAELoader": ["VAE"],
+    "LTXAVTextEncoderLoader": ["CLIP"],
 }
 BYPASSED = {"LoraLoaderModelOnly": "model"}  # loader → its input that the tests pass on (they have no LoRA file)
+DROPPED = ("LTXVAudioVAELoader", "LTXVAudioVAEDecode", "SaveAudio")  # LTX-2's audio VAE, which the tests lack
+SUBSTITUTES = {"LTXVEmptyLatentAudio": ("NegativeGuidanceTestTinyAudioLatent", ("batch_size",))}  # (node, inputs)
 SMALL = {"EmptyLatentImage": dict(width=64, height=64), "EmptySD3LatentImage": dict(width=64, height=64),
          "EmptyFlux2LatentImage": dict(width=64, height=64), "Flux2Scheduler": dict(width=64, height=64),
-         "EmptyHunyuanLatentVideo": dict(width=64, height=64, length=5)}  # 64×64: the tiny models' small latents
+         "EmptyHunyuanLatentVideo": dict(width=64, height=64, length=5),
+         "EmptyLTXVLatentVideo": dict(width=64, height=64, length=9)}  # 64×64: the tiny models' small latents
 STEPPED = ("KSampler", "BasicScheduler", "Flux2Scheduler")  # KSamplerAdvanced keeps its steps: its split needs them
 TEST_STEPS = 4
 
@@ -585,13 +647,17 @@ def bypassed(prompt: dict) -> dict:
 def on_test_models(prompt: dict, family: str | None = None) -> dict:
     """The same prompt on tiny seeded models (tests only): every loader becomes
     NegativeGuidanceTestTinyFamily of ``family`` (None: NegativeGuidanceTestTinySD1, the SD1-shaped one), its MODEL,
-    CLIP and VAE wired where the loader's were; LoRA loaders are bypassed; latents 64×64 (video: 5 frames);
-    samplers 4 steps. A new prompt."""
-    prompt = bypassed(json.loads(json.dumps(prompt)))
+    CLIP and VAE wired where the loader's were; LoRA loaders are bypassed; LTX-2's audio VAE and what needs it are
+    left out, its empty audio latent made without it; latents 64×64 (video: 5 frames, LTX-2's 9); samplers 4 steps.
+    A new prompt."""
+    prompt = {node_id: node for node_id, node in bypassed(json.loads(json.dumps(prompt))).items()
+              if node["class_type"] not in DROPPED}
     loaders = {node_id: LOADER_OUTPUTS[node["class_type"]] for node_id, node in prompt.items()
                if node["class_type"] in LOADER_OUTPUTS}
     for node_id, node in prompt.items():
         kind = node["class_type"]
+        if kind in SUBSTITUTES:
+            node.update(class_type=SUBSTITUTES[kind][0], inputs={k: node["inputs"][k] for k in SUBSTITUTES[kind][1]})
         if node_id in loaders and family is None:
             node.update(class_type="NegativeGuidanceTestTinySD1", inputs=dict(seed=0))
         elif node_id in loaders:

@@ -38,8 +38,10 @@ def input_specs(info: dict) -> list[tuple[str, list]]:
 
 
 def is_widget(spec: list) -> bool:
+    """A widget input: a combo or a widget type; a V3 MultiType input ("FLOAT,INT") by its first type, which the
+    frontend draws as a widget (LTXVEmptyLatentAudio's frame_rate)."""
     kind, options = spec[0], spec[1] if len(spec) > 1 else {}
-    return (isinstance(kind, list) or kind in WIDGET_TYPES) and not options.get("forceInput")
+    return (isinstance(kind, list) or kind.split(",")[0] in WIDGET_TYPES) and not options.get("forceInput")
 
 
 def widget_slots(info: dict) -> list[str | None]:

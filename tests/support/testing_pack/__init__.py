@@ -69,10 +69,29 @@ class NegativeGuidanceTestTinyFamily(io.ComfyNode):
                              tiny_families.vae(family, seed + 2))
 
 
+class NegativeGuidanceTestTinyAudioLatent(io.ComfyNode):
+    """LTX-2's empty audio latent without an audio VAE (tests only): LTXVEmptyLatentAudio's layout, (B, 8, L, 16),
+    at a few latent frames."""
+
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="NegativeGuidanceTestTinyAudioLatent",
+            category="_for_testing",
+            inputs=[io.Int.Input("batch_size", default=1, min=1, tooltip="Rows of the latent."),
+                    io.Int.Input("length", default=5, min=1, optional=True, tooltip="Audio latent frames.")],
+            outputs=[io.Latent.Output(tooltip="An empty LTX-2 audio latent.")],
+        )
+
+    @classmethod
+    def execute(cls, batch_size, length=5) -> io.NodeOutput:
+        return io.NodeOutput({"samples": torch.zeros(batch_size, 8, length, 16), "type": "audio"})
+
+
 class TestingExtension(ComfyExtension):
     @override
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [NegativeGuidanceTestTinySD1, NegativeGuidanceTestTinyFamily]
+        return [NegativeGuidanceTestTinySD1, NegativeGuidanceTestTinyFamily, NegativeGuidanceTestTinyAudioLatent]
 
 
 async def comfy_entrypoint() -> TestingExtension:
