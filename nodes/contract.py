@@ -9,15 +9,18 @@ transformer_options (the attention site, nodes/site.py):
 - ``SITE``: the model's attention ``Site``: the family's hooks and who joined them (the capture's recorder, to which
   the guidance batch hands each step's effect maps; the negatives).
 - ``LATENT``: the shape of the latent this forward of the model runs on (the sampled latent, or its crop for an area
-  prompt), set by the site's APPLY_MODEL wrapper.
+  prompt; of latents packed into one, LTX-2's video), set by the site's APPLY_MODEL wrapper. ``TIMESTEPS``: with
+  attention-space negatives, this forward's timesteps as the model converts them from σ (one per batch row), for a
+  family that embeds a negative with them (HunyuanVideo 1.5's token refiner).
 - ``CALL``: the capture's ``CallRecord`` of this model call, set only at the steps it records.
 - ``NAG``: the ``NagCall`` of this model call (nodes/nag.py), set by the guidance batch only when some
-  attention-space negative is active: the active negatives (their chain index, φᵢ(t), context), τ, α and the uuids
-  of the branches NAG applies to.
+  attention-space negative is active: the active negatives (their chain index, φᵢ(t), context, τ, α and stream) and
+  the uuids of the branches NAG applies to; the negatives of one text stream share one normalisation.
 - ``BLOCK``: inside one DiT block, the site's ``BlockRun`` (nodes/families/joint.py), from its block replace to its
   attention override.
 - ``ATTENTION_EFFECT``: the effect-map name of the attention-space negatives, |Z − Z⁺| averaged over channels and
-  layers, upsampled to the latent, one per step (they share one normalisation, so one map for all of them).
+  layers, upsampled to the latent, one per step for all of them, from the calls whose queries are the image's (an
+  LTX-2 negative of the audio alone adds none).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ RUN_CONTEXT = f"{KEY}.run"
 EMPTY_KEY = f"{KEY}.empty"
 SITE = f"{KEY}.site"
 LATENT = f"{KEY}.latent"
+TIMESTEPS = f"{KEY}.timesteps"
 CALL = f"{KEY}.call"
 NAG = f"{KEY}.nag"
 BLOCK = f"{KEY}.block"

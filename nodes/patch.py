@@ -47,7 +47,7 @@ from ..guidance import (
     step_index,
 )
 from ..guidance.online import LayoutWatch
-from .compat import first_latent, first_shape, own_steps_sampler
+from .compat import first_latent, first_shape, latent_shapes, own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
 from .nag import ALL, AttentionNegative, EffectSum, NagCall, Negative
 from .run_checks import check_run
@@ -391,6 +391,22 @@ def check_guided_entries(node: str, guider) -> None:
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but {why}.")
 
 
+def check_streams(guidance: NegativeGuidance, guider, shapes: list[tuple[int, ...]]) -> None:
+    """Refuse, before the first step, an attention-space negative of a stream this run does not sample (LTX-2's
+    audio, with no audio latent or an empty one): it would never act."""
+    sampled = getattr(site_of(guider.model_options).family, "sampled_streams", None)
+    if sampled is None:
+        return
+    streams = sampled(shapes)
+    for term in guidance.attention:
+        if term.stream != ALL and term.stream not in streams:
+            raise ValueError(f"{guidance.node_id}: input 'terms' holds an AttentionNegativeTerm whose input 'stream' "
+                             f"is '{term.stream}', but this run samples no {term.stream} (its latents: "
+                             f"{', '.join(map(str, shapes))}), so it would never act. Set its stream to "
+                             f"'{next(iter(streams))}' or 'all', or sample a latent of that stream "
+                             "(LTXVConcatAVLatent).")
+
+
 def negative_contexts(negatives: list[AttentionNegative], guider) -> list[torch.Tensor]:
     """Each attention-space negative's context as its family's blocks take it, once per sampling run (LTXV: cut to
     its unmasked tokens; LTX-2: through the model's text connectors)."""
@@ -417,6 +433,7 @@ def make_outer_sample(guidance: NegativeGuidance, batch):
             guider.conds[key] = comfy.sampler_helpers.convert_cond(conditioning)
         if guidance.attention:
             check_guided_entries(guidance.node_id, guider)
+            check_streams(guidance, guider, latent_shapes(latent_image, kwargs))
         carry_guidance(guider.conds)
         schedule = sigmas.tolist()
         to_sigma = percent_to_sigma(guider.model_patcher.get_model_object("model_sampling"), sigmas.dtype)

@@ -10,8 +10,9 @@ CLIP-vision tokens: both join the text stream before the prompt's tokens, and a 
 the capture and the negatives refuse them before sampling (not mapped yet).
 
 Attention-space negatives (nodes/families/joint.py): each negative is refined by ``txt_in`` at the forward's batch,
-with its timesteps as ``_apply_model`` computes them from σ (``model_sampling.timestep``), then typed as a prompt
-(``cond_type_embedding`` 0), and joins the text stream at the first double block with RoPE rows of id 0.
+with the forward's timesteps, as ``_apply_model`` converts them from σ (the site's APPLY_MODEL wrapper hands them:
+contract ``TIMESTEPS``), then typed as a prompt (``cond_type_embedding`` 0), and joins the text stream at the first
+double block with RoPE rows of id 0.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import torch
 
 from comfy.ldm.hunyuan_video.model import HunyuanVideo
 
-from ...attention.store import LayerId
+from ..contract import TIMESTEPS
 from . import flux, joint, qwen_image
 from .text import PromptTokens, chat_prompt
 
@@ -68,14 +69,10 @@ def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
     return conditioning[0][0]
 
 
-def token_grid(diffusion_model, latent_shape: tuple[int, ...]) -> tuple[int, ...]:
-    return joint.patch_grid(latent_shape[-3:], tuple(diffusion_model.patch_size))
-
-
-def dit(diffusion_model, model_sampling=None) -> joint.Dit:
+def dit(diffusion_model) -> joint.Dit:
     def embed(contexts, args):
         options = {k: v for k, v in args["transformer_options"].items() if k not in OUTSIDE}
-        timesteps = model_sampling.timestep(options["sigmas"]).float()  # as _apply_model computes them
+        timesteps = options[TIMESTEPS]  # the forward's, one per batch row, as the model converted them from σ
         texts = []
         for context in contexts:  # at the forward's batch, so that a negative equal to the prompt is bit for bit it
             rows = context.expand(len(timesteps), -1, -1)
@@ -92,13 +89,7 @@ def dit(diffusion_model, model_sampling=None) -> joint.Dit:
         return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
 
     return joint.Dit(flux.blocks(diffusion_model), flux.locate, embed, extend_pe,
-                     token_grid=lambda shape: token_grid(diffusion_model, shape))
+                     token_grid=lambda shape: joint.patch_grid(shape[-3:], tuple(diffusion_model.patch_size)))
 
 
-def layers(diffusion_model, latent_shape: tuple[int, ...]) -> list[LayerId]:
-    return [LayerId(block, 0, token_grid(diffusion_model, latent_shape)) for block in flux.blocks(diffusion_model)]
-
-
-def install(patched) -> dict:
-    return joint.install(patched, dit(patched.get_model_object("diffusion_model"),
-                                      patched.get_model_object("model_sampling")))
+layers, install = joint.site(dit)

@@ -123,13 +123,11 @@ class TextCall:
 
 @dataclass
 class BlockRun:
-    """One run of one block through the site: the capture's ``block`` and ``record`` when it records this call, the
-    call's ``nag`` when attention-space negatives apply to this forward, its text ``calls`` with negatives, by
-    index, and the count of its attention calls."""
+    """One run of one block through the site: the capture's ``block`` and ``record`` when it records this call, its
+    text ``calls`` with attention-space negatives, by index, and the count of its attention calls."""
 
     block: Block | None
     record: object | None
-    nag: NagCall | None
     calls: dict[int, TextCall] = field(default_factory=dict)
     cross: bool = False
     seen: int = field(default=0)
@@ -279,7 +277,7 @@ def make_block_replace(dit: Dit, kind: str, index: int, first: bool, previous):
         if call is not None or nag is not None:
             latent = options.get(LATENT) or (call or nag).latent_shape
             grid = dit.token_grid(latent)
-            run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call, nag)
+            run = BlockRun(None if call is None else dit.locate(kind, index, args, call, grid), call)
             if nag is not None:
                 args = with_negatives(dit, (kind, index), first, args, nag, latent)
                 whole_image = whole(options, nag.latent_shape) and dit.image_tokens(args) >= math.prod(grid)

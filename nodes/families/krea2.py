@@ -105,7 +105,7 @@ def make_override(previous):
         if nag is None or nag.layout is None:
             out = joint.unchanged(func, previous, args, kwargs)
             if call is not None:
-                joint.record(joint.BlockRun(block, call, None), options, q, k, heads, heads_split, None)
+                joint.record(joint.BlockRun(block, call), options, q, k, heads, heads_split, None)
             return out
         extra, image = nag.layout.extra, q.shape[2] - text - nag.layout.extra
 
@@ -115,7 +115,7 @@ def make_override(previous):
         ordered = tuple(joint_order(x) for x in args[:3])
         whole_image = whole(options, nag.latent_shape) and image >= math.prod(grid)
         text_call = joint.TextCall(nag, grid=grid if whole_image else None)
-        run = joint.BlockRun(block if call is not None else None, call, nag, {0: text_call})
+        run = joint.BlockRun(block if call is not None else None, call, {0: text_call})
         out = joint.guide(func, previous, (*ordered, *args[3:]), kwargs, run, text_call)  # (B, L, C), joint order
         if call is not None:
             joint.record(run, options, ordered[0], ordered[1], heads, heads_split, None)

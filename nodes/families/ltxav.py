@@ -87,6 +87,12 @@ def negatives_refusal(diffusion_model, entries) -> str | None:
     return None
 
 
+def sampled_streams(shapes: list[tuple[int, ...]]) -> set[str]:
+    """The streams a run of latents of these shapes samples: the video, and the audio where a second latent with
+    frames is packed beside it (the model skips an empty one)."""
+    return {"video", "audio"} if len(shapes) > 1 and math.prod(shapes[1]) > 0 else {"video"}
+
+
 def blocks(diffusion_model) -> list[tuple[str, int]]:
     return [("double_block", i) for i in range(len(diffusion_model.transformer_blocks))]
 
@@ -111,8 +117,11 @@ def dit(diffusion_model) -> joint.Dit:
     widths = [video_dim, audio_dim] if before else [diffusion_model.caption_channels] * 2
 
     def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
-        video_call = {key: i for i, key in calls((kind, index), args["transformer_options"]).items()}["v_context"]
-        return joint.Block(LayerId((kind, index), 0, grid), video_call, args["img"][0].shape[1], slice(None),
+        found = {key: i for i, key in calls((kind, index), args["transformer_options"]).items()}
+        if "v_context" not in found:
+            raise RuntimeError("AttentionCapture: a node set LTX-2's run_vx to False, so the video's text attention, "
+                               "which the capture reads, does not run. Remove that node to capture")
+        return joint.Block(LayerId((kind, index), 0, grid), found["v_context"], args["img"][0].shape[1], slice(None),
                            slice(None), cross=True)
 
     def embed(contexts, args):

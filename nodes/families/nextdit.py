@@ -88,7 +88,7 @@ def make_override(previous, multiple: int | None):
                                "lays out NextDiT's stream differently from the one the capture knows")
         layer = LayerId(("double_block", options["block_index"]), 0, grid)
         block = joint.Block(layer, 0, length, slice(caption, caption + math.prod(grid)), slice(0, caption))
-        joint.record(joint.BlockRun(block, call, None), options, q, k, heads, heads_split, None)
+        joint.record(joint.BlockRun(block, call), options, q, k, heads, heads_split, None)
         return out
 
     override.__wrapped__ = previous

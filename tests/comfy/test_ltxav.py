@@ -230,6 +230,24 @@ def test_no_patch_leaks_into_the_source_model(family):
     assert torch.equal(sample(base, p, n, steps=2, cfg=3.0), first)
 
 
+def test_an_audio_negative_in_a_run_without_audio_is_refused_before_sampling(family):
+    """LTX-2 sampling an empty audio latent (0 frames): the model skips the audio, so an audio negative would never
+    act."""
+    import tiny_families
+
+    import comfy.sample
+
+    p, negative = encode(TEXT), encode(NEGATIVE)
+    silent = (AUDIO[0], AUDIO[1], 0, AUDIO[3])
+    latent = nested(torch.zeros(VIDEO), torch.zeros(silent))
+    model = guidance_cfg(tiny_families.model(family), term(negative, "audio"))
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm whose "
+                                         r"input 'stream' is 'audio', but this run samples no audio .* Set its "
+                                         r"stream to 'video' or 'all'"):
+        comfy.sample.sample(model, nested(torch.randn(VIDEO), torch.zeros(silent)), 1, 1.0, "euler", "normal", p, p,
+                            latent, seed=42, disable_pbar=True)
+
+
 def test_an_audio_negative_on_a_model_without_audio_is_refused_before_sampling(family):
     import tiny_families
 

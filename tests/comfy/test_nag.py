@@ -370,6 +370,41 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
             torch.testing.assert_close(x[:, :, t_pos + t_neg:], x1[:, :, t_neg:], rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+def test_a_negative_refined_in_a_forward_shared_with_the_cfg_negative_is_its_own_prompts_text(family):
+    """cfg 2 with ConditioningZeroOut(p) as the CFG negative, of p's length: p and it share each forward (two chunks).
+    The negative's keys and values on p's rows equal those of its text given as the prompt in the same layout: its
+    token refiner ran at the forward's batch, with the forward's timesteps."""
+    import tiny_families
+
+    p, neg = encode(family, TEXT), encode(family, NEGATIVE)
+    t_pos, t_neg = p[0][0].shape[1], neg[0][0].shape[1]
+    runs = {}
+
+    def recorder(name, text_tokens):
+        is_text = text_calls(family, text_tokens, image_tokens(family))
+
+        def record(q, k, v, options, out, heads, split):
+            if name not in runs and is_text(q, k):
+                rows = q.shape[0] // len(options["cond_or_uncond"])
+                chunk = options["cond_or_uncond"].index(0) * rows  # the prompt's rows
+                runs[name] = [heads_first(x, heads, split)[chunk:chunk + rows] for x in (k, v)]
+
+        return record
+
+    def zero(conditioning):
+        return call_node("ConditioningZeroOut", conditioning=conditioning)[0]
+
+    base = tiny_families.model(family)
+    sample(family, hook(guidance_cfg(base, attention_term(neg)), family, recorder("nag", t_pos + t_neg), True),
+           p, zero(p), steps=1, cfg=2.0)
+    sample(family, hook(guidance_cfg(base), family, recorder("alone", t_neg), True), neg, zero(neg), steps=1,
+           cfg=2.0)
+    (k, v), (k1, v1) = runs["nag"], runs["alone"]
+    torch.testing.assert_close(k[:, :, t_pos:t_pos + t_neg], k1[:, :, :t_neg], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(v[:, :, t_pos:t_pos + t_neg], v1[:, :, :t_neg], rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("family", FAMILIES)
 def test_off_or_outside_its_window_it_is_bit_identical_and_never_computed(family):
     """φ = 0: the samples equal those without the term, bit for bit. Window start 0.5 of 4 steps: x0 of steps 0–1
