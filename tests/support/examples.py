@@ -266,6 +266,12 @@ def sd35_independent_scales() -> Example:
     return g
 
 
+def split_loaders(g: Example, unet: str, clip: str, clip_type: str, vae: str) -> tuple:
+    """UNETLoader, CLIPLoader and VAELoader of the files a model's template loads apart."""
+    return (g.node("UNETLoader", unet_name=unet, weight_dtype="default"),
+            g.node("CLIPLoader", clip_name=clip, type=clip_type, device="default"), g.node("VAELoader", vae_name=vae))
+
+
 def flux_dev_loaders(g: Example) -> tuple:
     """Flux.1 dev's loaders by the file names users have: (MODEL, CLIP, VAE)."""
     unet = g.node("UNETLoader", unet_name="flux1-dev.safetensors", weight_dtype="default")
@@ -315,9 +321,8 @@ def wan21_t2v_negative() -> Example:
         "*Negative Guidance CFG* (mode independent: x̂ = u + cfg·(p − u) − neg_scale·(n − u), cfg 6 on the "
         "KSampler, neg_scale 5) encodes the empty prompt u itself from `clip`. *Attention Capture* encodes both "
         "prompts (umT5): type them there. 33 frames at 832×480.")
-    unet = g.node("UNETLoader", unet_name="wan2.1_t2v_1.3B_fp16.safetensors", weight_dtype="default")
-    clip = g.node("CLIPLoader", clip_name="umt5_xxl_fp8_e4m3fn_scaled.safetensors", type="wan", device="default")
-    vae = g.node("VAELoader", vae_name="wan_2.1_vae.safetensors")
+    unet, clip, vae = split_loaders(g, "wan2.1_t2v_1.3B_fp16.safetensors", "umt5_xxl_fp8_e4m3fn_scaled.safetensors",
+                                    "wan", "wan_2.1_vae.safetensors")
     shifted = g.node("ModelSamplingSD3", model=unet, shift=8.0)
     latent = g.node("EmptyHunyuanLatentVideo", width=832, height=480, length=33, batch_size=1)
 
@@ -394,9 +399,8 @@ def flux2_klein_cfg1_two_attention_negatives() -> Example:
         "**Look at:** the picture; the guider's readout (at cfg 1, 1 model evaluation per step); and *Attention "
         "r_t*: when \"people\" and \"fox\" act, read from the prompt's image queries over the first negative's "
         "words. *Attention Capture* encodes the prompt and the first negative: type them there.")
-    unet = g.node("UNETLoader", unet_name="flux-2-klein-4b.safetensors", weight_dtype="default")
-    clip = g.node("CLIPLoader", clip_name="qwen_3_4b.safetensors", type="flux2", device="default")
-    vae = g.node("VAELoader", vae_name="flux2-vae.safetensors")
+    unet, clip, vae = split_loaders(g, "flux-2-klein-4b.safetensors", "qwen_3_4b.safetensors", "flux2",
+                                    "flux2-vae.safetensors")
     latent = g.node("EmptyFlux2LatentImage", width=1024, height=1024, batch_size=1)
     details = g.node("CLIPTextEncode", clip=clip, text="blurry, watermark")
 
@@ -434,9 +438,8 @@ def z_image_turbo_cfg1_independent_negative() -> Example:
         "**Look at:** the picture; the readout (conditionings per model call); and *Attention r_t*: when "
         "\"text\" and \"watermark\" act (Z-Image's words are read inside its chat template; the capture needs "
         "ComfyUI v0.33). *Attention Capture* encodes both prompts: type them there.")
-    unet = g.node("UNETLoader", unet_name="z_image_turbo_bf16.safetensors", weight_dtype="default")
-    clip = g.node("CLIPLoader", clip_name="qwen_3_4b.safetensors", type="lumina2", device="default")
-    vae = g.node("VAELoader", vae_name="ae.safetensors")
+    unet, clip, vae = split_loaders(g, "z_image_turbo_bf16.safetensors", "qwen_3_4b.safetensors", "lumina2",
+                                    "ae.safetensors")
     shifted = g.node("ModelSamplingAuraFlow", model=unet, shift=3.0)
     latent = g.node("EmptySD3LatentImage", width=1024, height=1024, batch_size=1)
 
