@@ -11,7 +11,9 @@ from comfy_helpers import PACK_NODES, pack_module
 
 LATER = {"kandinsky5": ("comfy.ldm.kandinsky5.model", "Kandinsky5"),  # families whose model v0.3.64 lacks
          "krea2": ("comfy.ldm.krea2.model", "SingleStreamDiT"),
-         "nextdit": ("comfy.ldm.lumina.model", "pad_zimage")}  # Z-Image's NextDiT, which numbers its layers
+         "nextdit": ("comfy.ldm.lumina.model", "pad_zimage"),  # Z-Image's NextDiT, which numbers its layers
+         "ltxav": ("comfy.ldm.lightricks.av_model", "LTXAVModel"),
+         "hunyuan_video15": ("comfy.model_base", "HunyuanVideo15")}
 
 
 def families_of_this_comfyui() -> list[str]:
