@@ -48,6 +48,12 @@ ALL = "all"  # an AttentionNegativeTerm's stream: every text stream of the model
 STREAMS = (ALL, "video", "audio")  # LTX-2 reads its prompt in a video and an audio cross-attention
 
 
+def stray_stream(negatives, streams) -> str | None:
+    """The first stream an attention-space negative (``negatives``: each with a ``stream``) picks that is not among
+    ``streams``, where it would never act; None when each acts (ALL acts on every stream)."""
+    return next((n.stream for n in negatives if n.stream != ALL and n.stream not in streams), None)
+
+
 @dataclass(frozen=True)
 class AttentionNegative:
     """One AttentionNegativeTerm: a conditioning pushed away in attention space with φ = ``scale``, τ and α."""

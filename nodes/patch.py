@@ -49,7 +49,7 @@ from ..guidance import (
 from ..guidance.online import LayoutWatch
 from .compat import first_latent, first_shape, latent_shapes, own_steps_sampler
 from .contract import ATTENTION_EFFECT, EMPTY_KEY, GUIDANCE, KEY, NAG, RUN_CONTEXT, term_key, term_name
-from .nag import ALL, AttentionNegative, EffectSum, NagCall, Negative
+from .nag import AttentionNegative, EffectSum, NagCall, Negative, stray_stream
 from .run_checks import check_run
 from .site import check, family_refusal, hook_name, join, site_of
 
@@ -249,11 +249,10 @@ def negatives_family(node: str, model, negatives: list[AttentionNegative]):
         raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm, but its diffusion model {name} "
                          f"cannot take attention-space negatives: {refused}")
     streams = set(getattr(family, "CONTEXTS", {}).values()) or {"video"}  # one stream, the picture's
-    for term in negatives:
-        if term.stream != ALL and term.stream not in streams:
-            raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm whose input 'stream' is "
-                             f"'{term.stream}', but {family.NAME} has no {term.stream} stream (LTX-2 alone samples "
-                             "audio beside its video), so it would never act. Set its stream to 'all'.")
+    if (stray := stray_stream(negatives, streams)) is not None:
+        raise ValueError(f"{node}: input 'terms' holds an AttentionNegativeTerm whose input 'stream' is '{stray}', "
+                         f"but {family.NAME} has no {stray} stream (LTX-2 alone samples audio beside its video), so "
+                         "it would never act. Set its stream to 'all'.")
     return family
 
 
@@ -398,13 +397,11 @@ def check_streams(guidance: NegativeGuidance, guider, shapes: list[tuple[int, ..
     if sampled is None:
         return
     streams = sampled(shapes)
-    for term in guidance.attention:
-        if term.stream != ALL and term.stream not in streams:
-            raise ValueError(f"{guidance.node_id}: input 'terms' holds an AttentionNegativeTerm whose input 'stream' "
-                             f"is '{term.stream}', but this run samples no {term.stream} (its latents: "
-                             f"{', '.join(map(str, shapes))}), so it would never act. Set its stream to "
-                             f"'{next(iter(streams))}' or 'all', or sample a latent of that stream "
-                             "(LTXVConcatAVLatent).")
+    if (stray := stray_stream(guidance.attention, streams)) is not None:
+        raise ValueError(f"{guidance.node_id}: input 'terms' holds an AttentionNegativeTerm whose input 'stream' is "
+                         f"'{stray}', but this run samples no {stray} (its latents: {', '.join(map(str, shapes))}), "
+                         f"so it would never act. Set its stream to '{next(iter(streams))}' or 'all', or sample a "
+                         "latent of that stream (LTXVConcatAVLatent).")
 
 
 def negative_contexts(negatives: list[AttentionNegative], guider) -> list[torch.Tensor]:

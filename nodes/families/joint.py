@@ -231,10 +231,17 @@ def make_override(previous):
     return override
 
 
+def text_in(text, key: str | None = None) -> torch.Tensor:
+    """A negative's embedded text in the context named ``key``, where a family embeds it per context name (LTX-2's
+    video and audio, of one length; None: any of them)."""
+    if not isinstance(text, dict):
+        return text
+    return next(iter(text.values())) if key is None else text[key]
+
+
 def with_texts(txt: torch.Tensor, texts: list, key: str) -> torch.Tensor:
-    """``txt`` with ``texts`` appended along the tokens (a text given per context name: its ``key`` one)."""
-    pieces = [text[key] if isinstance(text, dict) else text for text in texts]
-    return torch.cat([txt, *(t.expand(txt.shape[0], -1, -1) for t in pieces)], dim=1)
+    """``txt`` with ``texts`` appended along the tokens, each in the context named ``key``."""
+    return torch.cat([txt, *(text_in(t, key).expand(txt.shape[0], -1, -1) for t in texts)], dim=1)
 
 
 def with_negatives(dit: Dit, block: tuple[str, int], first: bool, args: dict, nag: NagCall,
@@ -246,8 +253,7 @@ def with_negatives(dit: Dit, block: tuple[str, int], first: bool, args: dict, na
     args, text_key = dict(args), dit.keys[1]
     if nag.layout is None:  # the first block this forward runs (a cross family's first may be skipped, by SLG)
         texts = dit.embed(nag.contexts(like=args[text_key]), args)
-        tokens = tuple(next(iter(t.values())) if isinstance(t, dict) else t for t in texts)
-        nag.layout = JointLayout(args[text_key].shape[1], tuple(t.shape[1] for t in tokens), latent, texts)
+        nag.layout = JointLayout(args[text_key].shape[1], tuple(text_in(t).shape[1] for t in texts), latent, texts)
     if dit.cross:
         for key in dict.fromkeys(dit.text_calls(block, args["transformer_options"]).values()):
             members = nag.members(dit.streams.get(key, ALL))

@@ -29,7 +29,7 @@ import torch
 from comfy.ldm.lightricks.av_model import LTXAVModel
 
 from ...attention.store import LayerId
-from . import joint
+from . import joint, ltxv
 from .text import PromptTokens, encoded, rows_of
 
 NAME = "LTX-2 (LTXAV)"
@@ -67,13 +67,7 @@ def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
         unprocessed=extra.get("unprocessed_ltxav_embeds", False))
 
 
-def capture_refusal(diffusion_model, entries) -> str | None:
-    """Why the site cannot read a run with these conditioning ``entries``: keyframe guides, which change the video's
-    tokens and split its self-attention into calls of their own."""
-    if any(entry.get("keyframe_idxs") is not None for entry in entries):
-        return ("LTX-2's keyframe guides (LTXVAddGuide) change the video's tokens and split its self-attention into "
-                "calls of their own. Run it without keyframe guides (LTXVImgToVideo's first frame works)")
-    return None
+capture_refusal = ltxv.keyframe_refusal  # LTXVAddGuide's keyframes change the video's tokens, as on LTXV
 
 
 def negatives_refusal(diffusion_model, entries) -> str | None:
