@@ -11,7 +11,9 @@ transformer_options (the attention site, nodes/site.py):
 - ``LATENT``: the shape of the latent this forward of the model runs on (the sampled latent, or its crop for an area
   prompt; of latents packed into one, LTX-2's video), set by the site's APPLY_MODEL wrapper. ``TIMESTEPS``: with
   attention-space negatives, this forward's timesteps as the model converts them from σ (one per batch row), for a
-  family that embeds a negative with them (HunyuanVideo 1.5's token refiner).
+  family that embeds a negative with them (HunyuanVideo 1.5's token refiner). ``TEXT_PREFIX``: the tokens this
+  forward's model puts before the prompt's in its text stream, from the family's ``text_prefix(diffusion_model,
+  conds)`` (HunyuanVideo 1.5: its (CLIP-vision, ByT5) token counts, of an image-to-video run and of quoted text).
 - ``CALL``: the capture's ``CallRecord`` of this model call, set only at the steps it records.
 - ``NAG``: the ``NagCall`` of this model call (nodes/nag.py), set by the guidance batch only when some
   attention-space negative is active: the active negatives (their chain index, φᵢ(t), context, τ, α and stream) and
@@ -32,6 +34,7 @@ EMPTY_KEY = f"{KEY}.empty"
 SITE = f"{KEY}.site"
 LATENT = f"{KEY}.latent"
 TIMESTEPS = f"{KEY}.timesteps"
+TEXT_PREFIX = f"{KEY}.text_prefix"
 CALL = f"{KEY}.call"
 NAG = f"{KEY}.nag"
 BLOCK = f"{KEY}.block"

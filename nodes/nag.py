@@ -82,7 +82,7 @@ class Negative:
 
     index: int
     phi: float
-    context: torch.Tensor
+    context: torch.Tensor | tuple[torch.Tensor, ...]  # a family's several (HunyuanVideo 1.5: Qwen2.5-VL, ByT5)
     tau: float
     alpha: float
     stream: str = ALL
@@ -139,6 +139,7 @@ class JointLayout:
     negatives: tuple[int, ...]
     latent: tuple[int, ...]  # the shape of the latent this forward runs on (an area prompt's crop, or the whole)
     texts: list[torch.Tensor] = field(default_factory=list)  # each negative's embedded text, (1 or B, T⁻ᵢ, width)
+    unworded: tuple[int, ...] = ()  # each text's tokens before its words, the prompt's first (HunyuanVideo 1.5's)
     pe: tuple | None = None  # (the model's positional embedding of this forward, it extended by the negatives' rows)
 
     @property
@@ -152,6 +153,13 @@ class JointLayout:
     def spans(self, nag: NagCall) -> list[tuple[int | None, slice]]:
         """Each text's tokens: (None, the prompt's), then (its chain index, each negative's)."""
         return text_spans(self.text, self.negatives, [n.index for n in nag.negatives])
+
+    def word_spans(self, nag: NagCall) -> list[tuple[int | None, slice]]:
+        """``spans`` less each text's tokens before its words (``unworded``: HunyuanVideo 1.5's CLIP-vision and ByT5
+        tokens), which belong to no word: the capture maps each word's share of its text's own tokens."""
+        skips = self.unworded or (0,) * (1 + len(self.negatives))
+        return [(term, slice(keys.start + skip, keys.stop))
+                for (term, keys), skip in zip(self.spans(nag), skips, strict=True)]
 
 
 @dataclass
@@ -199,13 +207,16 @@ class NagCall:
     def tokens(self) -> tuple[int, ...]:
         return tuple(n.tokens for n in self.negatives)
 
-    def contexts(self, like: torch.Tensor) -> list[torch.Tensor]:
-        """The negatives' contexts on ``like``'s device and dtype, each moved once per sampling run."""
+    def contexts(self, like: torch.Tensor) -> list:
+        """The negatives' contexts on ``like``'s device and dtype, each moved once per sampling run (a family's tuple
+        of contexts, HunyuanVideo 1.5's, each of them)."""
         found = []
         for n in self.negatives:
             key = (n.index, like.device, like.dtype)
             if key not in self.run_cache:
-                self.run_cache[key] = n.context.to(like.device, like.dtype)
+                context = n.context if isinstance(n.context, tuple) else (n.context,)
+                moved = tuple(c.to(like.device, like.dtype) for c in context)
+                self.run_cache[key] = moved if isinstance(n.context, tuple) else moved[0]
             found.append(self.run_cache[key])
         return found
 

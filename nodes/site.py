@@ -20,7 +20,7 @@ from types import ModuleType
 
 import comfy.patcher_extension
 
-from .contract import KEY, LATENT, NAG, SITE, TIMESTEPS
+from .contract import KEY, LATENT, NAG, SITE, TEXT_PREFIX, TIMESTEPS
 
 
 @dataclass(frozen=True)
@@ -59,9 +59,12 @@ def forward_latent(executor, x, t, c_concat, c_crossattn, control, transformer_o
     """APPLY_MODEL wrapper: the hooks of this forward learn the shape of the latent it runs on (contract ``LATENT``):
     the sampled latent's, or the crop of an area prompt, whose image tokens are a grid of their own; of latents
     packed into one (LTX-2's video and audio), the first's. A new forward has no negatives' text layout yet (its
-    first block sets one); with negatives, it learns its timesteps (contract ``TIMESTEPS``)."""
+    first block sets one); with negatives, it learns its timesteps (contract ``TIMESTEPS``); where the family's model
+    puts tokens of its own before the prompt's, their counts (contract ``TEXT_PREFIX``)."""
     packed = kwargs.get("latent_shapes")
     options = {**transformer_options, LATENT: tuple(packed[0] if packed else x.shape)}
+    if (prefix := getattr(transformer_options[SITE].family, "text_prefix", None)) is not None:
+        options[TEXT_PREFIX] = prefix(executor.class_obj.diffusion_model, kwargs)
     if (nag := transformer_options.get(NAG)) is not None:
         nag.layout = None
         options[TIMESTEPS] = executor.class_obj.model_sampling.timestep(t).float()  # as _apply_model converts σ

@@ -13,7 +13,9 @@ negatives or its capture from being exact, ``negatives_refusal(diffusion_model, 
 ``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, LTX-2, NextDiT); a family the capture reads but
 attention-space negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the
 prompt's context with tokens of its own gives the padded length, ``context_length(tokens)`` (Z-Image, LTX-2); one whose
-sampler packs several latents into one says which the maps read, ``PACKED`` (LTX-2: the first, its video).
+sampler packs several latents into one says which the maps read, ``PACKED`` (LTX-2: the first, its video); one whose
+model puts tokens of its own before the prompt's in its text stream counts them per forward,
+``text_prefix(diffusion_model, conds)`` (HunyuanVideo 1.5's CLIP-vision and ByT5 tokens).
 """
 
 from __future__ import annotations

@@ -5,14 +5,19 @@ first).
 Text: Qwen2.5-VL tokens of the video template, cut as Qwen-Image's (text_encoders/hunyuan_image.py: the system part
 up to '<|im_start|>user\\n' dropped, the closing '<|im_end|>\\n<|im_start|>assistant\\n' kept, marked as template),
 refined by the model's token refiner ``txt_in``, which reads the forward's timestep, then given the type embedding
-of a prompt. Text tokens have RoPE id 0. Quoted text also goes through ByT5, and an image-to-video run adds
-CLIP-vision tokens: both join the text stream before the prompt's tokens, and a text mask would join the attention;
-the capture and the negatives refuse them before sampling (not mapped yet).
+of a prompt. Text tokens have RoPE id 0. The model puts tokens of its own before them: the ByT5 glyph tokens of
+quoted text ('Text "…"', type 1) and, image to video, the CLIP-vision tokens of the start image (type 2), in the
+stream [vision, ByT5, Qwen2.5-VL] (``text_prefix`` counts them per forward, from its conds). They belong to no word:
+the capture maps each word's share of the prompt's Qwen2.5-VL tokens. A text mask would join the attention, and is
+refused before sampling.
 
 Attention-space negatives (nodes/families/joint.py): each negative is refined by ``txt_in`` at the forward's batch,
 with the forward's timesteps, as ``_apply_model`` converts them from σ (the site's APPLY_MODEL wrapper hands them:
-contract ``TIMESTEPS``), then typed as a prompt (``cond_type_embedding`` 0), and joins the text stream at the first
-double block with RoPE rows of id 0.
+contract ``TIMESTEPS``), then typed as a prompt (``cond_type_embedding`` 0). Its ByT5 tokens, where its text quotes
+some, go through the model's ``byt5_in`` and are typed 1, and the run's CLIP-vision tokens lead it, as they lead the
+prompt's: a negative replaces the prompt's text, never the run's image (a CLIP-vision output the negative's
+conditioning carries, as HunyuanVideo15ImageToVideo's negative output does, is the run's image, and is not read
+again). It joins the text stream at the first double block with RoPE rows of id 0.
 """
 
 from __future__ import annotations
@@ -21,14 +26,13 @@ import torch
 
 from comfy.ldm.hunyuan_video.model import HunyuanVideo
 
-from ..contract import TIMESTEPS
+from ..contract import TEXT_PREFIX, TIMESTEPS
 from . import flux, joint, qwen_image
 from .text import PromptTokens, chat_prompt
 
 NAME = "HunyuanVideo 1.5"
 KEY = "qwen25_7b"
-UNMAPPED = {"conditioning_byt5small": "ByT5 tokens of its quoted text", "clip_vision_output": "CLIP-vision tokens of "
-            "its image (image to video)", "attention_mask": "a text attention mask"}
+PROMPT, GLYPHS = 0, 1  # the model's cond_type_embedding of a prompt's and of ByT5's tokens (2: CLIP-vision's)
 OUTSIDE = ("block_index", "block_type", "total_blocks", "img_slice")  # what a block's options add to the forward's
 installed_hooks = joint.installed_hooks
 
@@ -43,43 +47,70 @@ def text(clip, prompt: str) -> PromptTokens:
     return chat_prompt(clip, prompt, KEY, qwen_image.template_end)
 
 
-def unmapped(entries) -> str | None:
-    """Why the site cannot read a run whose conditioning ``entries`` put tokens other than the prompt's into the text
-    stream, or a mask into its attention."""
-    for entry in entries:
-        found = [what for key, what in UNMAPPED.items() if entry.get(key) is not None]
-        if found:
-            return (f"a HunyuanVideo 1.5 conditioning carries {found[0]}, which the model puts into the text stream "
-                    "beside the prompt's, and which the pack does not map yet. Use a text-to-video prompt without "
-                    "quoted text")
+def text_prefix(diffusion_model, conds: dict) -> tuple[int, int]:
+    """The (CLIP-vision, ByT5) tokens the model puts before the prompt's in a forward given ``conds``
+    (``forward_orig``: ByT5 only where the model has its glyph mapper ``byt5_in``)."""
+    vision, glyphs = conds.get("clip_fea"), conds.get("txt_byt5")
+    return (0 if vision is None else vision.shape[1],
+            0 if glyphs is None or diffusion_model.byt5_in is None else glyphs.shape[1])
+
+
+def masked(entries) -> str | None:
+    """Why the site cannot read a run whose conditioning ``entries`` put a text mask into its attention."""
+    if any(entry.get("attention_mask") is not None for entry in entries):
+        return ("a HunyuanVideo 1.5 conditioning carries a text attention mask, which the model puts into its "
+                "attention and which the pack does not map yet. Encode the prompt with HunyuanVideo 1.5's own text "
+                "encoder (CLIPTextEncode), which keeps no mask")
     return None
 
 
 def capture_refusal(diffusion_model, entries) -> str | None:
-    return unmapped(entries)
+    return masked(entries)
 
 
 negatives_refusal = capture_refusal
 
 
-def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
-    """A negative's Qwen2.5-VL context; refused before sampling where it carries tokens the pack does not map."""
-    if (why := unmapped([conditioning[0][1]])) is not None:
+def negative_context(conditioning: list, model_patcher) -> tuple[torch.Tensor, ...]:
+    """A negative's Qwen2.5-VL context, and its ByT5 tokens where its text quotes some and the model reads them;
+    refused before sampling where it carries a text mask."""
+    if (why := masked([conditioning[0][1]])) is not None:
         raise ValueError(f"AttentionNegativeTerm: input 'conditioning': {why}.")
-    return conditioning[0][0]
+    glyphs = conditioning[0][1].get("conditioning_byt5small")
+    reads_glyphs = model_patcher.get_model_object("diffusion_model").byt5_in is not None
+    return (conditioning[0][0],) if glyphs is None or not reads_glyphs else (conditioning[0][0], glyphs)
 
 
 def dit(diffusion_model) -> joint.Dit:
+    def typed(tokens, kind):
+        """``tokens`` plus the model's type embedding of ``kind``, as ``forward_orig`` adds it."""
+        ids = torch.full(tokens.shape[:2], kind, dtype=torch.long, device=tokens.device)
+        return tokens + diffusion_model.cond_type_embedding.to(tokens.device)(ids).to(tokens.dtype)
+
     def embed(contexts, args):
+        """Each negative's stream [the run's CLIP-vision tokens, its ByT5 tokens, its refined Qwen2.5-VL tokens], at
+        the forward's batch, so that a negative equal to the prompt is bit for bit it."""
         options = {k: v for k, v in args["transformer_options"].items() if k not in OUTSIDE}
         timesteps = options[TIMESTEPS]  # the forward's, one per batch row, as the model converted them from σ
+        vision = args["txt"][:, :options.get(TEXT_PREFIX, (0, 0))[0]]  # the run's image tokens, as the prompt has them
         texts = []
-        for context in contexts:  # at the forward's batch, so that a negative equal to the prompt is bit for bit it
+        for context, *glyphs in contexts:
             rows = context.expand(len(timesteps), -1, -1)
             refined = diffusion_model.txt_in(rows, timesteps.to(context.device), None, transformer_options=options)
-            kind = torch.zeros_like(refined[:, :, 0], dtype=torch.long)  # a prompt's tokens: type 0
-            texts.append(refined + diffusion_model.cond_type_embedding.to(refined.device)(kind).to(refined.dtype))
+            glyphs = [typed(diffusion_model.byt5_in(g.expand(len(timesteps), -1, -1)), GLYPHS) for g in glyphs]
+            texts.append(torch.cat([vision, *glyphs, typed(refined, PROMPT)], dim=1))
         return texts
+
+    def unworded(args, contexts):
+        """The prompt's CLIP-vision and ByT5 tokens, then each negative's: the run's CLIP-vision and its ByT5."""
+        vision, glyphs = args["transformer_options"].get(TEXT_PREFIX, (0, 0))
+        return (vision + glyphs, *(vision + sum(g.shape[1] for g in context[1:]) for context in contexts))
+
+    def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> joint.Block:
+        """Flux's, less the CLIP-vision and ByT5 tokens before the prompt's, which belong to no word."""
+        block = flux.locate(kind, index, args, call, grid)
+        block.keys = slice(sum(args["transformer_options"].get(TEXT_PREFIX, ())), block.keys.stop)
+        return block
 
     def extend_pe(pe, nag):
         """pe with each negative's rows after the prompt's: id 0 on every axis, as a prompt's text tokens have."""
@@ -88,8 +119,9 @@ def dit(diffusion_model) -> joint.Dit:
                 for tokens in nag.layout.negatives]
         return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
 
-    return joint.Dit(flux.blocks(diffusion_model), flux.locate, embed, extend_pe,
-                     token_grid=lambda shape: joint.patch_grid(shape[-3:], tuple(diffusion_model.patch_size)))
+    return joint.Dit(flux.blocks(diffusion_model), locate, embed, extend_pe,
+                     token_grid=lambda shape: joint.patch_grid(shape[-3:], tuple(diffusion_model.patch_size)),
+                     unworded=unworded)
 
 
 layers, install = joint.site(dit)

@@ -85,7 +85,8 @@ class Dit:
     the stream each context name carries, where a model has several (LTX-2: video and audio, ``embed`` then gives
     each negative's text per context name); a negative joins the contexts of its stream.
     ``original_block(index)``: the block as the replace's ``extra`` should hand it, where ComfyUI's is broken
-    (Kandinsky 5)."""
+    (Kandinsky 5). ``unworded(args, contexts)``: each text's tokens before its words, the prompt's first (given the
+    first block's args and the negatives' contexts), where a model puts tokens of its own there (HunyuanVideo 1.5)."""
 
     blocks: list[tuple[str, int]]
     locate: Locate
@@ -98,6 +99,7 @@ class Dit:
     cut: Callable[[tuple[str, int]], int] = lambda block: 0
     streams: dict[str, str] = field(default_factory=dict)
     original_block: Callable[[int], Callable[[dict], dict]] | None = None
+    unworded: Callable[[dict, list], tuple[int, ...]] | None = None
 
     def image_tokens(self, args: dict) -> int:
         """The image tokens a block's args hold (LTX-2: the video's, the first of its (video, audio) pair)."""
@@ -204,7 +206,7 @@ def record(run: BlockRun, options: dict, q: torch.Tensor, k: torch.Tensor, heads
     else:
         start = nag.layout.image_start
         image = slice(start, start + block.queries.stop - block.queries.start)
-        texts = [(term, image, keys) for term, keys in nag.layout.spans(nag)]
+        texts = [(term, image, keys) for term, keys in nag.layout.word_spans(nag)]
     run.record.record_texts(block.layer, options, q, k, heads, texts, heads_split, mask)
 
 
@@ -252,8 +254,10 @@ def with_negatives(dit: Dit, block: tuple[str, int], first: bool, args: dict, na
     (``latent``: the shape of the latent this forward runs on)."""
     args, text_key = dict(args), dit.keys[1]
     if nag.layout is None:  # the first block this forward runs (a cross family's first may be skipped, by SLG)
-        texts = dit.embed(nag.contexts(like=args[text_key]), args)
-        nag.layout = JointLayout(args[text_key].shape[1], tuple(text_in(t).shape[1] for t in texts), latent, texts)
+        contexts = nag.contexts(like=args[text_key])
+        texts = dit.embed(contexts, args)
+        nag.layout = JointLayout(args[text_key].shape[1], tuple(text_in(t).shape[1] for t in texts), latent, texts,
+                                 () if dit.unworded is None else dit.unworded(args, contexts))
     if dit.cross:
         for key in dict.fromkeys(dit.text_calls(block, args["transformer_options"]).values()):
             members = nag.members(dit.streams.get(key, ALL))

@@ -165,21 +165,70 @@ def planting(column: int, text_tokens: int, wrapped):
 @pytest.mark.parametrize("family", DITS)
 def test_the_word_at_a_planted_column_takes_the_map(family):
     """A planted context column that every image query attends to lands in the map of the word at that column."""
+    model, handle, p, n = capture(family, special_tokens=False)
+    check_planted(family, model, handle, p, n)
+
+
+def check_planted(family, model, handle, p, n, before=0):
+    """Plant "cat"'s first column (``before``: the tokens the model puts before the prompt's) and sample one step."""
     import tiny_families
 
-    model, handle, p, n = capture(family, special_tokens=False)
     cat = next(w for w in handle.recorder.prompts["positive"].words if w.text == "cat")
     options = model.model_options["transformer_options"]
     planted = model.clone()
     text = p[0][0].shape[1]
     text = -(-text // 32) * 32 if family == "z_image" else text  # Z-Image's caption padded to a multiple of 32
     text = max(text, tiny_families.LEFT_PADDED.get(family, 0))  # Flux.2 dev's padded on the left to 512
-    override = planting(cat.columns[0], text, options["optimized_attention_override"])
+    override = planting(before + cat.columns[0], before + text, options["optimized_attention_override"])
     planted.model_options["transformer_options"] = {**options, "optimized_attention_override": override}
     sample(family, planted, p, n, steps=1)
     words = handle.words["positive"]
     for layer, maps in handle.recorder.finished.layers(0, "positive").items():
         assert maps[:, words.index("cat")].float().min() > 0.9, (layer, maps[:, words.index("cat")].mean())
+
+
+def image_and_quotes(p, n):
+    """HunyuanVideo 1.5 image to video, both prompts quoting text: 5 CLIP-vision and 7 ByT5 tokens before each's."""
+    import tiny_families
+
+    p, n = tiny_families.with_start_image(p, n)
+    return tiny_families.with_quoted_text(p, 7, seed=1), tiny_families.with_quoted_text(n, 7, seed=2)
+
+
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+def test_hunyuan_video15_a_planted_column_behind_image_and_quoted_text_lands_in_its_words_map(family):
+    """The stream is [CLIP-vision, ByT5, Qwen2.5-VL]: the column planted at "cat"'s place in it lands in cat's map."""
+    import tiny_families
+
+    model, handle, p, n = capture(family, special_tokens=False)
+    check_planted(family, model, handle, *image_and_quotes(p, n), before=tiny_families.VISION_TOKENS + 7)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+def test_hunyuan_video15_image_and_quoted_text_tokens_belong_to_no_word(family, dtype):
+    """Image to video, each prompt quoting text. At cfg 4, and at cfg 1 with the negative as an attention-space
+    negative (the "negative" branch), captured samples equal uncaptured ones bit for bit, and every map sums to one
+    over its prompt's Qwen2.5-VL tokens (every column captured): the CLIP-vision and ByT5 tokens belong to no word."""
+    import tiny_families
+
+    model = tiny_families.model(family, dtype=dtype)
+    captured, handle, p, n = capture(family, model=model)
+    p, n = image_and_quotes(p, n)
+    term = call_node("AttentionNegativeTerm", conditioning=n, scale=4.0, tau=2.5, alpha=0.25, start=0.0, end=1.0,
+                     window_unit="steps", schedule="constant")[0]
+
+    def guided(base):
+        return call_node("NegativeGuidanceCFG", model=base, mode="standard", neg_scale=0.0, neg_start=0.0,
+                         neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=term)[0]
+
+    for patch, cfg in ((lambda m: m, 4.0), (guided, 1.0)):
+        assert torch.equal(sample(family, patch(model), p, n, cfg=cfg), sample(family, patch(captured), p, n, cfg=cfg))
+        store = handle.recorder.finished
+        assert store.steps() == [0, 1, 2] and store.branches() == {"positive", "negative"}
+        for (_, layer, branch), maps in store.records.items():
+            assert maps.shape == (2, len(handle.words[branch]), *layer.grid)
+            torch.testing.assert_close(maps.float().sum(1), torch.ones(2, *layer.grid), rtol=0, atol=4e-3)
 
 
 EDITS = [("qwen_image", None), ("qwen_image", "index_timestep_zero"), ("krea2", "index"),
@@ -239,19 +288,18 @@ def test_ltxv_keyframe_guides_are_refused_before_sampling():
 
 
 @pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
-@pytest.mark.parametrize("key, what", [("conditioning_byt5small", "ByT5 tokens of its quoted text"),
-                                       ("clip_vision_output", "CLIP-vision tokens of its image")])
-def test_hunyuan_video15_tokens_beside_the_prompts_are_refused_before_sampling(family, key, what):
-    """Quoted text (ByT5) and an image-to-video run's CLIP-vision tokens join the text stream before the prompt's:
-    the capture, an attention negative beside such a prompt, and such a negative are refused before the first step,
-    naming them."""
+def test_hunyuan_video15_a_text_mask_is_refused_before_sampling(family):
+    """A text attention mask (its own encoder keeps none) would join the attention: the capture, an attention
+    negative beside such a prompt, and such a negative are refused before the first step, naming it."""
     import tiny_families
 
     import node_helpers
 
     model, handle, p, n = capture(family)
-    marked = node_helpers.conditioning_set_values(p, {key: torch.zeros(1, 3, 8)})
-    message = f"a HunyuanVideo 1.5 conditioning carries {what}"
+    mask = torch.ones(1, p[0][0].shape[1])
+    mask[:, -2:] = 0
+    marked = node_helpers.conditioning_set_values(p, {"attention_mask": mask})
+    message = "a HunyuanVideo 1.5 conditioning carries a text attention mask"
     with pytest.raises(ValueError, match=f"^AttentionCapture: {message}"):
         sample(family, model, marked, n)
     assert not handle.recorder.runs

@@ -258,6 +258,35 @@ def test_an_audio_negative_on_a_model_without_audio_is_refused_before_sampling(f
         guidance_cfg(tiny_families.model("wan21"), term(p, "audio"))
 
 
+def test_keyframe_guides_and_a_text_mask_are_refused_before_sampling(family):
+    """LTXVAddGuide's keyframes change the video's tokens: the negatives and the capture are refused before the first
+    step. A text mask, which the video's and the audio's contexts would extend by different negatives, is refused
+    for the negatives."""
+    import tiny_families
+
+    import node_helpers
+
+    p, negative = encode(TEXT), encode(NEGATIVE)
+    base = tiny_families.model(family)
+
+    def marked(conditioning, key, value):
+        return node_helpers.conditioning_set_values(conditioning, {key: value})
+
+    keyed = marked(p, "keyframe_idxs", torch.zeros(1, 3, 4, 2))
+    keyframes = r"LTXV's keyframe guides \(LTXVAddGuide\) change the video's tokens"
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         + keyframes):
+        sample(guidance_cfg(base, term(negative)), keyed, keyed, steps=1)
+    captured, handle, cp, cn = capture(base, NEGATIVE)
+    with pytest.raises(ValueError, match=r"^AttentionCapture: " + keyframes):
+        sample(captured, marked(cp, "keyframe_idxs", torch.zeros(1, 3, 4, 2)), cn, steps=1)
+    assert not handle.recorder.runs
+    masked = marked(p, "attention_mask", torch.ones(1, p[0][0].shape[1]))
+    with pytest.raises(ValueError, match=r"^NegativeGuidanceCFG: input 'terms' holds an AttentionNegativeTerm, but "
+                                         r"this LTX-2 conditioning carries a text attention mask"):
+        sample(guidance_cfg(base, term(negative)), masked, masked, steps=1)
+
+
 def capture(model, negative_text, clip=None):
     import tiny_families
 

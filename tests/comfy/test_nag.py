@@ -141,12 +141,30 @@ def computed_steps(family, terms, p, n, steps):
     return [step for step, count in enumerate(calls_per_step(terms)) if count > plain[step]]
 
 
-def tokens(family, conditioning):
-    """The tokens a conditioning's text adds to a text-attention call as an attention-space negative: LTXV's are cut
-    to the tokens its attention mask keeps."""
+def tokens(family, conditioning, run=None):
+    """The tokens a conditioning's text adds to a text-attention call as an attention-space negative (``run``: the
+    prompt's conditioning): LTXV's are cut to the tokens its attention mask keeps; HunyuanVideo 1.5's follow the
+    run's CLIP-vision tokens and its own ByT5 tokens."""
     if family == "ltxv":
         return int(conditioning[0][1]["attention_mask"].sum())
+    return text_tokens(family, conditioning, run)
+
+
+def text_tokens(family, conditioning, run=None):
+    """The tokens a conditioning puts into a DiT's text stream (HunyuanVideo 1.5: CLIP-vision and ByT5 tokens, then
+    its own)."""
+    import tiny_families
+
+    if family == "hunyuan_video15":
+        return tiny_families.stream_tokens(conditioning, run)
     return conditioning[0][0].shape[1]
+
+
+def image_and_quotes(conditioning):
+    """HunyuanVideo 1.5 image to video, the prompt quoting text: 5 CLIP-vision and 7 ByT5 tokens before its own."""
+    import tiny_families
+
+    return tiny_families.with_quoted_text(tiny_families.with_start_image(conditioning, conditioning)[0], 7, seed=8)
 
 
 def text_calls(family, text_tokens, image_tokens):
@@ -257,12 +275,13 @@ def test_one_layer_matches_the_four_equations_on_the_positive_rows_only(family, 
     check_one_layer(family, cfg, tiny_families.model(family))
 
 
-def check_one_layer(family, cfg, base, condition=lambda c: c, image=None):
+def check_one_layer(family, cfg, base, condition=lambda c: c, image=None, neg=None):
     """The first text attention of each forward of step 0, seen from above the pack's hooks, against the reference.
-    ``condition``: applied to the sampler's prompts; ``image``: the image tokens of a call."""
-    p, n, neg = condition(encode(family, TEXT)), condition(encode(family, OTHER)), encode(family, NEGATIVE)
+    ``condition``: applied to the sampler's prompts; ``image``: the image tokens of a call; ``neg``: the negative."""
+    p, n = condition(encode(family, TEXT)), condition(encode(family, OTHER))
+    neg = encode(family, NEGATIVE) if neg is None else neg
     image = image_tokens(family) if image is None else image
-    t_pos, t_neg = p[0][0].shape[1], tokens(family, neg)
+    t_pos, t_neg = text_tokens(family, p), tokens(family, neg, run=p)
     seen = {}
     nag_key = pack_module("nodes.contract").NAG
 
@@ -271,7 +290,7 @@ def check_one_layer(family, cfg, base, condition=lambda c: c, image=None):
         if 0 in slots:  # p is in this forward: the layer sees the negative's tokens
             text, extra = t_pos, t_neg
         else:  # n alone (Chroma, Qwen-Image: contexts of other lengths are batched apart): no negative at all
-            text, extra = n[0][0].shape[1], 0
+            text, extra = text_tokens(family, n), 0
         if slots not in seen and nag_key in options and text_calls(family, text + extra, image)(q, k):
             seen[slots] = (q, k, v, out, heads, split, text, extra, options.get(MASK))
 
@@ -314,12 +333,25 @@ def check_layer(family, slots, q, k, v, out, heads, split, t_pos, t_neg, mask):
     assert torch.equal(expected[~guided], unguided[~guided])  # and on n's rows not at all
 
 
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+@pytest.mark.parametrize("cfg", [1.0, 2.0])
+def test_hunyuan_video15_image_and_quoted_text_lead_every_texts_stream(cfg, family):
+    """Image to video, the prompts quoting text: a prompt's stream is [CLIP-vision, its ByT5, its Qwen2.5-VL], a
+    negative quoting text of its own [the run's CLIP-vision, its ByT5, its Qwen2.5-VL]. The one-layer oracle holds on
+    that layout, at cfg 1 (merged form) and 2."""
+    import tiny_families
+
+    neg = tiny_families.with_quoted_text(encode(family, NEGATIVE), 4, seed=9)
+    check_one_layer(family, cfg, tiny_families.model(family), image_and_quotes, neg=neg)
+
+
 AREAS = ["sd1", "flux", "qwen_image"]
 
 
 VARIANTS = [(f, None) for f in FAMILIES] + [(f, "area") for f in AREAS] + [("flux2_klein", "short"),
                                                                          ("qwen_image", "edit"),
-                                                                         ("qwen_image", "edit-zero")]
+                                                                         ("qwen_image", "edit-zero"),
+                                                                         ("hunyuan_video15", "image-quotes")]
 
 
 @pytest.mark.parametrize("family, variant", VARIANTS, ids=[f + (f"-{v}" if v else "") for f, v in VARIANTS])
@@ -330,15 +362,21 @@ def test_the_negative_is_projected_as_its_own_prompt_would_be(family, variant):
     prompt gets there (Qwen-Image numbers its text after the image's own grid: it took the whole latent's). Flux.2
     pads a context shorter than 512 tokens on the left ("short": 100 tokens, as Flux.2 dev's Mistral contexts are):
     the negative is padded alike. Qwen-Image-Edit's reference latents ("edit"; "edit-zero": modulated at timestep 0,
-    as the 2511 model does) follow the image in the stream, for the negative as for the prompt."""
+    as the 2511 model does) follow the image in the stream, for the negative as for the prompt. HunyuanVideo 1.5
+    image to video, the prompt and the negative quoting text ("image-quotes"): the negative's stream is the run's
+    CLIP-vision tokens, its own ByT5 tokens, its own Qwen2.5-VL tokens, as a prompt's would be."""
     import tiny_families
 
     p, neg = encode(family, TEXT), encode(family, NEGATIVE)
     if variant == "short":
         p, neg = ([[c[0][0][:, :100], c[0][1]]] for c in (p, neg))
-    t_pos, t_neg, t_alone = ((512, 512, 512) if variant == "short"
-                             else (p[0][0].shape[1], tokens(family, neg), neg[0][0].shape[1]))
-    as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output
+    if variant == "image-quotes":
+        p, neg = image_and_quotes(p), tiny_families.with_quoted_text(neg, 4, seed=9)
+    t_pos, t_neg, t_alone = ((512, 512, 512) if variant == "short" else (
+        text_tokens(family, p), tokens(family, neg, run=p), text_tokens(family, neg, run=p)))
+    as_prompt = [[neg[0][0], {**p[0][1]}]]  # the negative's context with the positive's pooled output (and image)
+    if variant == "image-quotes":  # and its own quoted text
+        as_prompt[0][1]["conditioning_byt5small"] = neg[0][1]["conditioning_byt5small"]
     if variant == "area":
         p, as_prompt = in_area(p), in_area(as_prompt)
     if variant in ("edit", "edit-zero"):

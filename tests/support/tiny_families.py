@@ -455,11 +455,11 @@ if hasattr(comfy.supported_models, "HunyuanVideo15"):
     class HunyuanVideo15(comfy.supported_models.HunyuanVideo15):  # HunyuanVideo's blocks, Qwen2.5-VL context
         unet_config = {"image_model": "hunyuan_video", **harness.required_fields(
             comfy.ldm.hunyuan_video.model.HunyuanVideoParams, **HunyuanVideo.unet_config | {
-                "use_cond_type_embedding": True, "vision_in_dim": 32, "meanflow_sum": False, "in_channels": 65,
-                "out_channels": 32, "vec_in_dim": None, "guidance_embed": False, "context_in_dim": 3584,
-                "patch_size": [1, 1, 1]})}
+                "use_cond_type_embedding": True, "vision_in_dim": 32, "byt5": True, "meanflow_sum": False,
+                "in_channels": 65, "out_channels": 32, "vec_in_dim": None, "guidance_embed": False,
+                "context_in_dim": 3584, "patch_size": [1, 1, 1]})}
 
-    FAMILIES["hunyuan_video15"] = Family(  # no ByT5 glyph encoder: it reads quoted text only, which the pack refuses
+    FAMILIES["hunyuan_video15"] = Family(  # no ByT5 glyph encoder (its model's glyph mapper reads tests' own tokens)
         HunyuanVideo15, comfy.text_encoders.hunyuan_video.HunyuanVideo15Tokenizer,
         comfy.text_encoders.hunyuan_image.te(byt5=False), ("qwen25_7b",),
         text_configs={"qwen25_7b": {"num_hidden_layers": 4}})  # it reads layer −3
@@ -577,3 +577,39 @@ def vae(family: str, seed: int = 2) -> comfy.sd.VAE:
     channels, *frames, _, _ = latent_shape(family)[1:]
     video = {"conv3d": True, "time_compress": 4} if frames else {}
     return tiny.seeded_vae(tiny.VAE_CONFIG | {"z_channels": channels} | video, seed)
+
+
+VISION_TOKENS, BYT5_WIDTH = 5, 1472  # HunyuanVideo 1.5's tiny CLIP-vision output; ByT5-small's width
+
+
+def with_start_image(positive: list, negative: list) -> tuple[list, list]:
+    """HunyuanVideo 1.5 image to video: both conditionings through HunyuanVideo15ImageToVideo with a seeded
+    CLIP-vision output of VISION_TOKENS tokens (as CLIPVisionEncode gives one; no start image, so no VAE)."""
+    from comfy_helpers import call_node
+
+    import comfy.clip_vision
+
+    output = comfy.clip_vision.Output()
+    output["last_hidden_state"] = torch.randn(1, VISION_TOKENS, 32, generator=torch.Generator().manual_seed(5))
+    positive, negative, _ = call_node("HunyuanVideo15ImageToVideo", positive=positive, negative=negative, vae=None,
+                                      width=64, height=64, length=1, batch_size=1, clip_vision_output=output)
+    return positive, negative
+
+
+def with_quoted_text(conditioning: list, tokens: int, seed: int) -> list:
+    """``conditioning`` as HunyuanVideo 1.5's text encoder gives a prompt that quotes text: with seeded ByT5 tokens
+    (the tiny CLIP has no ByT5 encoder; the model's glyph mapper reads them)."""
+    import node_helpers
+
+    glyphs = torch.randn(1, tokens, BYT5_WIDTH, generator=torch.Generator().manual_seed(seed))
+    return node_helpers.conditioning_set_values(conditioning, {"conditioning_byt5small": glyphs})
+
+
+def stream_tokens(conditioning: list, run: list | None = None) -> int:
+    """The tokens HunyuanVideo 1.5 puts into its text stream for a conditioning: the CLIP-vision tokens of the run
+    (``run``: the prompt's conditioning; a negative takes the run's image), its own ByT5 tokens, its Qwen2.5-VL
+    tokens."""
+    vision, glyphs = (run or conditioning)[0][1].get("clip_vision_output"), conditioning[0][1].get(
+        "conditioning_byt5small")
+    return (conditioning[0][0].shape[1] + (0 if glyphs is None else glyphs.shape[1])
+            + (0 if vision is None else vision.last_hidden_state.shape[1]))
