@@ -604,12 +604,27 @@ EXAMPLES = {
 OUT = harness.PACK_ROOT / "example_workflows"
 
 
+READOUTS = ("NegativeGuidanceCFG", "NegativeGuidanceGuider")  # the nodes whose evaluations readout (web/js) spills
+READOUT_ROOM = 40  # graph units more below each: the readout's text (up to 7 lines) runs some 60 below its node, to
+# the source badge over the title of the node workflows.to_ui stacks under it in its column, without this room
+
+
+def room_for_readouts(ui: dict) -> dict:
+    """Every node below a READOUTS node in its column moved down READOUT_ROOM, once per such node above it. The
+    workflow, changed."""
+    readouts = [node["pos"] for node in ui["nodes"] if node["type"] in READOUTS]
+    for node in ui["nodes"]:
+        x, y = node["pos"]
+        node["pos"] = [x, y + READOUT_ROOM * sum(x == left and y > top for left, top in readouts)]
+    return ui
+
+
 def workflow(name: str, info) -> dict:
-    """The UI-format workflow of an example, note included."""
+    """The UI-format workflow of an example, note included, with room under each readout."""
     import workflows
 
     example = EXAMPLES[name].build()
-    return workflows.to_ui(example.prompt, info, notes=[example.note])
+    return room_for_readouts(workflows.to_ui(example.prompt, info, notes=[example.note]))
 
 
 LOADER_OUTPUTS = {  # loader class → where each of its outputs comes from on NegativeGuidanceTestTinyFamily
