@@ -406,11 +406,10 @@ def check_streams(guidance: NegativeGuidance, guider, shapes: list[tuple[int, ..
 
 def negative_contexts(negatives: list[AttentionNegative], guider) -> list[torch.Tensor]:
     """Each attention-space negative's context as its family's blocks take it, once per sampling run (LTXV: cut to
-    its unmasked tokens; LTX-2: through the model's text connectors)."""
+    its unmasked tokens; LTX-2: through the model's text connectors; HunyuanVideo 1.5: with its ByT5 tokens)."""
     site = site_of(guider.model_options)
     context_of = getattr(site.family, "negative_context", None) if site is not None else None
-    return [term.context if context_of is None else context_of(term.conditioning, guider.model_patcher)
-            for term in negatives]
+    return [term.context if context_of is None else context_of(term.conditioning, guider) for term in negatives]
 
 
 def make_outer_sample(guidance: NegativeGuidance, batch):

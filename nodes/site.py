@@ -63,7 +63,7 @@ def forward_latent(executor, x, t, c_concat, c_crossattn, control, transformer_o
     puts tokens of its own before the prompt's, their counts (contract ``TEXT_PREFIX``)."""
     packed = kwargs.get("latent_shapes")
     options = {**transformer_options, LATENT: tuple(packed[0] if packed else x.shape)}
-    if (prefix := getattr(transformer_options[SITE].family, "text_prefix", None)) is not None:
+    if (prefix := getattr(getattr(transformer_options.get(SITE), "family", None), "text_prefix", None)) is not None:
         options[TEXT_PREFIX] = prefix(executor.class_obj.diffusion_model, kwargs)
     if (nag := transformer_options.get(NAG)) is not None:
         nag.layout = None

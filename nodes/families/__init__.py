@@ -6,7 +6,7 @@ A family module provides ``NAME``, ``matches(diffusion_model)``, ``text(clip, pr
 the capture and the attention-space negatives share (nodes/site.py; it returns the hooks it set, by key), and
 ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class has variants it does not
 read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space negative's context other than
-as CLIPTextEncode gave it, ``negative_context(conditioning, model_patcher)`` gives it once per sampling run (LTXV,
+as CLIPTextEncode gave it, ``negative_context(conditioning, guider)`` gives it once per sampling run (LTXV,
 LTX-2); where its blocks read several text streams, ``CONTEXTS`` names the stream of each (LTX-2's video and audio,
 which an AttentionNegativeTerm's ``stream`` picks); where a run's conditionings keep its
 negatives or its capture from being exact, ``negatives_refusal(diffusion_model, entries)`` and

@@ -15,9 +15,9 @@ Attention-space negatives (nodes/families/joint.py): each negative is refined by
 with the forward's timesteps, as ``_apply_model`` converts them from σ (the site's APPLY_MODEL wrapper hands them:
 contract ``TIMESTEPS``), then typed as a prompt (``cond_type_embedding`` 0). Its ByT5 tokens, where its text quotes
 some, go through the model's ``byt5_in`` and are typed 1, and the run's CLIP-vision tokens lead it, as they lead the
-prompt's: a negative replaces the prompt's text, never the run's image (a CLIP-vision output the negative's
-conditioning carries, as HunyuanVideo15ImageToVideo's negative output does, is the run's image, and is not read
-again). It joins the text stream at the first double block with RoPE rows of id 0.
+prompt's: a negative replaces the prompt's text, never the run's image (the negative output of
+HunyuanVideo15ImageToVideo carries the prompt's image, which is the run's; an image of another is refused before
+sampling). It joins the text stream at the first double block with RoPE rows of id 0.
 """
 
 from __future__ import annotations
@@ -64,6 +64,21 @@ def masked(entries) -> str | None:
     return None
 
 
+def other_image(vision, entries) -> str | None:
+    """Why a negative carrying the CLIP-vision output ``vision`` cannot act beside the run's prompt ``entries``: a
+    negative's stream takes the run's image, so an image of its own (not the prompt's) would be silently dropped."""
+    if vision is None or any(same_image(vision, entry.get("clip_vision_output")) for entry in entries):
+        return None
+    return ("it carries a CLIP-vision output (an image) that the run's prompt does not, and a negative's stream takes "
+            "the run's image: it pushes away from the negative's text only. Feed the AttentionNegativeTerm the text's "
+            "own conditioning (CLIPTextEncode), or the negative output of the HunyuanVideo15ImageToVideo that made "
+            "the prompt's")
+
+
+def same_image(a, b) -> bool:
+    return a is b or (b is not None and torch.equal(a.last_hidden_state, b.last_hidden_state))
+
+
 def capture_refusal(diffusion_model, entries) -> str | None:
     return masked(entries)
 
@@ -71,13 +86,15 @@ def capture_refusal(diffusion_model, entries) -> str | None:
 negatives_refusal = capture_refusal
 
 
-def negative_context(conditioning: list, model_patcher) -> tuple[torch.Tensor, ...]:
+def negative_context(conditioning: list, guider) -> tuple[torch.Tensor, ...]:
     """A negative's Qwen2.5-VL context, and its ByT5 tokens where its text quotes some and the model reads them;
-    refused before sampling where it carries a text mask."""
-    if (why := masked([conditioning[0][1]])) is not None:
+    refused before sampling where it carries a text mask, or an image other than the run's prompt's."""
+    extra = conditioning[0][1]
+    why = masked([extra]) or other_image(extra.get("clip_vision_output"), guider.conds.get("positive") or ())
+    if why is not None:
         raise ValueError(f"AttentionNegativeTerm: input 'conditioning': {why}.")
-    glyphs = conditioning[0][1].get("conditioning_byt5small")
-    reads_glyphs = model_patcher.get_model_object("diffusion_model").byt5_in is not None
+    glyphs = extra.get("conditioning_byt5small")
+    reads_glyphs = guider.model_patcher.get_model_object("diffusion_model").byt5_in is not None
     return (conditioning[0][0],) if glyphs is None or not reads_glyphs else (conditioning[0][0], glyphs)
 
 

@@ -57,10 +57,10 @@ def context_length(tokens: int) -> int:
     return math.ceil(max(MIN_CONTEXT, tokens) / REGISTERS) * REGISTERS
 
 
-def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
+def negative_context(conditioning: list, guider) -> torch.Tensor:
     """A negative's video and audio contexts, side by side in the channels, through the model's connectors on its
     device and dtype, as ``extra_conds`` makes the prompt's."""
-    context, extra = conditioning[0][0], conditioning[0][1]
+    context, extra, model_patcher = conditioning[0][0], conditioning[0][1], guider.model_patcher
     model = model_patcher.model
     return model.diffusion_model.preprocess_text_embeds(
         context.to(model_patcher.load_device, model.get_dtype_inference()),

@@ -38,7 +38,7 @@ def text(clip, prompt: str) -> PromptTokens:
     return single_encoder(clip, prompt, "t5xxl")
 
 
-def negative_context(conditioning: list, model_patcher) -> torch.Tensor:
+def negative_context(conditioning: list, guider) -> torch.Tensor:
     """A negative's context (1, T⁻, 4096) cut to the tokens its attention mask keeps (the T5 tokens and EOS)."""
     context, extra = conditioning[0][0], conditioning[0][1]
     mask = extra.get("attention_mask")

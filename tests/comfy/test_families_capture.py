@@ -188,11 +188,12 @@ def check_planted(family, model, handle, p, n, before=0):
 
 
 def image_and_quotes(p, n):
-    """HunyuanVideo 1.5 image to video, both prompts quoting text: 5 CLIP-vision and 7 ByT5 tokens before each's."""
+    """HunyuanVideo 1.5 image to video, both prompts quoting text: 5 CLIP-vision tokens and 7 ByT5 tokens before
+    the positive's, 4 before the negative's."""
     import tiny_families
 
     p, n = tiny_families.with_start_image(p, n)
-    return tiny_families.with_quoted_text(p, 7, seed=1), tiny_families.with_quoted_text(n, 7, seed=2)
+    return tiny_families.with_quoted_text(p, 7, seed=1), tiny_families.with_quoted_text(n, 4, seed=2)
 
 
 @pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
@@ -202,6 +203,37 @@ def test_hunyuan_video15_a_planted_column_behind_image_and_quoted_text_lands_in_
 
     model, handle, p, n = capture(family, special_tokens=False)
     check_planted(family, model, handle, *image_and_quotes(p, n), before=tiny_families.VISION_TOKENS + 7)
+
+
+def attention_negative(model, conditioning):
+    """NegativeGuidanceCFG at cfg 1 (its main negative off) with one AttentionNegativeTerm of ``conditioning``."""
+    term = call_node("AttentionNegativeTerm", conditioning=conditioning, scale=4.0, tau=2.5, alpha=0.25, start=0.0,
+                     end=1.0, window_unit="steps", schedule="constant")[0]
+    return call_node("NegativeGuidanceCFG", model=model, mode="standard", neg_scale=0.0, neg_start=0.0, neg_end=1.0,
+                     window_unit="steps", neg_schedule="constant", terms=term)[0]
+
+
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+def test_hunyuan_video15_an_attention_negatives_maps_are_those_of_its_text_as_the_prompt(family):
+    """Image to video, quoted text. At step 0's first block the image queries do not depend on the negatives, so the
+    maps of an attention-space negative (the "negative" branch at cfg 1) equal those of its text given as the prompt,
+    with the run's image and its own quoted text: its words are read behind the run's CLIP-vision tokens and its own
+    4 ByT5 tokens (the prompt has 7)."""
+    import tiny_families
+
+    model = tiny_families.model(family)
+    captured, handle, p, n = capture(family, model=model, special_tokens=False)
+    p, n = image_and_quotes(p, n)
+    sample(family, attention_negative(captured, n), p, n, steps=1, cfg=1.0)
+    alone, handle_alone, c, other = capture(family, model=model, positive=NEGATIVE, negative=TEXT,
+                                            special_tokens=False)
+    c = [[c[0][0], {**p[0][1], "conditioning_byt5small": n[0][1]["conditioning_byt5small"]}]]
+    sample(family, alone, c, other, steps=1, cfg=1.0)
+    assert handle.words["negative"] == handle_alone.words["positive"]
+    ours = handle.recorder.finished.layers(0, "negative")
+    reference = handle_alone.recorder.finished.layers(0, "positive")
+    first = next(layer for layer in ours if layer.block == ("double_block", 0))
+    torch.testing.assert_close(ours[first].float(), reference[first].float(), rtol=0, atol=2e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
@@ -215,14 +247,7 @@ def test_hunyuan_video15_image_and_quoted_text_tokens_belong_to_no_word(family, 
     model = tiny_families.model(family, dtype=dtype)
     captured, handle, p, n = capture(family, model=model)
     p, n = image_and_quotes(p, n)
-    term = call_node("AttentionNegativeTerm", conditioning=n, scale=4.0, tau=2.5, alpha=0.25, start=0.0, end=1.0,
-                     window_unit="steps", schedule="constant")[0]
-
-    def guided(base):
-        return call_node("NegativeGuidanceCFG", model=base, mode="standard", neg_scale=0.0, neg_start=0.0,
-                         neg_end=1.0, window_unit="steps", neg_schedule="constant", terms=term)[0]
-
-    for patch, cfg in ((lambda m: m, 4.0), (guided, 1.0)):
+    for patch, cfg in ((lambda m: m, 4.0), (lambda m: attention_negative(m, n), 1.0)):
         assert torch.equal(sample(family, patch(model), p, n, cfg=cfg), sample(family, patch(captured), p, n, cfg=cfg))
         store = handle.recorder.finished
         assert store.steps() == [0, 1, 2] and store.branches() == {"positive", "negative"}

@@ -345,6 +345,25 @@ def test_hunyuan_video15_image_and_quoted_text_lead_every_texts_stream(cfg, fami
     check_one_layer(family, cfg, tiny_families.model(family), image_and_quotes, neg=neg)
 
 
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+def test_hunyuan_video15_a_negative_with_an_image_other_than_the_prompts_is_refused_before_sampling(family):
+    """A negative's stream takes the run's image: a negative carrying the prompt's image (HunyuanVideo15ImageToVideo's
+    negative output) acts; one carrying another image, or an image beside a text-to-video prompt, is refused before
+    the first step, naming the input and the fix."""
+    import tiny_families
+
+    p, neg = tiny_families.with_start_image(encode(family, TEXT), encode(family, NEGATIVE))
+    base = tiny_families.model(family)
+    assert not torch.equal(sample(family, guidance_cfg(base, attention_term(neg)), p, p, steps=1),
+                           sample(family, guidance_cfg(base), p, p, steps=1))
+    other = tiny_families.with_start_image(neg, neg, seed=6)[0]
+    for prompt in (p, encode(family, TEXT)):
+        with pytest.raises(ValueError, match=r"^AttentionNegativeTerm: input 'conditioning': it carries a CLIP-vision "
+                                             r"output \(an image\) that the run's prompt does not.*Feed the "
+                                             r"AttentionNegativeTerm the text's own conditioning \(CLIPTextEncode\)"):
+            sample(family, guidance_cfg(base, attention_term(other)), prompt, prompt, steps=1)
+
+
 AREAS = ["sd1", "flux", "qwen_image"]
 
 

@@ -582,7 +582,7 @@ def vae(family: str, seed: int = 2) -> comfy.sd.VAE:
 VISION_TOKENS, BYT5_WIDTH = 5, 1472  # HunyuanVideo 1.5's tiny CLIP-vision output; ByT5-small's width
 
 
-def with_start_image(positive: list, negative: list) -> tuple[list, list]:
+def with_start_image(positive: list, negative: list, seed: int = 5) -> tuple[list, list]:
     """HunyuanVideo 1.5 image to video: both conditionings through HunyuanVideo15ImageToVideo with a seeded
     CLIP-vision output of VISION_TOKENS tokens (as CLIPVisionEncode gives one; no start image, so no VAE)."""
     from comfy_helpers import call_node
@@ -590,7 +590,7 @@ def with_start_image(positive: list, negative: list) -> tuple[list, list]:
     import comfy.clip_vision
 
     output = comfy.clip_vision.Output()
-    output["last_hidden_state"] = torch.randn(1, VISION_TOKENS, 32, generator=torch.Generator().manual_seed(5))
+    output["last_hidden_state"] = torch.randn(1, VISION_TOKENS, 32, generator=torch.Generator().manual_seed(seed))
     positive, negative, _ = call_node("HunyuanVideo15ImageToVideo", positive=positive, negative=negative, vae=None,
                                       width=64, height=64, length=1, batch_size=1, clip_vision_output=output)
     return positive, negative
