@@ -1,7 +1,7 @@
 """Where one step's time goes with attention-space negatives (AttentionNegativeTerm, NAG) at cfg 1: a CPU profile of
 one sampling step of the cfg-1 KSampler without a negative, and of NegativeGuidanceCFG with 1 and with 2 terms.
 
-    python bench/profile_nag.py [--model flux] [--size 512] [--rounds 1] [--threads 2]
+    python bench/profile_nag.py --model flux [--size 512] [--rounds 1] [--threads 2]
 
 The models and configurations are bench/bench_nag.py's. Each configuration runs one warm-up step, then ``--rounds``
 profiled steps, interleaved; each figure is its fastest round's (a shared machine's noise only adds time). Self CPU

@@ -404,7 +404,7 @@ def check_streams(guidance: NegativeGuidance, guider, shapes: list[tuple[int, ..
                          "latent of that stream (LTXVConcatAVLatent).")
 
 
-def negative_contexts(negatives: list[AttentionNegative], guider) -> list[torch.Tensor]:
+def negative_contexts(negatives: list[AttentionNegative], guider) -> list:
     """Each attention-space negative's context as its family's blocks take it, once per sampling run (LTXV: cut to
     its unmasked tokens; LTX-2: through the model's text connectors; HunyuanVideo 1.5: with its ByT5 tokens)."""
     site = site_of(guider.model_options)

@@ -7,10 +7,11 @@ the capture and the attention-space negatives share (nodes/site.py; it returns t
 ``installed_hooks(model_options)`` (the hooks in place at sampling); where its model class has variants it does not
 read, ``refusal(diffusion_model)`` says why; where its blocks take an attention-space negative's context other than
 as CLIPTextEncode gave it, ``negative_context(conditioning, guider)`` gives it once per sampling run (LTXV,
-LTX-2); where its blocks read several text streams, ``CONTEXTS`` names the stream of each (LTX-2's video and audio,
-which an AttentionNegativeTerm's ``stream`` picks); where a run's conditionings keep its
-negatives or its capture from being exact, ``negatives_refusal(diffusion_model, entries)`` and
-``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, LTX-2, NextDiT); a family the capture reads but
+LTX-2, HunyuanVideo 1.5: its context with its ByT5 tokens); where its blocks read several text streams,
+``CONTEXTS`` names the stream of each (LTX-2's video and audio, which an AttentionNegativeTerm's ``stream`` picks);
+where a run's conditionings keep its negatives or its capture from being exact, ``negatives_refusal(diffusion_model,
+entries)`` and ``capture_refusal(diffusion_model, entries)`` say why (Krea 2, LTXV, LTX-2, HunyuanVideo 1.5, NextDiT);
+a family the capture reads but
 attention-space negatives cannot join says why in ``NEGATIVES_REFUSED`` (NextDiT), and one whose model pads the
 prompt's context with tokens of its own gives the padded length, ``context_length(tokens)`` (Z-Image, LTX-2); one whose
 sampler packs several latents into one says which the maps read, ``PACKED`` (LTX-2: the first, its video); one whose

@@ -90,7 +90,7 @@ class Dit:
 
     blocks: list[tuple[str, int]]
     locate: Locate
-    embed: Callable[[list[torch.Tensor], dict], list]
+    embed: Callable[[list, dict], list]
     extend_pe: Callable | None = None
     token_grid: Callable[[tuple[int, ...]], tuple[int, ...]] = image_grid
     keys: tuple[str, str] = ("img", "txt")
