@@ -236,6 +236,26 @@ def test_hunyuan_video15_an_attention_negatives_maps_are_those_of_its_text_as_th
     torch.testing.assert_close(ours[first].float(), reference[first].float(), rtol=0, atol=2e-3)
 
 
+@pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
+def test_hunyuan_video15_without_a_glyph_mapper_quoted_text_changes_nothing(family):
+    """A HunyuanVideo 1.5 without ByT5's glyph mapper (``byt5_in``) ignores quoted text's ByT5 tokens, and so do the
+    capture and the negatives: with an attention negative at cfg 1, the samples and every map are bit for bit those
+    of the same run without them."""
+    import tiny_families
+
+    class NoGlyphs(tiny_families.FAMILIES[family].config):
+        unet_config = tiny_families.FAMILIES[family].config.unet_config | {"byt5": False}
+
+    runs = []
+    for quoted in (False, True):
+        captured, handle, p, n = capture(family, model=tiny_families.build(NoGlyphs))
+        p, n = image_and_quotes(p, n) if quoted else tiny_families.with_start_image(p, n)
+        runs.append((sample(family, attention_negative(captured, n), p, n, cfg=1.0), handle.recorder.finished))
+    (plain, plain_maps), (quoted, quoted_maps) = runs
+    assert torch.equal(plain, quoted) and plain_maps.records.keys() == quoted_maps.records.keys()
+    assert all(torch.equal(plain_maps.records[key], quoted_maps.records[key]) for key in plain_maps.records)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16], ids=str)
 @pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
 def test_hunyuan_video15_image_and_quoted_text_tokens_belong_to_no_word(family, dtype):
