@@ -66,20 +66,13 @@ def locate(kind: str, index: int, args: dict, call, grid: tuple[int, ...]) -> jo
     return joint.Block(layer, 0, length, slice(text_tokens, text_tokens + math.prod(grid)), slice(0, text_tokens))
 
 
-def dit(diffusion_model) -> joint.Dit:
-    # Flux.2 (global modulation) gets its context padded on the left to 512 tokens (model_base.Flux2.extra_conds)
-    length = FLUX2_CONTEXT if getattr(diffusion_model.params, "global_modulation", False) else 0
-
-    norm = getattr(diffusion_model, "txt_norm", None) or (lambda c: c)  # Ovis-Image normalises its text first
-
-    def embed(contexts, args):
-        return [diffusion_model.txt_in(norm(torch.nn.functional.pad(c, (0, 0, max(0, length - c.shape[1]), 0))))
-                for c in contexts]
+def text_rope(diffusion_model):
+    """``extend_pe(pe, nag)`` of a model laid out as Flux's (Flux, Chroma, HunyuanVideo 1.5)."""
 
     def extend_pe(pe, nag):
         """pe (B, 1, L, d/2, 2, 2) with each negative's text rows after the prompt's, positioned as ``_forward``
         positions a prompt's: id 0 on every rope axis, but 0 … T⁻ᵢ − 1 on the ``txt_ids_dims`` axes (Flux.2 numbers
-        its text tokens on its 4th axis; Flux.1 and Chroma have none)."""
+        its text tokens on its 4th axis; Flux.1, Chroma and HunyuanVideo 1.5 have none)."""
         axes = len(diffusion_model.params.axes_dim)
         numbered = getattr(diffusion_model.params, "txt_ids_dims", None) or ()
         rows = []
@@ -90,8 +83,21 @@ def dit(diffusion_model) -> joint.Dit:
             rows.append(diffusion_model.pe_embedder(ids).to(pe.dtype))
         return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
 
+    return extend_pe
+
+
+def dit(diffusion_model) -> joint.Dit:
+    # Flux.2 (global modulation) gets its context padded on the left to 512 tokens (model_base.Flux2.extra_conds)
+    length = FLUX2_CONTEXT if getattr(diffusion_model.params, "global_modulation", False) else 0
+
+    norm = getattr(diffusion_model, "txt_norm", None) or (lambda c: c)  # Ovis-Image normalises its text first
+
+    def embed(contexts, args):
+        return [diffusion_model.txt_in(norm(torch.nn.functional.pad(c, (0, 0, max(0, length - c.shape[1]), 0))))
+                for c in contexts]
+
     patch = diffusion_model.patch_size  # Flux.1 and Chroma: 2×2; Flux.2: 1×1
-    return joint.Dit(blocks(diffusion_model), locate, embed, extend_pe,
+    return joint.Dit(blocks(diffusion_model), locate, embed, text_rope(diffusion_model),
                      token_grid=lambda shape: joint.patch_grid(shape[-2:], (patch, patch)))
 
 

@@ -17,7 +17,7 @@ contract ``TIMESTEPS``), then typed as a prompt (``cond_type_embedding`` 0). Its
 some, go through the model's ``byt5_in`` and are typed 1, and the run's CLIP-vision tokens lead it, as they lead the
 prompt's: a negative replaces the prompt's text, never the run's image (the negative output of
 HunyuanVideo15ImageToVideo carries the prompt's image, which is the run's; an image of another is refused before
-sampling). It joins the text stream at the first double block with RoPE rows of id 0.
+sampling). It joins the text stream at the first double block with RoPE rows of id 0 (``flux.text_rope``).
 """
 
 from __future__ import annotations
@@ -129,14 +129,7 @@ def dit(diffusion_model) -> joint.Dit:
         block.keys = slice(sum(args["transformer_options"].get(TEXT_PREFIX, ())), block.keys.stop)
         return block
 
-    def extend_pe(pe, nag):
-        """pe with each negative's rows after the prompt's: id 0 on every axis, as a prompt's text tokens have."""
-        axes = len(diffusion_model.params.axes_dim)
-        rows = [diffusion_model.pe_embedder(torch.zeros(pe.shape[0], tokens, axes, device=pe.device)).to(pe.dtype)
-                for tokens in nag.layout.negatives]
-        return torch.cat([pe[:, :, :nag.layout.text], *rows, pe[:, :, nag.layout.text:]], dim=2)
-
-    return joint.Dit(flux.blocks(diffusion_model), locate, embed, extend_pe,
+    return joint.Dit(flux.blocks(diffusion_model), locate, embed, flux.text_rope(diffusion_model),
                      token_grid=lambda shape: joint.patch_grid(shape[-3:], tuple(diffusion_model.patch_size)),
                      unworded=unworded)
 

@@ -187,22 +187,14 @@ def check_planted(family, model, handle, p, n, before=0):
         assert maps[:, words.index("cat")].float().min() > 0.9, (layer, maps[:, words.index("cat")].mean())
 
 
-def image_and_quotes(p, n):
-    """HunyuanVideo 1.5 image to video, both prompts quoting text: 5 CLIP-vision tokens and 7 ByT5 tokens before
-    the positive's, 4 before the negative's."""
-    import tiny_families
-
-    p, n = tiny_families.with_start_image(p, n)
-    return tiny_families.with_quoted_text(p, 7, seed=1), tiny_families.with_quoted_text(n, 4, seed=2)
-
-
 @pytest.mark.parametrize("family", ["hunyuan_video15"])  # skipped where this ComfyUI has no HunyuanVideo 1.5
 def test_hunyuan_video15_a_planted_column_behind_image_and_quoted_text_lands_in_its_words_map(family):
     """The stream is [CLIP-vision, ByT5, Qwen2.5-VL]: the column planted at "cat"'s place in it lands in cat's map."""
     import tiny_families
 
     model, handle, p, n = capture(family, special_tokens=False)
-    check_planted(family, model, handle, *image_and_quotes(p, n), before=tiny_families.VISION_TOKENS + 7)
+    p, n = tiny_families.image_and_quotes(p, n)
+    check_planted(family, model, handle, p, n, before=tiny_families.VISION_TOKENS + 7)
 
 
 def attention_negative(model, conditioning):
@@ -223,7 +215,7 @@ def test_hunyuan_video15_an_attention_negatives_maps_are_those_of_its_text_as_th
 
     model = tiny_families.model(family)
     captured, handle, p, n = capture(family, model=model, special_tokens=False)
-    p, n = image_and_quotes(p, n)
+    p, n = tiny_families.image_and_quotes(p, n)
     sample(family, attention_negative(captured, n), p, n, steps=1, cfg=1.0)
     alone, handle_alone, c, other = capture(family, model=model, positive=NEGATIVE, negative=TEXT,
                                             special_tokens=False)
@@ -249,7 +241,7 @@ def test_hunyuan_video15_without_a_glyph_mapper_quoted_text_changes_nothing(fami
     runs = []
     for quoted in (False, True):
         captured, handle, p, n = capture(family, model=tiny_families.build(NoGlyphs))
-        p, n = image_and_quotes(p, n) if quoted else tiny_families.with_start_image(p, n)
+        p, n = tiny_families.image_and_quotes(p, n) if quoted else tiny_families.with_start_image(p, n)
         runs.append((sample(family, attention_negative(captured, n), p, n, cfg=1.0), handle.recorder.finished))
     (plain, plain_maps), (quoted, quoted_maps) = runs
     assert torch.equal(plain, quoted) and plain_maps.records.keys() == quoted_maps.records.keys()
@@ -266,7 +258,7 @@ def test_hunyuan_video15_image_and_quoted_text_tokens_belong_to_no_word(family, 
 
     model = tiny_families.model(family, dtype=dtype)
     captured, handle, p, n = capture(family, model=model)
-    p, n = image_and_quotes(p, n)
+    p, n = tiny_families.image_and_quotes(p, n)
     for patch, cfg in ((lambda m: m, 4.0), (lambda m: attention_negative(m, n), 1.0)):
         assert torch.equal(sample(family, patch(model), p, n, cfg=cfg), sample(family, patch(captured), p, n, cfg=cfg))
         store = handle.recorder.finished

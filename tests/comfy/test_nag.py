@@ -164,7 +164,7 @@ def image_and_quotes(conditioning):
     """HunyuanVideo 1.5 image to video, the prompt quoting text: 5 CLIP-vision and 7 ByT5 tokens before its own."""
     import tiny_families
 
-    return tiny_families.with_quoted_text(tiny_families.with_start_image(conditioning, conditioning)[0], 7, seed=8)
+    return tiny_families.image_and_quotes(conditioning, conditioning)[0]
 
 
 def text_calls(family, text_tokens, image_tokens):

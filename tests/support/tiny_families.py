@@ -605,6 +605,13 @@ def with_quoted_text(conditioning: list, tokens: int, seed: int) -> list:
     return node_helpers.conditioning_set_values(conditioning, {"conditioning_byt5small": glyphs})
 
 
+def image_and_quotes(positive: list, negative: list) -> tuple[list, list]:
+    """HunyuanVideo 1.5 image to video, both prompts quoting text: VISION_TOKENS CLIP-vision tokens and 7 ByT5 tokens
+    before the positive's own, VISION_TOKENS and 4 before the negative's."""
+    positive, negative = with_start_image(positive, negative)
+    return with_quoted_text(positive, 7, seed=1), with_quoted_text(negative, 4, seed=2)
+
+
 def stream_tokens(conditioning: list, run: list | None = None) -> int:
     """The tokens HunyuanVideo 1.5 puts into its text stream for a conditioning: the CLIP-vision tokens of the run
     (``run``: the prompt's conditioning; a negative takes the run's image), its own ByT5 tokens, its Qwen2.5-VL
